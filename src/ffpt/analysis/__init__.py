@@ -1,0 +1,1 @@
+"""ffpt.analysis"""

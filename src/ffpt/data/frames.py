@@ -1,0 +1,101 @@
+"""Conventions for labelled frames and their validation.
+
+A frame is an :class:`ase.Atoms` with
+- ``info["REF_energy"]``: total energy, eV
+- ``arrays["REF_forces"]``: forces, eV/A, shape (n_atoms, 3)
+- optional ``info["charge"]`` (e), ``info["spin"]`` (multiplicity 2S+1), ``info["config_type"]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+ENERGY_KEY = "REF_energy"
+FORCES_KEY = "REF_forces"
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, frame, atom or key at fault."""
+
+
+def _where(source: str | None, index: int | None) -> str:
+    parts = []
+    if source is not None:
+        parts.append(str(source))
+    if index is not None:
+        parts.append(f"frame {index}")
+    return ", ".join(parts) if parts else "frame"
+
+
+def energy_of(atoms: Atoms) -> float:
+    """Reference energy of a frame, eV."""
+    return float(atoms.info[ENERGY_KEY])
+
+
+def forces_of(atoms: Atoms) -> np.ndarray:
+    """Reference forces of a frame, eV/A, shape (n_atoms, 3)."""
+    return np.asarray(atoms.arrays[FORCES_KEY], dtype=float)
+
+
+def set_labels(atoms: Atoms, energy: float, forces: np.ndarray) -> Atoms:
+    """Store reference labels (eV, eV/A) on ``atoms`` in place and return it."""
+    atoms.info[ENERGY_KEY] = float(energy)
+    atoms.arrays[FORCES_KEY] = np.asarray(forces, dtype=float).reshape(len(atoms), 3)
+    return atoms
+
+
+def validate_frame(
+    atoms: Atoms,
+    *,
+    source: str | None = None,
+    index: int | None = None,
+    require_labels: bool = True,
+    min_distance: float = 0.1,
+) -> None:
+    """Raise :class:`DataError` naming the place of the first problem found.
+
+    Checks: known elements, finite positions, no two atoms closer than ``min_distance`` (A),
+    and, if ``require_labels``, presence, shape and finiteness of ``REF_energy``/``REF_forces``.
+    """
+    where = _where(source, index)
+    numbers = atoms.numbers
+    if len(atoms) == 0:
+        raise DataError(f"{where}: frame has no atoms")
+    bad = np.flatnonzero((numbers <= 0) | (numbers >= len(chemical_symbols)))
+    if bad.size:
+        raise DataError(f"{where}, atom {bad[0]}: unknown element (atomic number {numbers[bad[0]]})")
+    positions = atoms.positions
+    if not np.all(np.isfinite(positions)):
+        i = int(np.argwhere(~np.isfinite(positions))[0, 0])
+        raise DataError(f"{where}, atom {i}: non-finite position")
+    if len(atoms) > 1 and min_distance > 0:
+        from ase.neighborlist import neighbor_list
+
+        i, j, d = neighbor_list("ijd", atoms, min_distance)
+        if len(d):
+            k = int(np.argmin(d))
+            raise DataError(
+                f"{where}: atoms {i[k]} and {j[k]} overlap ({d[k]:.3f} A < {min_distance} A)"
+            )
+    if not require_labels:
+        return
+    if ENERGY_KEY not in atoms.info:
+        raise DataError(f"{where}: missing key '{ENERGY_KEY}' in frame info")
+    try:
+        energy = float(atoms.info[ENERGY_KEY])
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: key '{ENERGY_KEY}' is not a number ({atoms.info[ENERGY_KEY]!r})") from exc
+    if not np.isfinite(energy):
+        raise DataError(f"{where}: key '{ENERGY_KEY}' is not finite ({energy})")
+    if FORCES_KEY not in atoms.arrays:
+        raise DataError(f"{where}: missing key '{FORCES_KEY}' in per-atom arrays")
+    forces = np.asarray(atoms.arrays[FORCES_KEY])
+    if forces.shape != (len(atoms), 3):
+        raise DataError(
+            f"{where}: key '{FORCES_KEY}' has shape {forces.shape}, expected ({len(atoms)}, 3)"
+        )
+    if not np.all(np.isfinite(forces)):
+        i = int(np.argwhere(~np.isfinite(forces))[0, 0])
+        raise DataError(f"{where}, atom {i}: key '{FORCES_KEY}' is not finite")

@@ -1,0 +1,33 @@
+"""Teachers label frames: classical force fields per isolated molecule, and ab initio methods.
+
+``get(name, **options)`` returns a :class:`~ffpt.teachers.base.Teacher` (also an ASE calculator).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ffpt.teachers.base import Label, LabelFailure, Teacher, TeacherInfo
+
+# name -> "module:factory"; modules are imported on first use so heavy backends load lazily
+REGISTRY: dict[str, str] = {}
+
+
+def register(name: str, target: str) -> None:
+    REGISTRY[name] = target
+
+
+def get(name: str, **options) -> Teacher:
+    """Build the teacher called ``name`` with backend ``options``."""
+    key = name.lower()
+    if key not in REGISTRY:
+        raise KeyError(f"unknown teacher '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    module_name, factory = REGISTRY[key].split(":")
+    return getattr(importlib.import_module(module_name), factory)(**options)
+
+
+def available() -> list[str]:
+    return sorted(REGISTRY)
+
+
+__all__ = ["Label", "LabelFailure", "REGISTRY", "Teacher", "TeacherInfo", "available", "get", "register"]

@@ -1,0 +1,60 @@
+"""The teacher interface: anything that labels frames with energy (eV) and forces (eV/A).
+
+A teacher is also an ASE calculator, so any teacher can drive MD. Subclasses implement
+:meth:`Teacher.compute` and set :attr:`Teacher.provenance`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    """What a teacher is: travels into datasets and model files as provenance."""
+
+    name: str  # registry name, e.g. "mmff94", "pyscf"
+    level: str  # level of theory, e.g. "MMFF94 (intramolecular)", "wB97X-V/cc-pVTZ"
+    version: str  # version of the backend package
+    options: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Label:
+    """Energy (eV) and forces (eV/A, shape (n_atoms, 3)) of one frame."""
+
+    energy: float
+    forces: np.ndarray
+
+
+class LabelFailure(RuntimeError):
+    """A frame this teacher could not label (e.g. SCF not converged); recorded, never a label."""
+
+
+class Teacher(Calculator):
+    """Base class: ``label(atoms) -> Label`` plus the ASE calculator interface."""
+
+    implemented_properties = ["energy", "forces"]
+
+    @property
+    def info(self) -> TeacherInfo:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compute(self, atoms: Atoms) -> Label:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def label(self, atoms: Atoms) -> Label:
+        """Label one frame; raises :class:`LabelFailure` if it cannot."""
+        return self.compute(atoms)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        result = self.label(self.atoms)
+        self.results = {"energy": float(result.energy), "forces": np.asarray(result.forces, dtype=float)}

@@ -1,0 +1,15 @@
+"""Unit conversions used at the edges of ffpt. Inside: eV, Angstrom, fs, K."""
+
+from ase import units
+
+KCAL_PER_MOL = units.kcal / units.mol  # eV per (kcal/mol)
+HARTREE = units.Hartree  # eV per hartree
+MEV = 1e-3  # eV per meV
+
+
+def ev_to_kcal_per_mol(x):
+    return x / KCAL_PER_MOL
+
+
+def kcal_per_mol_to_ev(x):
+    return x * KCAL_PER_MOL
