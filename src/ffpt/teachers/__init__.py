@@ -10,7 +10,13 @@ import importlib
 from ffpt.teachers.base import Label, LabelFailure, Teacher, TeacherInfo
 
 # name -> "module:factory"; modules are imported on first use so heavy backends load lazily
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "mmff94": "ffpt.teachers.forcefield:mmff94",
+    "uff": "ffpt.teachers.forcefield:uff",
+    "spcfw": "ffpt.teachers.water:spcfw",
+    "pyscf": "ffpt.teachers.pyscf_dft:PySCFTeacher",
+    "gfn2": "ffpt.teachers.xtb:GFN2Teacher",
+}
 
 
 def register(name: str, target: str) -> None:
