@@ -1,1 +1,24 @@
-"""ffpt.models"""
+"""MLIP architectures, graphs and neighbour lists, model files and the ASE calculator."""
+
+from ffpt.models.graph import AtomicGraph, NeighborListBuilder, collate, graph_from_atoms
+from ffpt.models.model_file import build_model, load_model, read_model_file, save_model
+from ffpt.models.newtonnet import NewtonNet
+from ffpt.models.potential import InteratomicPotential, Prediction
+
+# architecture name -> class; other backends (e.g. MACE) register here
+ARCHITECTURES: dict[str, type[InteratomicPotential]] = {"newtonnet": NewtonNet}
+
+__all__ = [
+    "ARCHITECTURES",
+    "AtomicGraph",
+    "InteratomicPotential",
+    "NeighborListBuilder",
+    "NewtonNet",
+    "Prediction",
+    "build_model",
+    "collate",
+    "graph_from_atoms",
+    "load_model",
+    "read_model_file",
+    "save_model",
+]

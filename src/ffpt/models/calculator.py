@@ -1,0 +1,52 @@
+"""The ASE calculator of an ffpt model: energy (eV), forces (eV/A), stress (eV/A^3, periodic cells)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from ffpt.models.graph import NeighborListBuilder, graph_from_atoms
+from ffpt.models.model_file import load_model
+from ffpt.models.potential import InteratomicPotential
+
+
+class MLIPCalculator(Calculator):
+    """Serves any :class:`InteratomicPotential` to ASE."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, model: InteratomicPotential, device: str = "cpu", dtype: torch.dtype | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.device = torch.device(device)
+        self.model = model.to(device=self.device, dtype=dtype) if dtype else model.to(self.device)
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.dtype = next(self.model.parameters()).dtype
+        self.neighbors = NeighborListBuilder(self.model.cutoff)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, device: str = "cpu", dtype: torch.dtype | None = None, **kwargs):
+        return cls(load_model(path, device=device), device=device, dtype=dtype, **kwargs)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        graph = graph_from_atoms(self.atoms, self.model.elements, self.neighbors, dtype=self.dtype)
+        graph = graph.to(self.device)
+        want_stress = "stress" in properties and bool(self.atoms.pbc.all())
+        pred = self.model(graph, forces=True, stress=want_stress)
+        energy = float(pred.energy.detach().cpu().sum())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": pred.forces.detach().cpu().numpy().astype(float),
+        }
+        if want_stress:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            self.results["stress"] = full_3x3_to_voigt_6_stress(pred.stress[0].detach().cpu().numpy().astype(float))
+        elif "stress" in properties:
+            raise NotImplementedError("stress needs a cell periodic in all three directions")

@@ -1,0 +1,85 @@
+"""Self-describing model files: one ``torch.save`` dict that ``load_model`` rebuilds with one call.
+
+Contents: format tag and version, architecture name and hyper-parameters (elements, cutoff, ...),
+state dict (weights, per-element references, energy scale), and provenance (stage, data hash,
+teacher, parent model).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ffpt import __version__
+from ffpt.models.potential import InteratomicPotential
+
+FORMAT = "ffpt-model"
+FORMAT_VERSION = 1
+
+
+def _architectures() -> dict:
+    from ffpt.models import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
+def build_model(architecture: str, **hparams) -> InteratomicPotential:
+    """Instantiate an architecture by name."""
+    archs = _architectures()
+    if architecture not in archs:
+        raise KeyError(f"unknown architecture '{architecture}'; known: {', '.join(sorted(archs))}")
+    return archs[architecture](**hparams)
+
+
+def save_model(model: InteratomicPotential, path: str | os.PathLike, provenance: dict | None = None) -> Path:
+    """Write a model file atomically; returns its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ffpt_version": __version__,
+        "architecture": model.architecture,
+        "hparams": model.hparams(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "provenance": provenance or {},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> dict:
+    """The raw content of a model file, checked for format."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not an ffpt model file ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an ffpt model file (missing format tag '{FORMAT}')")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: model file version {payload['format_version']} is newer than this ffpt")
+    return payload
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> InteratomicPotential:
+    """Rebuild the model of a file, weights and references included, in its saved dtype."""
+    payload = read_model_file(path)
+    model = build_model(payload["architecture"], **payload["hparams"])
+    model.load_state_dict(payload["state_dict"])
+    model.to(device=device, dtype=getattr(torch, payload.get("dtype", "float32")))
+    model.provenance = payload["provenance"]
+    return model.eval()

@@ -1,0 +1,171 @@
+"""Physics of the NewtonNet-class model: gradients, symmetries, periodic images, stress."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+from scipy.spatial.transform import Rotation
+
+from ffpt.models import NewtonNet, collate, graph_from_atoms, NeighborListBuilder
+from ffpt.models.calculator import MLIPCalculator
+
+
+def random_model(elements=(1, 6, 8), cutoff=4.0, seed=0):
+    torch.manual_seed(seed)
+    model = NewtonNet(elements=list(elements), cutoff=cutoff, n_features=16, n_layers=2, n_basis=8).double()
+    # non-trivial references and scale so they are exercised too
+    model.references.copy_(torch.tensor([-13.6, -1029.0, -2041.0][: len(elements)], dtype=torch.float64))
+    model.energy_scale.fill_(0.7)
+    return model
+
+
+def calc_for(model):
+    return MLIPCalculator(model)
+
+
+def energy_forces(calc, atoms):
+    atoms = atoms.copy()
+    atoms.calc = calc
+    return atoms.get_potential_energy(), atoms.get_forces()
+
+
+@pytest.fixture(scope="module")
+def ethanol():
+    a = molecule("CH3CH2OH")
+    a.rattle(0.05, seed=1)
+    return a
+
+
+def test_forces_are_minus_energy_gradient(ethanol):
+    calc = calc_for(random_model())
+    _, forces = energy_forces(calc, ethanol)
+    h = 1e-5
+    fd = np.zeros_like(forces)
+    for i in range(len(ethanol)):
+        for k in range(3):
+            plus, minus = ethanol.copy(), ethanol.copy()
+            plus.positions[i, k] += h
+            minus.positions[i, k] -= h
+            fd[i, k] = -(energy_forces(calc, plus)[0] - energy_forces(calc, minus)[0]) / (2 * h)
+    assert np.abs(forces).max() > 1e-3  # not trivially zero
+    rel = np.abs(forces - fd).max() / np.abs(forces).max()
+    assert rel < 1e-5, rel
+
+
+def test_rotation_translation_permutation(ethanol):
+    calc = calc_for(random_model())
+    e0, f0 = energy_forces(calc, ethanol)
+    R = Rotation.random(random_state=3).as_matrix()
+    moved = ethanol.copy()
+    moved.positions = ethanol.positions @ R.T + np.array([1.3, -2.2, 0.7])
+    e1, f1 = energy_forces(calc, moved)
+    assert abs(e1 - e0) < 1e-9 * max(1.0, abs(e0))
+    np.testing.assert_allclose(f1, f0 @ R.T, atol=1e-9)
+    perm = np.random.default_rng(0).permutation(len(ethanol))
+    e2, f2 = energy_forces(calc, ethanol[perm])
+    assert abs(e2 - e0) < 1e-9 * max(1.0, abs(e0))
+    np.testing.assert_allclose(f2, f0[perm], atol=1e-9)
+
+
+def test_mirror_image_has_same_energy(ethanol):
+    """E(3): reflection changes nothing for a model built on distances and dot products."""
+    calc = calc_for(random_model())
+    mirrored = ethanol.copy()
+    mirrored.positions[:, 0] *= -1
+    assert energy_forces(calc, mirrored)[0] == pytest.approx(energy_forces(calc, ethanol)[0], abs=1e-9)
+
+
+def test_water_across_cell_boundary_equals_unwrapped():
+    model = random_model(elements=(1, 8))
+    calc = calc_for(model)
+    water = molecule("H2O")
+    water.cell = np.diag([12.0, 12.0, 12.0])
+    water.pbc = True
+    water.positions += 6.0
+    e_in, f_in = energy_forces(calc, water)
+    shifted = water.copy()
+    shifted.positions += np.array([0.0, 5.9, 0.0])  # O near the y face: one H across it after wrap
+    shifted.wrap()
+    assert shifted.positions[:, 1].max() - shifted.positions[:, 1].min() > 6.0  # really split
+    e_wrap, f_wrap = energy_forces(calc, shifted)
+    assert e_wrap == pytest.approx(e_in, abs=1e-9)
+    np.testing.assert_allclose(f_wrap, f_in, atol=1e-9)
+
+
+def test_small_periodic_cell_sees_its_images():
+    """A cell smaller than the cutoff: the model must include images (energy changes with cell)."""
+    calc = calc_for(random_model(elements=(1, 8), cutoff=4.0))
+    water = molecule("H2O")
+    water.center(vacuum=0.0)
+    big = water.copy()
+    big.cell, big.pbc = np.diag([20.0] * 3), True
+    small = water.copy()
+    small.cell, small.pbc = np.diag([3.0] * 3), True
+    e_big, e_small = energy_forces(calc, big)[0], energy_forces(calc, small)[0]
+    assert abs(e_big - e_small) > 1e-6
+    # translation of the whole periodic system leaves it unchanged
+    moved = small.copy()
+    moved.positions += 1.1
+    moved.wrap()
+    assert energy_forces(calc, moved)[0] == pytest.approx(e_small, abs=1e-9)
+
+
+def test_stress_is_strain_derivative():
+    calc = calc_for(random_model(elements=(1, 8), cutoff=4.0))
+    water = molecule("H2O")
+    water.center(vacuum=0.0)
+    box = water.copy()
+    box.cell, box.pbc = np.diag([3.2, 3.4, 3.6]), True
+    box.calc = calc
+    stress = box.get_stress(voigt=False)
+    h = 1e-6
+    fd = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            e = []
+            for sign in (1, -1):
+                strained = box.copy()
+                eps = np.zeros((3, 3))
+                eps[a, b] += sign * h / 2
+                eps[b, a] += sign * h / 2
+                strained.set_cell(box.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+                strained.calc = calc
+                e.append(strained.get_potential_energy())
+            fd[a, b] = (e[0] - e[1]) / (2 * h) / box.get_volume()
+    np.testing.assert_allclose(stress, fd, atol=1e-7)
+
+
+def test_batch_equals_single_frames(ethanol):
+    model = random_model()
+    nl = NeighborListBuilder(model.cutoff)
+    frames = [ethanol, molecule("H2O"), molecule("CH4")]
+    graphs = [graph_from_atoms(a, model.elements, nl, dtype=torch.float64) for a in frames]
+    batched = model(collate(graphs))
+    for k, g in enumerate(graphs):
+        single = model(g)
+        assert batched.energy[k].item() == pytest.approx(single.energy.item(), abs=1e-10)
+    singles = torch.cat([model(g).forces for g in graphs])
+    torch.testing.assert_close(batched.forces, singles)
+
+
+def test_float32_close_to_float64(ethanol):
+    model = random_model()
+    e64, f64 = energy_forces(MLIPCalculator(model), ethanol)
+    e32, f32 = energy_forces(MLIPCalculator(random_model(), dtype=torch.float32), ethanol)
+    assert abs(e32 - e64) < 1e-3
+    np.testing.assert_allclose(f32, f64, atol=1e-4)
+
+
+def test_unknown_element_is_refused():
+    calc = calc_for(random_model(elements=(1, 8)))
+    with pytest.raises(KeyError, match=r"\['N'\]"):
+        energy_forces(calc, molecule("NH3"))
+
+
+def test_smooth_at_cutoff():
+    """Energy is continuous as a neighbour crosses the cutoff."""
+    model = random_model(elements=(1, 8), cutoff=3.0)
+    calc = calc_for(model)
+    e = [energy_forces(calc, Atoms("OH", positions=[[0, 0, 0], [0, 0, d]]))[0] for d in (2.9999, 3.0001)]
+    assert abs(e[0] - e[1]) < 1e-8
