@@ -27,6 +27,7 @@ class InteratomicPotential(nn.Module):
     """Base class: holds elements, cutoff, per-element reference energies and an energy scale."""
 
     architecture: str = ""
+    head_name: str = "head"  # the output part that fine-tuning may re-initialise
 
     def __init__(self, elements: list[int], cutoff: float):
         super().__init__()

@@ -1,0 +1,81 @@
+"""Error tables and parity plots of a model against labelled frames."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from ffpt.data.frames import energy_of, forces_of
+
+
+@dataclass(frozen=True)
+class ErrorTable:
+    """Errors of predictions: energies per atom in meV/atom, forces in meV/A (and kcal/mol)."""
+
+    n_frames: int
+    energy_mae_mev_per_atom: float
+    energy_rmse_mev_per_atom: float
+    forces_mae_mev_per_a: float
+    forces_rmse_mev_per_a: float
+    energy_mae_kcal_per_mol: float
+    forces_mae_kcal_per_mol_per_a: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def error_table(frames: Sequence[Atoms], energies: np.ndarray, forces: Sequence[np.ndarray]) -> ErrorTable:
+    from ffpt.units import KCAL_PER_MOL
+
+    n_atoms = np.array([len(a) for a in frames])
+    de = np.asarray(energies) - np.array([energy_of(a) for a in frames])
+    df = np.concatenate([(f - forces_of(a)).ravel() for a, f in zip(frames, forces)])
+    return ErrorTable(
+        n_frames=len(frames),
+        energy_mae_mev_per_atom=float(1e3 * np.mean(np.abs(de / n_atoms))),
+        energy_rmse_mev_per_atom=float(1e3 * np.sqrt(np.mean((de / n_atoms) ** 2))),
+        forces_mae_mev_per_a=float(1e3 * np.mean(np.abs(df))),
+        forces_rmse_mev_per_a=float(1e3 * np.sqrt(np.mean(df**2))),
+        energy_mae_kcal_per_mol=float(np.mean(np.abs(de)) / KCAL_PER_MOL),
+        forces_mae_kcal_per_mol_per_a=float(np.mean(np.abs(df)) / KCAL_PER_MOL),
+    )
+
+
+def parity_plot(
+    frames: Sequence[Atoms], energies: np.ndarray, forces: Sequence[np.ndarray], path: str | Path, title: str = ""
+) -> Path:
+    """Two panels: energy per atom (eV/atom) and force components (eV/A), predicted vs reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_atoms = np.array([len(a) for a in frames])
+    e_ref = np.array([energy_of(a) for a in frames]) / n_atoms
+    e_pred = np.asarray(energies) / n_atoms
+    f_ref = np.concatenate([forces_of(a).ravel() for a in frames])
+    f_pred = np.concatenate([np.ravel(f) for f in forces])
+    table = error_table(frames, energies, forces)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, ref, pred, label, mae, unit in (
+        (axes[0], e_ref, e_pred, "energy per atom (eV/atom)", table.energy_mae_mev_per_atom, "meV/atom"),
+        (axes[1], f_ref, f_pred, "force component (eV/Å)", table.forces_mae_mev_per_a, "meV/Å"),
+    ):
+        lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.6", lw=1)
+        ax.scatter(ref, pred, s=4, alpha=0.5)
+        ax.set_xlabel(f"reference {label}")
+        ax.set_ylabel(f"predicted {label}")
+        ax.set_title(f"MAE {mae:.1f} {unit}")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

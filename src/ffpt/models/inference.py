@@ -1,0 +1,44 @@
+"""Batched predictions of a model on frames (for evaluation; MD uses the ASE calculator)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from ffpt.models.graph import NeighborListBuilder, collate, graph_from_atoms
+from ffpt.models.potential import InteratomicPotential
+
+
+def predict_frames(
+    model: InteratomicPotential, frames: Sequence[Atoms], batch_size: int = 64, device: str = "cpu"
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies (n_frames,) eV and forces [(n_atoms, 3)] eV/A of ``model`` on ``frames``."""
+    dtype = next(model.parameters()).dtype
+    model = model.to(device).eval()
+    neighbors = NeighborListBuilder(model.cutoff)
+    energies, forces = [], []
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start : start + batch_size]
+        batch = collate([graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in chunk]).to(device)
+        pred = model(batch, forces=True)
+        energies.append(pred.energy.detach().cpu().double().numpy())
+        f = pred.forces.detach().cpu().double().numpy()
+        splits = np.cumsum([len(a) for a in chunk])[:-1]
+        forces.extend(np.split(f, splits))
+    return np.concatenate(energies) if energies else np.zeros(0), forces
+
+
+def network_energies(model: InteratomicPotential, frames: Sequence[Atoms], batch_size: int = 64) -> np.ndarray:
+    """Energies (eV) of the network alone, without per-element references."""
+    neighbors = NeighborListBuilder(model.cutoff)
+    dtype = next(model.parameters()).dtype
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(frames), batch_size):
+            chunk = frames[start : start + batch_size]
+            batch = collate([graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in chunk])
+            out.append(model.network_energy(batch, batch.edge_vectors()).double().numpy())
+    return np.concatenate(out) if out else np.zeros(0)

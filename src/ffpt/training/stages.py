@@ -1,0 +1,223 @@
+"""One code path for the three training stages: ``scratch``, ``pretrain`` and ``finetune``.
+
+scratch/pretrain build a new network (per-element references by least squares, energy scale from
+the force RMS); finetune starts from a model file's weights and can refit references, reset the
+output head, freeze parts and use its own learning rate. Runs resume from ``out/checkpoints/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ffpt.data.io import read_frames
+from ffpt.data.splits import split, subset
+from ffpt.models.model_file import build_model, load_model, save_model
+from ffpt.models.potential import InteratomicPotential
+from ffpt.models.references import element_counts, fit_references, force_rms, frame_energies
+from ffpt.training.config import TrainConfig, save_config
+from ffpt.training.dataset import GraphDataset, loader
+from ffpt.training.module import PotentialModule
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_path: Path
+    metrics: dict  # validation errors of the saved (best, EMA) model
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def set_references(model: InteratomicPotential, frames) -> None:
+    """Refit per-element references to ``frames`` given the current network (network unchanged)."""
+    from ffpt.models.inference import network_energies
+
+    residual = frame_energies(frames) - network_energies(model, frames)
+    refs, present = fit_references(element_counts(frames, model.elements), residual)
+    new = model.references.detach().clone()
+    new[torch.from_numpy(present)] = torch.as_tensor(refs[present], dtype=new.dtype)
+    model.references.copy_(new)
+
+
+def freeze(model: InteratomicPotential, prefixes: list[str]) -> None:
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in prefixes:
+        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        if not hits:
+            tops = sorted({n.split(".")[0] for n in names})
+            raise ValueError(f"freeze: '{prefix}' matches no parameter; top-level parts: {tops}")
+        for n, p in model.named_parameters():
+            if n in hits:
+                p.requires_grad_(False)
+
+
+def reset_head(model: InteratomicPotential) -> None:
+    head = getattr(model, model.head_name)
+    for module in head.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def _load_sets(config: TrainConfig):
+    train = read_frames(config.data.train)
+    if config.data.valid is not None:
+        valid = read_frames(config.data.valid)
+    else:
+        n_valid = max(1, int(round(config.data.valid_fraction * len(train))))
+        valid, train = split(train, [n_valid, len(train) - n_valid], seed=config.data.split_seed)
+    if config.data.max_train_frames is not None:
+        train = subset(train, min(config.data.max_train_frames, len(train)), seed=config.data.split_seed)
+    return train, valid
+
+
+def _initial_model(config: TrainConfig, train, dtype) -> InteratomicPotential:
+    stage = config.training.stage
+    if stage == "finetune":
+        if config.finetune.init is None:
+            raise ValueError("stage 'finetune' needs finetune.init (a pre-trained model file)")
+        model = load_model(config.finetune.init).to(dtype)
+        missing = sorted({int(z) for a in train for z in a.numbers} - set(model.elements))
+        if missing:
+            from ase.data import chemical_symbols
+
+            raise ValueError(
+                f"{config.finetune.init}: pre-trained model lacks element(s) "
+                f"{[chemical_symbols[z] for z in missing]} present in {config.data.train}"
+            )
+        if config.finetune.reset_head:
+            reset_head(model)
+        if config.finetune.refit_references:
+            set_references(model, train)
+        freeze(model, config.finetune.freeze)
+        return model
+    elements = sorted({int(z) for a in train for z in a.numbers})
+    probe = GraphDataset(train[:500], elements, config.model.cutoff, dtype)
+    model = build_model(
+        config.model.architecture,
+        elements=elements,
+        cutoff=config.model.cutoff,
+        n_features=config.model.n_features,
+        n_layers=config.model.n_layers,
+        n_basis=config.model.n_basis,
+        avg_num_neighbors=probe.mean_neighbors(),
+        **config.model.options,
+    ).to(dtype)
+    refs, _ = fit_references(element_counts(train, elements), frame_energies(train))
+    model.references.copy_(torch.as_tensor(refs, dtype=dtype))
+    model.energy_scale.fill_(force_rms(train))
+    return model
+
+
+def _provenance(config: TrainConfig, train, metrics: dict) -> dict:
+    teachers = sorted({str(a.info.get("teacher")) for a in train if "teacher" in a.info})
+    parent = None
+    if config.training.stage == "finetune":
+        from ffpt.models.model_file import read_model_file
+
+        parent = {"path": str(config.finetune.init), "provenance": read_model_file(config.finetune.init)["provenance"]}
+    return {
+        "stage": config.training.stage,
+        "train_data": str(config.data.train),
+        "train_data_sha256": file_sha256(config.data.train),
+        "n_train_frames": len(train),
+        "teachers": teachers,
+        "parent": parent,
+        "config": config.model_dump(mode="json"),
+        "valid_metrics": metrics,
+    }
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train one stage; returns the saved model file (best validation loss, EMA weights)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ffpt.analysis.errors import error_table
+    from ffpt.models.inference import predict_frames
+
+    _quiet_lightning()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    t = config.training
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    dtype = getattr(torch, config.model.dtype)
+    train_frames, valid_frames = _load_sets(config)
+    model = _initial_model(config, train_frames, dtype)
+    train_set = GraphDataset(train_frames, model.elements, model.cutoff, dtype)
+    valid_set = GraphDataset(valid_frames, model.elements, model.cutoff, dtype)
+    lr = config.finetune.lr if (t.stage == "finetune" and config.finetune.lr) else t.lr
+    module = PotentialModule(
+        model, lr=lr, weight_decay=t.weight_decay, energy_weight=t.energy_weight,
+        forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
+    )
+    ckpt_dir = out / "checkpoints"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, save_last=True)
+    callbacks = [best, EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience)]
+    if t.ema_decay > 0:
+        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        precision="64-true" if dtype == torch.float64 else "32-true",
+        gradient_clip_val=t.grad_clip,
+        callbacks=callbacks,
+        logger=CSVLogger(out, name="logs", version=0),
+        inference_mode=False,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+    )
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(
+        module,
+        loader(train_set, t.batch_size, shuffle=True, seed=t.seed),
+        loader(valid_set, t.batch_size, shuffle=False),
+        ckpt_path=last if last.exists() else None,
+    )
+    best_path = best.best_model_path or (str(last) if last.exists() else "")
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    model = module.model.cpu().eval()
+    energies, forces = predict_frames(model, valid_frames)
+    metrics = error_table(valid_frames, energies, forces).as_dict()
+    model_path = save_model(model, out / "model.pt", provenance=_provenance(config, train_frames, metrics))
+    _write_json(out / "metrics.json", metrics)
+    return TrainResult(model_path=model_path, metrics=metrics)
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's start-up chatter (accelerator tips, tree-spec deprecations) out of the output."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+    os.replace(tmp, path)

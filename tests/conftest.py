@@ -1,0 +1,33 @@
+"""Shared fixtures: small labelled data sets made on the fly (no shared data needed)."""
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.calculators.emt import EMT
+
+from ffpt.data import set_labels, write_frames
+
+
+def emt_frames(names=("H2O", "CH3OH", "CH4"), n=60, seed=0, amplitude=0.08):
+    """Rattled small molecules labelled with ASE's EMT (a cheap, smooth many-body potential)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    calc = EMT()
+    for k in range(n):
+        atoms = molecule(names[k % len(names)])
+        atoms.positions += rng.normal(0, amplitude, atoms.positions.shape)
+        atoms.calc = calc
+        set_labels(atoms, atoms.get_potential_energy(), atoms.get_forces())
+        atoms.calc = None
+        atoms.info["teacher"] = "emt"
+        frames.append(atoms)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def emt_dataset(tmp_path_factory):
+    """Paths of a train and a valid extxyz file of EMT-labelled molecules."""
+    root = tmp_path_factory.mktemp("emt")
+    train = write_frames(root / "train.extxyz", emt_frames(n=60, seed=0))
+    valid = write_frames(root / "valid.extxyz", emt_frames(n=15, seed=1))
+    return train, valid
