@@ -70,7 +70,7 @@ def main() -> None:
     parity_plot(test_set, energies, forces, out / "parity_test.png", "h2combustion test (1,000 held-out frames)")
     import csv
 
-    rows = list(csv.DictReader(open(out / "model" / "logs" / "version_0" / "metrics.csv")))
+    rows = [r for log in sorted((out / "model" / "logs").glob("version_*/metrics.csv")) for r in csv.DictReader(open(log))]
     epochs = max(int(r["epoch"]) for r in rows) + 1
     summary = {
         "test": table.as_dict(),

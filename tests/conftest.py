@@ -4,18 +4,29 @@ import numpy as np
 import pytest
 from ase.build import molecule
 from ase.calculators.emt import EMT
+from ase.optimize import BFGS
 
 from ffpt.data import set_labels, write_frames
 
 
-def emt_frames(names=("H2O", "CH3OH", "CH4"), n=60, seed=0, amplitude=0.08):
-    """Rattled small molecules labelled with ASE's EMT (a cheap, smooth many-body potential)."""
+def _emt_minimum(name):
+    atoms = molecule(name)
+    atoms.calc = EMT()
+    BFGS(atoms, logfile=None).run(fmax=0.01, steps=300)
+    return atoms.positions.copy()
+
+
+def emt_frames(names=("H2O", "CH3OH", "CH4"), n=60, seed=0, amplitude=0.1):
+    """Small molecules displaced around their EMT minima, labelled with ASE's EMT
+    (a cheap, smooth many-body potential)."""
     rng = np.random.default_rng(seed)
+    minima = {name: _emt_minimum(name) for name in names}
     frames = []
     calc = EMT()
     for k in range(n):
-        atoms = molecule(names[k % len(names)])
-        atoms.positions += rng.normal(0, amplitude, atoms.positions.shape)
+        name = names[k % len(names)]
+        atoms = molecule(name)
+        atoms.positions = minima[name] + rng.normal(0, amplitude, atoms.positions.shape)
         atoms.calc = calc
         set_labels(atoms, atoms.get_potential_energy(), atoms.get_forces())
         atoms.calc = None

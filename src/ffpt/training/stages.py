@@ -102,7 +102,7 @@ def _initial_model(config: TrainConfig, train, dtype) -> InteratomicPotential:
         if config.finetune.refit_references:
             set_references(model, train)
         freeze(model, config.finetune.freeze)
-        return model
+        return model.train()
     elements = sorted({int(z) for a in train for z in a.numbers})
     probe = GraphDataset(train[:500], elements, config.model.cutoff, dtype)
     model = build_model(
@@ -179,7 +179,7 @@ def train(config: TrainConfig) -> TrainResult:
         precision="64-true" if dtype == torch.float64 else "32-true",
         gradient_clip_val=t.grad_clip,
         callbacks=callbacks,
-        logger=CSVLogger(out, name="logs", version=0),
+        logger=CSVLogger(out, name="logs"),  # a resumed run logs to the next version
         inference_mode=False,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,

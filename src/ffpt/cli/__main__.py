@@ -1,0 +1,5 @@
+import sys
+
+from ffpt.cli import main
+
+sys.exit(main())
