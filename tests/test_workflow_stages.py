@@ -1,0 +1,60 @@
+"""Stage caching of run directories: skip when unchanged, rerun when inputs change, resume when killed."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from ffpt.workflows.stages import RunDirectory
+
+
+def test_skip_rerun_and_propagation(tmp_path):
+    calls = []
+
+    def first(folder):
+        calls.append("first")
+        (folder / "a.txt").write_text("A")
+        return {"path": str(folder / "a.txt")}
+
+    def second(folder):
+        calls.append("second")
+        return {"n": 1}
+
+    run = RunDirectory(tmp_path, echo=lambda s: None)
+    out1 = run.stage("first", {"x": 1}, first)
+    run.stage("second", {"upstream": out1}, second)
+    assert calls == ["first", "second"]
+    again = RunDirectory(tmp_path, echo=lambda s: None)
+    again.stage("first", {"x": 1}, first)
+    again.stage("second", {"upstream": out1}, second)
+    assert calls == ["first", "second"] and again.log.events == [("first", "skipped"), ("second", "skipped")]
+    changed = RunDirectory(tmp_path, echo=lambda s: None)
+    changed.stage("first", {"x": 2}, first)
+    assert calls[-1] == "first" and changed.log.status("first") == "ran"
+
+
+def test_killed_stage_resumes_with_its_folder(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from ffpt.workflows.stages import RunDirectory
+        def work(folder):
+            done = sorted(p.name for p in folder.glob("item*"))
+            for k in range(5):
+                if f"item{{k}}" in done:
+                    continue
+                (folder / f"item{{k}}").write_text("x")
+                with open(folder.parent / "calls.log", "a") as fh:
+                    fh.write(f"{{k}}\\n")
+                if k == 2 and sys.argv[1] == "die":
+                    os._exit(9)
+            return {{"n": 5}}
+        RunDirectory({str(tmp_path)!r}, echo=lambda s: None).stage("work", {{"v": 1}}, work)
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", script, "die"]).returncode == 9
+    assert not (tmp_path / "work" / "stage.json").exists()
+    assert subprocess.run([sys.executable, "-c", script, "live"]).returncode == 0
+    calls = (tmp_path / "calls.log").read_text().split()
+    assert calls == ["0", "1", "2", "3", "4"]  # each item once: resumed, not restarted
+    assert json.loads((tmp_path / "work" / "stage.json").read_text())["outputs"] == {"n": 5}
