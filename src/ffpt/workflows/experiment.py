@@ -1,0 +1,197 @@
+"""FFPT-FT vs scratch, end to end, as cached stages of one run directory.
+
+seeds -> FF sampling (isolated molecules) -> pretrain -> ab initio labels -> for each budget and
+repeat: finetune (from the pre-trained model) and scratch (same labels, architecture, budget)
+-> errors on a held-out ab initio test set -> MD stability batches -> (metadynamics) -> report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ffpt.data.io import read_frames, write_frames
+from ffpt.data.splits import split, subset
+from ffpt.workflows.config import ExperimentConfig
+from ffpt.workflows.stages import RunDirectory
+
+ARMS = ("ffpt-ft", "scratch")
+
+
+def _sampling(config: ExperimentConfig, out: Path, **fields):
+    from ffpt.sampling.config import SamplingConfig
+
+    return SamplingConfig.model_validate({**config.pretraining, **fields, "seeds": config.seeds, "out": str(out)})
+
+
+def ff_sampling(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
+    from ffpt.sampling.run import sample
+
+    path = sample(_sampling(config, folder / "ff.extxyz"), progress=progress)
+    return {"frames": str(path), "n_frames": len(read_frames(path))}
+
+
+def train_stage(config: ExperimentConfig, folder: Path, train_path: str, valid_path: str | None,
+                stage: str, seed: int, init: str | None = None) -> dict:
+    from ffpt.training.config import TrainConfig
+    from ffpt.training.stages import train
+
+    training = config.pretrain if stage == "pretrain" else config.finetune
+    data = {"train": train_path, "valid": valid_path} if valid_path else {"train": train_path, "valid_fraction": 0.05}
+    finetune = config.finetune_options.model_dump() | {"init": init}
+    cfg = TrainConfig.model_validate({
+        "data": data,
+        "model": config.model.model_dump(),
+        "training": training.model_dump() | {"stage": stage, "seed": seed},
+        "finetune": finetune if stage == "finetune" else {},
+        "out": str(folder),
+    })
+    result = train(cfg)
+    return {"model": str(result.model_path), "valid": result.metrics}
+
+
+def _in_channels(channels):
+    """Predicate: a frame's channel (e.g. '12a') is listed, itself or by its number ('12')."""
+    wanted = {str(c) for c in channels}
+    return lambda f: f.info["channel"] in wanted or f.info["channel"][:2] in wanted
+
+
+def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
+    """Writes pool.extxyz (fine-tuning candidates), valid.extxyz and test.extxyz."""
+    src = config.abinitio
+    largest = max(config.budgets)
+    if src.h2combustion is not None:
+        from ffpt.data.h2combustion import load_h2combustion
+
+        h = src.h2combustion
+        frames = load_h2combustion(h.root, methods=tuple(h.methods))
+        if h.test_channels:
+            held = _in_channels(h.test_channels)
+            test_pool = [f for f in frames if held(f)]
+            rest = [f for f in frames if not held(f)]
+            if h.train_channels:
+                rest = [f for f in rest if _in_channels(h.train_channels)(f)]
+            test = subset(test_pool, min(src.n_test, len(test_pool)), seed=src.split_seed)
+            valid, pool = split(rest, [src.n_valid, min(largest, len(rest) - src.n_valid)], seed=src.split_seed)
+        else:
+            test, valid, pool = split(frames, [src.n_test, src.n_valid, largest], seed=src.split_seed)
+        failures = []
+    else:
+        if src.data is not None:
+            frames = read_frames(src.data)
+            failures = []
+        else:
+            from ffpt.sampling.run import sample
+            from ffpt.teachers.runner import label_frames
+
+            configs = read_frames(
+                sample(_sampling(config, folder / "configs.extxyz", **src.sampling), progress=progress)
+            )
+            run = label_frames(configs, src.teacher, src.teacher_options, folder / "label_cache",
+                               workers=src.workers, report_path=folder / "label_failures.json", progress=progress)
+            frames = run.frames
+            failures = [f.__dict__ for f in run.failures]
+        need = src.n_test + src.n_valid + largest
+        if len(frames) < need:
+            raise ValueError(f"{config.name}: {len(frames)} ab initio frames, need {need} (test + valid + largest budget)")
+        test, valid, pool = split(frames, [src.n_test, src.n_valid, len(frames) - src.n_test - src.n_valid],
+                                  seed=src.split_seed)
+    paths = {name: str(write_frames(folder / f"{name}.extxyz", part))
+             for name, part in (("pool", pool), ("valid", valid), ("test", test))}
+    return {**paths, "n_pool": len(pool), "n_valid": len(valid), "n_test": len(test), "failures": failures}
+
+
+def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict, pretrained: str | None) -> dict:
+    pool = read_frames(data["pool"])
+    if budget > len(pool):
+        raise ValueError(f"{config.name}: budget {budget} exceeds the {len(pool)} fine-tuning frames")
+    train_path = write_frames(folder / "train.extxyz", subset(pool, budget, seed=seed))
+    stage = "finetune" if arm == "ffpt-ft" else "scratch"
+    return train_stage(config, folder / "model", str(train_path), data["valid"], stage, seed, init=pretrained)
+
+
+def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
+    from ffpt.analysis.errors import error_table, parity_plot
+    from ffpt.models.inference import predict_frames
+    from ffpt.models.model_file import load_model
+
+    test = read_frames(data["test"])
+    rows = []
+    for (arm, budget, seed), path in models.items():
+        energies, forces = predict_frames(load_model(path), test)
+        rows.append({"arm": arm, "budget": budget, "seed": seed, **error_table(test, energies, forces).as_dict()})
+        if budget == max(config.budgets) and seed == 0:
+            parity_plot(test, energies, forces, folder / f"parity_{arm}.png", f"{config.name}: {arm}, {budget} labels")
+    return {"rows": rows}
+
+
+def stability_stage(config, folder: Path, arm: str, model_path: str, progress: bool) -> dict:
+    from ase.io import read
+
+    from ffpt import load_calculator
+    from ffpt.sampling.run import load_seeds
+    from ffpt.sampling.config import SeedSpec
+    from ffpt.simulate.batch import run_batch
+    from ffpt.simulate.config import MDConfig
+
+    s = config.stability
+    if s.structure is not None:
+        structure = read(s.structure)
+    else:
+        structure = load_seeds([SeedSpec.model_validate(config.seeds[0])])[0].atoms
+    md = MDConfig.model_validate(s.md)
+    batch = run_batch(structure, lambda: load_calculator(model_path), list(range(s.n_runs)), md, folder,
+                      progress=progress, label=arm)
+    return batch.as_dict()
+
+
+def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True) -> dict:
+    """Run (or resume, skipping finished stages) the experiment into ``out``; returns results."""
+    from ffpt.workflows.report import write_report
+
+    run = RunDirectory(out)
+    ff = run.stage("ff_sampling", {"seeds": config.seeds, "pretraining": config.pretraining},
+                   lambda d: ff_sampling(config, d, progress))
+    data = run.stage("abinitio", {"abinitio": config.abinitio.model_dump(mode="json"), "seeds": config.seeds,
+                                  "pretraining": config.pretraining, "budgets": max(config.budgets)},
+                     lambda d: abinitio_data(config, d, progress))
+    common = {"model": config.model.model_dump(mode="json"), "data": data}
+    pretrained = {}
+    for seed in range(config.arm_seeds):
+        pretrained[seed] = run.stage(
+            f"pretrain_s{seed}", {"ff": ff, "model": common["model"], "training": config.pretrain.model_dump(mode="json")},
+            lambda d, seed=seed: train_stage(config, d, ff["frames"], None, "pretrain", seed),
+        )["model"]
+    models = {}
+    for budget in sorted(config.budgets):
+        for seed in range(config.arm_seeds):
+            for arm in ARMS:
+                init = pretrained[seed] if arm == "ffpt-ft" else None
+                inputs = {**common, "arm": arm, "budget": budget, "seed": seed, "init": init,
+                          "training": config.finetune.model_dump(mode="json"),
+                          "finetune": config.finetune_options.model_dump(mode="json") if init else None}
+                models[(arm, budget, seed)] = run.stage(
+                    f"{arm}_n{budget}_s{seed}", inputs,
+                    lambda d, a=arm, b=budget, s=seed, i=init: arm_stage(config, d, a, b, s, data, i),
+                )["model"]
+    model_list = [[arm, budget, seed, path] for (arm, budget, seed), path in models.items()]
+    errors = run.stage("evaluate", {"models": model_list, "data": data},
+                       lambda d: evaluate_stage(config, d, data, models))
+    stability = {}
+    if config.stability is not None:
+        for arm in ARMS:
+            path = models[(arm, max(config.budgets), 0)]
+            stability[arm] = run.stage(
+                f"stability_{arm}", {"model": path, "stability": config.stability.model_dump(mode="json")},
+                lambda d, a=arm, p=path: stability_stage(config, d, a, p, progress),
+            )
+    metad = {}
+    if config.metad is not None:
+        from ffpt.workflows.reactive import metad_stage
+
+        for arm in ARMS:
+            path = models[(arm, max(config.budgets), 0)]
+            metad[arm] = run.stage(
+                f"metad_{arm}", {"model": path, "metad": config.metad.model_dump(mode="json")},
+                lambda d, p=path: metad_stage(config.metad, d, p, progress),
+            )
+    return write_report(config, Path(out), ff, data, errors["rows"], stability, metad)

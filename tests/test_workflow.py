@@ -1,0 +1,98 @@
+"""The experiment workflow at toy scale: every stage runs, a rerun skips them all, a kill resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+TOY = {
+    "name": "toy methanol",
+    "seeds": [{"smiles": "CO", "name": "methanol"}],
+    "pretraining": {
+        "teacher": "mmff94",
+        "md": {"temperatures": [600.0], "frames": 24, "stride": 5, "equilibration": 20},
+        "normal_modes": None,
+        "random": {"sigmas": [0.05], "frames": 12},
+    },
+    "abinitio": {
+        "teacher": "gfn2",
+        "sampling": {"seed": 1, "md": {"temperatures": [800.0], "frames": 16, "stride": 10, "equilibration": 20},
+                     "normal_modes": None, "random": None},
+        "workers": 1, "n_test": 4, "n_valid": 2,
+    },
+    "budgets": [4, 8],
+    "model": {"n_features": 8, "n_layers": 1, "n_basis": 4, "cutoff": 4.0},
+    "pretrain": {"max_epochs": 2, "batch_size": 8, "progress_bar": False},
+    "finetune": {"max_epochs": 2, "batch_size": 4, "progress_bar": False},
+    "stability": {"n_runs": 2, "md": {"steps": 30, "temperature_K": 500.0, "ensemble": "langevin",
+                                     "save_every": 10, "check_every": 5, "monitors": {"max_bond_deviation": 0.5}}},
+}
+
+STAGES = ["ff_sampling", "abinitio", "pretrain_s0", "ffpt-ft_n4_s0", "scratch_n4_s0", "ffpt-ft_n8_s0",
+          "scratch_n8_s0", "evaluate", "stability_ffpt-ft", "stability_scratch"]
+
+
+def ffpt(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "ffpt", *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def toy_yaml(tmp_path_factory):
+    path = tmp_path_factory.mktemp("exp") / "toy.yaml"
+    path.write_text(yaml.safe_dump(TOY))
+    return path
+
+
+def test_every_stage_runs_then_rerun_skips_all(toy_yaml, tmp_path):
+    out = tmp_path / "run"
+    first = ffpt("run", str(toy_yaml), "--out", str(out), "--quiet")
+    assert first.returncode == 0, first.stderr[-3000:]
+    for stage in STAGES:
+        assert f"[{stage}] running" in first.stdout, stage
+        assert (out / stage / "stage.json").exists()
+    results = json.loads((out / "results.json").read_text())
+    for arm in ("ffpt-ft", "scratch"):
+        r = results["arms"][arm]
+        assert r["force_mae_mev_per_a"] > 0 and r["energy_mae_mev_per_atom"] >= 0
+        assert 0 <= r["stable_fraction"] <= 1
+        assert set(r["by_budget"]) == {"4", "8"} or set(r["by_budget"]) == {4, 8}
+    report = (out / "report.md").read_text()
+    assert "ffpt-ft" in report and "scratch" in report and "learning_curve.png" in report
+    assert (out / "learning_curve.png").stat().st_size > 1000
+    second = ffpt("run", str(toy_yaml), "--out", str(out), "--quiet")
+    assert second.returncode == 0, second.stderr[-3000:]
+    for stage in STAGES:
+        assert f"[{stage}] up to date, skipped" in second.stdout, stage
+    assert "running" not in second.stdout
+    # a changed fine-tuning budget reruns only what depends on it
+    third = ffpt("run", str(toy_yaml), "budgets=[4]", "--out", str(out), "--quiet")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "[pretrain_s0] up to date, skipped" in third.stdout
+    assert "[ffpt-ft_n4_s0] up to date, skipped" in third.stdout
+    assert "[evaluate] running" in third.stdout
+
+
+def test_killed_run_resumes(toy_yaml, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ffpt", "run", str(toy_yaml), "--out", str(out), "--quiet",
+           "pretrain.max_epochs=40"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt = out / "pretrain_s0" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and not ckpt.exists():
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "pretraining never checkpointed"
+    assert (out / "ff_sampling" / "stage.json").exists() and not (out / "pretrain_s0" / "stage.json").exists()
+    resumed = ffpt(*cmd[3:])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "[pretrain_s0] resuming" in resumed.stdout
+    assert "[ff_sampling] up to date, skipped" in resumed.stdout
+    assert "[abinitio] up to date, skipped" in resumed.stdout
+    assert (out / "results.json").exists()
