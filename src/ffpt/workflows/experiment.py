@@ -20,7 +20,8 @@ ARMS = ("ffpt-ft", "scratch")
 def _sampling(config: ExperimentConfig, out: Path, **fields):
     from ffpt.sampling.config import SamplingConfig
 
-    return SamplingConfig.model_validate({**config.pretraining, **fields, "seeds": config.seeds, "out": str(out)})
+    values = {**config.pretraining, "seeds": config.seeds, **fields, "out": str(out)}
+    return SamplingConfig.model_validate(values)
 
 
 def ff_sampling(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
@@ -83,9 +84,8 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dic
             from ffpt.sampling.run import sample
             from ffpt.teachers.runner import label_frames
 
-            configs = read_frames(
-                sample(_sampling(config, folder / "configs.extxyz", **src.sampling), progress=progress)
-            )
+            configs_path = sample(_sampling(config, folder / "configs.extxyz", **src.sampling), progress=progress)
+            configs = read_frames(configs_path)
             run = label_frames(configs, src.teacher, src.teacher_options, folder / "label_cache",
                                workers=src.workers, report_path=folder / "label_failures.json", progress=progress)
             frames = run.frames
@@ -97,6 +97,8 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dic
                                   seed=src.split_seed)
     paths = {name: str(write_frames(folder / f"{name}.extxyz", part))
              for name, part in (("pool", pool), ("valid", valid), ("test", test))}
+    if src.teacher is not None:
+        paths["configs"] = str(configs_path)
     return {**paths, "n_pool": len(pool), "n_valid": len(valid), "n_test": len(test), "failures": failures}
 
 
@@ -124,7 +126,9 @@ def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
     return {"rows": rows}
 
 
-def stability_stage(config, folder: Path, arm: str, model_path: str, progress: bool) -> dict:
+def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict, progress: bool) -> dict:
+    """MD batch of one arm's model; ``monitors.reference_rdf: abinitio`` means the RDF of the
+    ab initio configurations (e.g. GFN2-xTB MD of the box)."""
     from ase.io import read
 
     from ffpt import load_calculator
@@ -138,7 +142,14 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, progress: b
         structure = read(s.structure)
     else:
         structure = load_seeds([SeedSpec.model_validate(config.seeds[0])])[0].atoms
-    md = MDConfig.model_validate(s.md)
+    values = dict(s.md)
+    monitors = dict(values.get("monitors", {}))
+    if monitors.get("reference_rdf") == "abinitio":
+        if "configs" not in data:
+            raise ValueError(f"{config.name}: reference_rdf 'abinitio' needs ab initio configurations from a teacher")
+        monitors["reference_rdf"] = data["configs"]
+        values["monitors"] = monitors
+    md = MDConfig.model_validate(values)
     batch = run_batch(structure, lambda: load_calculator(model_path), list(range(s.n_runs)), md, folder,
                       progress=progress, label=arm)
     return batch.as_dict()
@@ -182,7 +193,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
             path = models[(arm, max(config.budgets), 0)]
             stability[arm] = run.stage(
                 f"stability_{arm}", {"model": path, "stability": config.stability.model_dump(mode="json")},
-                lambda d, a=arm, p=path: stability_stage(config, d, a, p, progress),
+                lambda d, a=arm, p=path: stability_stage(config, d, a, p, data, progress),
             )
     metad = {}
     if config.metad is not None:
