@@ -81,11 +81,12 @@ def test_killed_run_resumes(toy_yaml, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "ffpt", "run", str(toy_yaml), "--out", str(out), "--quiet",
            "pretrain.max_epochs=40"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     ckpt = out / "pretrain_s0" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 240
-    while time.time() < deadline and not ckpt.exists():
+    deadline = time.time() + 600
+    while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
         time.sleep(0.2)
+    assert proc.poll() is None, f"the run ended before pretraining checkpointed: {proc.stderr.read()[-2000:]}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert ckpt.exists(), "pretraining never checkpointed"

@@ -1,0 +1,242 @@
+"""Stability monitors: each ``check(atoms, time_fs)`` returns ``None`` or the reason the run failed.
+
+Criteria follow Fu et al., "Forces are not enough" (2023): non-finite energy/forces, atoms closer
+than a minimum distance, bonds of the start frame deviating more than 0.5 A, a windowed RDF drifting
+from a reference, and (reactive systems) molecules outside an allowed set of species.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic
+from ase.neighborlist import neighbor_list
+
+from ffpt.analysis.rdf import RDF, RDFAccumulator, compute_rdf, pair_name, parse_pair
+from ffpt.simulate.config import MonitorConfig
+
+
+class Monitor(ABC):
+    """A stability criterion checked every few MD steps."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def check(self, atoms: Atoms, time_fs: float) -> str | None:
+        """``None`` if ``atoms`` is acceptable, else a one-line reason."""
+
+    def state_dict(self) -> dict:
+        """JSON-serialisable state needed to resume (default: none)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output."""
+
+
+class FiniteMonitor(Monitor):
+    """Fails on non-finite positions, momenta, energy or forces."""
+
+    name = "finite"
+
+    def check(self, atoms: Atoms, time_fs: float) -> str | None:
+        for label, values in (("position", atoms.positions), ("momentum", atoms.get_momenta())):
+            bad = np.argwhere(~np.isfinite(values))
+            if len(bad):
+                return f"non-finite {label} of atom {bad[0, 0]}"
+        energy = atoms.get_potential_energy()
+        if not np.isfinite(energy):
+            return f"non-finite potential energy ({energy})"
+        bad = np.argwhere(~np.isfinite(atoms.get_forces(apply_constraint=False)))
+        if len(bad):
+            return f"non-finite force on atom {bad[0, 0]}"
+        return None
+
+
+class MinDistanceMonitor(Monitor):
+    """Fails when two atoms (or periodic images) are closer than ``min_distance`` (A)."""
+
+    name = "min_distance"
+
+    def __init__(self, min_distance: float = 0.5):
+        if min_distance <= 0:
+            raise ValueError(f"min_distance must be > 0 A, got {min_distance}")
+        self.min_distance = float(min_distance)
+
+    def check(self, atoms: Atoms, time_fs: float) -> str | None:
+        i, j, d = neighbor_list("ijd", atoms, self.min_distance)
+        if len(d) == 0:
+            return None
+        k = int(np.argmin(d))
+        a, b = sorted((int(i[k]), int(j[k])))
+        return f"atoms {a} and {b} at {d[k]:.3f} A < min distance {self.min_distance} A"
+
+
+class BondMonitor(Monitor):
+    """Fails when a bond of the reference frame deviates more than ``max_deviation`` (A) from its
+    reference length (minimum-image lengths for periodic cells)."""
+
+    name = "bond"
+
+    def __init__(self, reference: Atoms, max_deviation: float = 0.5, pairs: np.ndarray | None = None):
+        from ffpt.data import bonds
+
+        if max_deviation <= 0:
+            raise ValueError(f"max_bond_deviation must be > 0 A, got {max_deviation}")
+        self.max_deviation = float(max_deviation)
+        self.pairs = bonds(reference) if pairs is None else np.asarray(pairs, dtype=int).reshape(-1, 2)
+        self.symbols = reference.get_chemical_symbols()
+        self.reference_lengths = self._lengths(reference)
+
+    def _lengths(self, atoms: Atoms) -> np.ndarray:
+        if len(self.pairs) == 0:
+            return np.zeros(0)
+        vectors = atoms.positions[self.pairs[:, 1]] - atoms.positions[self.pairs[:, 0]]
+        _, lengths = find_mic(vectors, atoms.cell, atoms.pbc)
+        return lengths
+
+    def check(self, atoms: Atoms, time_fs: float) -> str | None:
+        if len(self.pairs) == 0:
+            return None
+        deviation = np.abs(self._lengths(atoms) - self.reference_lengths)
+        k = int(np.argmax(deviation))
+        if deviation[k] <= self.max_deviation:
+            return None
+        i, j = (int(x) for x in self.pairs[k])
+        return (
+            f"bond {i}-{j} ({self.symbols[i]}-{self.symbols[j]}) length {deviation[k] + self.reference_lengths[k]:.3f}"
+            f" A is {deviation[k]:.3f} A from its reference {self.reference_lengths[k]:.3f} A"
+            f" (> {self.max_deviation} A)"
+        )
+
+
+def molecule_formulas(atoms: Atoms) -> list[tuple[str, np.ndarray]]:
+    """Hill formula and atom indices of every molecule (covalent connectivity)."""
+    from ffpt.data import molecule_indices
+
+    return [
+        (Atoms(numbers=atoms.numbers[idx]).get_chemical_formula(mode="hill"), idx)
+        for idx in molecule_indices(atoms)
+    ]
+
+
+class SpeciesMonitor(Monitor):
+    """Fails when molecules whose Hill formula (e.g. ``"H3O"``) is not in ``allowed`` have been
+    present at every check for at least ``patience_fs`` (fs). A patience of a few tens of fs lets
+    transition-state complexes (e.g. H2O4 while H hops between two O2 units) pass."""
+
+    name = "species"
+
+    def __init__(self, allowed: Sequence[str], patience_fs: float = 0.0):
+        if not allowed:
+            raise ValueError("allowed_species must name at least one species")
+        if patience_fs < 0:
+            raise ValueError(f"species patience must be >= 0 fs, got {patience_fs}")
+        self.allowed = {Atoms(formula).get_chemical_formula(mode="hill") for formula in allowed}
+        self.patience_fs = float(patience_fs)
+        self._since: float | None = None  # start of the current run of checks with foreign species
+
+    def check(self, atoms: Atoms, time_fs: float) -> str | None:
+        foreign = [(formula, idx) for formula, idx in molecule_formulas(atoms) if formula not in self.allowed]
+        if not foreign:
+            self._since = None
+            return None
+        if self._since is None:
+            self._since = time_fs
+        if time_fs - self._since < self.patience_fs:
+            return None
+        formula, idx = foreign[0]
+        return (
+            f"species {formula} (atoms {idx.tolist()}) not in allowed set {sorted(self.allowed)}"
+            f" (foreign species since {self._since:g} fs)"
+        )
+
+    def state_dict(self) -> dict:
+        return {"since": self._since}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._since = state.get("since")
+
+
+class RDFMonitor(Monitor):
+    """Fails when the RDF averaged over the last ``window`` checked frames differs from ``reference``:
+
+        error = sum over pairs of int_0^rmax |g_window(r) - g_ref(r)| dr   (A)  >  threshold.
+
+    Nothing is judged before the window is full.
+    """
+
+    name = "rdf"
+
+    def __init__(self, reference: RDF, threshold: float = 1.5, window: int = 20, pairs: Sequence[str] | None = None):
+        if threshold <= 0 or window < 1:
+            raise ValueError(f"RDF monitor needs threshold > 0 and window >= 1 (got {threshold}, {window})")
+        self.reference = reference
+        self.threshold = float(threshold)
+        self.pairs = [pair_name(*parse_pair(p)) for p in pairs] if pairs is not None else sorted(reference.g)
+        missing = [p for p in self.pairs if p not in reference.g]
+        if missing:
+            raise ValueError(f"reference RDF has no pair {', '.join(missing)} (has {', '.join(sorted(reference.g))})")
+        edges = reference.edges
+        if not np.allclose(np.diff(edges), edges[1] - edges[0]) or edges[0] != 0.0:
+            raise ValueError("reference RDF must have uniform bins starting at 0")
+        self._acc = RDFAccumulator(float(edges[-1]), len(edges) - 1, self.pairs)
+        self._window: deque[dict[str, np.ndarray]] = deque(maxlen=window)
+        self.last_error: float | None = None
+
+    def check(self, atoms: Atoms, time_fs: float) -> str | None:
+        self._window.append(self._acc.frame_g(atoms, where=f"t = {time_fs:g} fs"))
+        if len(self._window) < self._window.maxlen:
+            return None
+        mean = {name: np.mean([g[name] for g in self._window], axis=0) for name in self.pairs}
+        current = RDF(self.reference.edges, mean, len(self._window))
+        self.last_error = current.error(self.reference, self.pairs)
+        if self.last_error > self.threshold:
+            return (
+                f"RDF error {self.last_error:.3f} A over the last {len(self._window)} checks exceeds "
+                f"{self.threshold} A (pairs {', '.join(self.pairs)})"
+            )
+        return None
+
+    def state_dict(self) -> dict:
+        return {"window": [{k: v.tolist() for k, v in g.items()} for g in self._window]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._window.clear()
+        for g in state.get("window", []):
+            self._window.append({k: np.asarray(v, dtype=float) for k, v in g.items()})
+
+
+def load_reference_rdf(path: str | Path, rmax: float, bins: int, pairs: Sequence[str] | None = None) -> RDF:
+    """A reference RDF from an RDF json file, or computed from a reference trajectory."""
+    import ase.io
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such reference RDF or trajectory")
+    if path.suffix == ".json":
+        return RDF.load(path)
+    try:
+        frames = ase.io.read(path, index=":")
+    except Exception as exc:  # ase raises many types for unreadable files
+        raise ValueError(f"{path}: cannot read reference trajectory ({exc})") from None
+    return compute_rdf(frames, rmax=rmax, bins=bins, pairs=pairs)
+
+
+def build_monitors(config: MonitorConfig, start: Atoms) -> list[Monitor]:
+    """Monitors of a :class:`MonitorConfig` (bond topology from ``start``); the finite check comes first."""
+    monitors: list[Monitor] = [FiniteMonitor()]
+    if config.min_distance is not None:
+        monitors.append(MinDistanceMonitor(config.min_distance))
+    if config.max_bond_deviation is not None:
+        monitors.append(BondMonitor(start, config.max_bond_deviation))
+    if config.allowed_species is not None:
+        monitors.append(SpeciesMonitor(config.allowed_species, config.species_patience_fs))
+    if config.reference_rdf is not None:
+        reference = load_reference_rdf(config.reference_rdf, config.rdf_rmax, config.rdf_bins, config.rdf_pairs)
+        monitors.append(RDFMonitor(reference, config.rdf_threshold, config.rdf_window, config.rdf_pairs))
+    return monitors
