@@ -79,6 +79,13 @@ def test_npz_round_trip(tmp_path):
         np.testing.assert_allclose(a.positions, b.positions)
 
 
+def test_channel_ids_survive_extxyz(tmp_path):
+    write_combustion_npz(tmp_path / "08_aimd.npz")
+    frames = read_npz(tmp_path / "08_aimd.npz")
+    back = read_frames(write_frames(tmp_path / "c.extxyz", frames))
+    assert back[0].info["channel"] == "08" and back[0].info["method"] == "aimd"
+
+
 def test_load_picks_lower_energy_of_two_states(tmp_path):
     root = tmp_path / "npz"
     root.mkdir()
