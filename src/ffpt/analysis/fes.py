@@ -1,0 +1,273 @@
+"""Free-energy surfaces (FES) from well-tempered metadynamics: from hills, by reweighting, barriers, plots.
+
+Energies are eV inside; files use kJ/mol (as PLUMED's ``sum_hills``). CV coordinates are in the
+CV's ffpt unit (A or dimensionless).
+
+- From hills: ``F(s, t) = -gamma/(gamma-1) V(s, t)``, shifted to a zero minimum.
+- Reweighting (Tiwary & Parrinello, J. Phys. Chem. B 119, 736 (2015)): a frame at time t has
+  weight ``exp((V(s, t) - c(t)) / kT)`` with
+  ``c(t) = kT ln[ int exp(gamma V / ((gamma-1) kT)) ds / int exp(V / ((gamma-1) kT)) ds ]``;
+  a weighted histogram of any CV (biased or not) gives its FES.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from ase import units
+from scipy import ndimage
+from scipy.special import logsumexp
+
+from ffpt.simulate.hills import FS_PER_PS, KJ_PER_MOL, Hills, atomic_write_text
+
+PLOT_UNITS = {"kJ/mol": KJ_PER_MOL, "kcal/mol": units.kcal / units.mol, "eV": 1.0}  # eV per unit
+
+
+@dataclass(frozen=True)
+class FreeEnergySurface:
+    """F on a regular grid: ``values[i, j, ...]`` (eV, minimum 0, NaN where unsampled) at ``axes``."""
+
+    names: tuple[str, ...]
+    axes: tuple[np.ndarray, ...]
+    values: np.ndarray
+    time: float | None = None  # fs: estimate from data up to this time
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    def nearest_index(self, point) -> tuple[int, ...]:
+        """Grid index closest to ``point`` (CV units)."""
+        point = np.atleast_1d(np.asarray(point, float))
+        return tuple(int(np.argmin(np.abs(ax - p))) for ax, p in zip(self.axes, point))
+
+
+def hills_ranges(hills: Hills, pad: float = 3.0) -> list[tuple[float, float]]:
+    """Range of each CV covered by the hills, widened by ``pad`` sigma on both sides."""
+    lo = (hills.center - pad * hills.sigma).min(axis=0)
+    hi = (hills.center + pad * hills.sigma).max(axis=0)
+    return [(float(a), float(b)) for a, b in zip(lo, hi)]
+
+
+def _axes(ndim: int, bins, ranges) -> tuple[np.ndarray, ...]:
+    bins = [bins] * ndim if np.isscalar(bins) else list(bins)
+    if len(bins) != ndim or len(ranges) != ndim:
+        raise ValueError(f"need {ndim} bins and ranges, got {bins} and {ranges}")
+    return tuple(np.linspace(lo, hi, int(n)) for (lo, hi), n in zip(ranges, bins))
+
+
+def _mesh(axes) -> np.ndarray:
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
+
+
+def fes_from_hills(hills: Hills, bins=101, ranges=None, time: float | None = None) -> FreeEnergySurface:
+    """FES from the hills deposited up to ``time`` (fs; default all), on ``bins`` points per CV."""
+    if len(hills) == 0:
+        raise ValueError("no hills to sum")
+    ranges = hills_ranges(hills) if ranges is None else ranges
+    axes = _axes(hills.ndim, bins, ranges)
+    used = hills if time is None else hills.upto(time)
+    bias, _ = used.evaluate(_mesh(axes))
+    f = -used.free_energy_factor() * bias.reshape([len(a) for a in axes])
+    t = float(used.time[-1]) if len(used) else 0.0
+    return FreeEnergySurface(hills.names, axes, f - f.min(), t)
+
+
+def fes_convergence(hills: Hills, n_estimates: int = 5, bins=101, ranges=None) -> list[FreeEnergySurface]:
+    """FES estimates at ``n_estimates`` equally spaced times up to the last hill, on one grid."""
+    ranges = hills_ranges(hills) if ranges is None else ranges
+    times = np.linspace(hills.time[-1] / n_estimates, hills.time[-1], n_estimates)
+    return [fes_from_hills(hills, bins, ranges, time=t) for t in times]
+
+
+def rct(hills: Hills, temperature: float, bins=101, ranges=None, block: int = 64) -> np.ndarray:
+    """Tiwary-Parrinello c(t) (eV) after each hill: array of len(hills) + 1, c[0] = 0 (no bias)."""
+    ranges = hills_ranges(hills) if ranges is None else ranges
+    points = _mesh(_axes(hills.ndim, bins, ranges))
+    beta = 1.0 / (units.kB * temperature)
+    gamma = hills.biasfactor
+    out = np.zeros(len(hills) + 1)
+    bias = np.zeros(len(points))
+    for start in range(0, len(hills), block):
+        sl = slice(start, min(start + block, len(hills)))
+        z = (points[:, None, :] - hills.center[None, sl]) / hills.sigma[None, sl]
+        step = hills.height[None, sl] * np.exp(-0.5 * np.sum(z * z, axis=2))
+        cumulative = bias[:, None] + np.cumsum(step, axis=1)  # (points, hills in block)
+        a = beta * cumulative
+        out[sl.start + 1 : sl.stop + 1] = (logsumexp(a * gamma / (gamma - 1), axis=0)
+                                           - logsumexp(a / (gamma - 1), axis=0)) / beta
+        bias = cumulative[:, -1]
+    return out
+
+
+def metad_log_weights(time, bias, hills: Hills, temperature: float, bins=101, ranges=None) -> np.ndarray:
+    """ln of reweighting factors ``(V(s,t) - c(t)) / kT`` of frames at ``time`` (fs) with ``bias`` (eV).
+
+    A frame's bias must have been computed with the hills deposited strictly before its time.
+    """
+    c = rct(hills, temperature, bins, ranges)
+    n_before = np.searchsorted(hills.time, np.asarray(time, float) - 1e-6, side="right")
+    return (np.asarray(bias, float) - c[n_before]) / (units.kB * temperature)
+
+
+def reweighted_fes(values, log_weights, temperature: float, names: Sequence[str], bins=50, ranges=None,
+                   time: float | None = None) -> FreeEnergySurface:
+    """FES of CV ``values`` (n_frames, d) from a weighted histogram; NaN in empty bins."""
+    values = np.asarray(values, float).reshape(len(log_weights), -1)
+    lw = np.asarray(log_weights, float)
+    if ranges is None:
+        ranges = [(float(v.min()), float(v.max())) for v in values.T]
+    hist, edges = np.histogramdd(values, bins=bins, range=ranges, weights=np.exp(lw - lw.max()))
+    with np.errstate(divide="ignore"):
+        f = -units.kB * temperature * np.log(hist)
+    f[~np.isfinite(f)] = np.nan
+    axes = tuple(0.5 * (e[1:] + e[:-1]) for e in edges)
+    return FreeEnergySurface(tuple(names), axes, f - np.nanmin(f), time)
+
+
+def project(fes: FreeEnergySurface, keep: int, temperature: float) -> FreeEnergySurface:
+    """1-D FES along CV ``keep``: ``-kT ln sum exp(-F/kT)`` over the other CVs (unsampled bins skipped)."""
+    beta = 1.0 / (units.kB * temperature)
+    a = np.where(np.isfinite(fes.values), -beta * fes.values, -np.inf)
+    others = tuple(k for k in range(fes.ndim) if k != keep)
+    f = -logsumexp(a, axis=others) / beta
+    f[~np.isfinite(f)] = np.nan
+    return FreeEnergySurface((fes.names[keep],), (fes.axes[keep],), f - np.nanmin(f), fes.time)
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """Lowest-saddle barrier between two basins of a FES (eV); points in CV units."""
+
+    forward: float  # saddle - minimum of the start basin
+    backward: float  # saddle - minimum of the end basin
+    saddle: tuple[float, ...]
+    start_minimum: tuple[float, ...]
+    end_minimum: tuple[float, ...]
+
+
+def barrier(fes: FreeEnergySurface, start, end) -> Barrier:
+    """Barrier between the basins containing ``start`` and ``end`` (CV points).
+
+    The saddle is the lowest level F* at which both points are connected through grid cells
+    with F <= F* (the minimax path; in 1-D the maximum between them). Each basin is the region
+    below F* connected to its point.
+    """
+    values = fes.values
+    finite = np.isfinite(values)
+    a, b = fes.nearest_index(start), fes.nearest_index(end)
+    if not (finite[a] and finite[b]):
+        raise ValueError("start and end must lie in sampled (finite) parts of the FES")
+    levels = np.unique(values[finite])
+
+    def connected(level: float) -> bool:
+        labels, _ = ndimage.label(finite & (values <= level))
+        return labels[a] != 0 and labels[a] == labels[b]
+
+    lo, hi = 0, len(levels) - 1
+    if not connected(levels[hi]):
+        raise ValueError("start and end are not connected through sampled parts of the FES")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if connected(levels[mid]) else (mid + 1, hi)
+    top = levels[lo]
+    below, _ = ndimage.label(finite & (values < top))
+    saddle_cells = np.argwhere(finite & (values == top))
+
+    def basin_min(idx) -> tuple[float, tuple[float, ...]]:
+        if below[idx] == 0:  # the point itself sits on the saddle level
+            return float(values[idx]), idx
+        mask = below == below[idx]
+        flat = np.where(mask, values, np.inf)
+        k = np.unravel_index(np.argmin(flat), values.shape)
+        return float(values[k]), k
+
+    fa, ka = basin_min(a)
+    fb, kb = basin_min(b)
+
+    def coords(idx) -> tuple[float, ...]:
+        return tuple(float(ax[i]) for ax, i in zip(fes.axes, idx))
+
+    return Barrier(float(top - fa), float(top - fb), coords(tuple(saddle_cells[0])), coords(ka), coords(kb))
+
+
+def write_fes(path: str | os.PathLike, fes: FreeEnergySurface) -> Path:
+    """Write a FES as PLUMED ``sum_hills`` does: ``#! FIELDS cv... file.free`` (kJ/mol), blank line per row."""
+    lines = [f"#! FIELDS {' '.join(fes.names)} file.free\n"]
+    for name, ax in zip(fes.names, fes.axes):
+        lines.append(f"#! SET min_{name} {ax[0]:.10g}\n#! SET max_{name} {ax[-1]:.10g}\n"
+                     f"#! SET nbins_{name} {len(ax)}\n#! SET periodic_{name} false\n")
+    points = _mesh(fes.axes)
+    free = fes.values.reshape(-1) / KJ_PER_MOL
+    inner = len(fes.axes[-1])
+    for k, (p, f) in enumerate(zip(points, free)):
+        lines.append(" ".join(f"{v:.10g}" for v in (*p, f)) + "\n")
+        if fes.ndim > 1 and (k + 1) % inner == 0:
+            lines.append("\n")
+    return atomic_write_text(path, "".join(lines))
+
+
+def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequence[FreeEnergySurface] = (),
+             unit: str = "kJ/mol", title: str | None = None, max_level: float | None = None,
+             marks: dict[str, Sequence[float]] | None = None) -> Path:
+    """PNG of a 1-D FES (with earlier estimates in ``history``) or a 2-D FES as filled contours.
+
+    ``marks`` labels CV points (e.g. reactant and product geometries) on the plot.
+
+    For 2-D, a second panel shows the convergence: RMS difference of each earlier estimate from
+    ``fes`` over the region below ``max_level`` (``unit``; default the whole finite region).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale = PLOT_UNITS[unit]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fes.ndim == 1:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        cmap = plt.get_cmap("viridis")
+        for k, h in enumerate(history):
+            label = f"{h.time / FS_PER_PS:.3g} ps" if h.time is not None else None
+            ax.plot(h.axes[0], h.values / scale, color=cmap(k / max(1, len(history))), lw=1, label=label)
+        ax.plot(fes.axes[0], fes.values / scale, color="k", lw=2, label="final")
+        for label, point in (marks or {}).items():
+            ax.axvline(point[0], color="grey", ls=":", lw=1)
+            ax.annotate(label, (point[0], 0), textcoords="offset points", xytext=(2, 4), fontsize=8)
+        ax.set_xlabel(fes.names[0])
+        ax.set_ylabel(f"F ({unit})")
+        if max_level is not None:
+            ax.set_ylim(-0.05 * max_level, max_level)
+        ax.legend(fontsize=7)
+    else:
+        if fes.ndim != 2:
+            raise ValueError(f"can plot 1-D or 2-D FES, got {fes.ndim}-D")
+        ncols = 2 if history else 1
+        fig, axs = plt.subplots(1, ncols, figsize=(5 * ncols + 0.5, 4), squeeze=False)
+        ax = axs[0, 0]
+        values = fes.values / scale
+        top = np.nanmax(values) if max_level is None else max_level
+        cs = ax.contourf(fes.axes[0], fes.axes[1], values.T, levels=np.linspace(0, top, 25), extend="max")
+        fig.colorbar(cs, ax=ax, label=f"F ({unit})")
+        for label, point in (marks or {}).items():
+            ax.plot(*point[:2], "w*", ms=9, mec="k")
+            ax.annotate(label, point[:2], textcoords="offset points", xytext=(5, 5), color="w", fontsize=9)
+        ax.set_xlabel(fes.names[0])
+        ax.set_ylabel(fes.names[1])
+        if history:
+            region = np.isfinite(values) & (values <= top)
+            rms = [np.sqrt(np.nanmean((h.values / scale - values)[region] ** 2)) for h in history]
+            axs[0, 1].plot([h.time / FS_PER_PS for h in history], rms, "o-")
+            axs[0, 1].set_xlabel("time (ps)")
+            axs[0, 1].set_ylabel(f"RMS(F(t) - F_final) ({unit})")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
