@@ -1,0 +1,78 @@
+"""The sampling configuration, filled from YAML and/or command-line flags (validated by pydantic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeedSpec(_Strict):
+    """One source of seed structures: exactly one of ``smiles``, ``file``, ``combustion``."""
+
+    smiles: str | None = None
+    file: Path | None = None
+    combustion: Path | None = None  # hydrogen-combustion data directory (holds reactions.json)
+    name: str | None = None
+    index: str = ":"  # file: frames to take (ase index string)
+    isolate: bool | None = None  # file: cut molecules out (default: when the frame is periodic)
+    max_molecules: PositiveInt | None = None  # file: keep the first N molecules cut out
+    channels: list[str] | None = None  # combustion: default all
+    kinds: list[Literal["reactant", "TS", "product"]] = ["reactant", "TS", "product"]
+    topology: Literal["self", "reactant", "product"] = "self"  # combustion: whose bonds are kept
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("smiles", "file", "combustion") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a seed needs exactly one of smiles, file, combustion (got {given or 'none'})")
+        return self
+
+
+class MDConfig(_Strict):
+    """Langevin MD with the teacher: ``frames`` per seed and temperature (K), one every ``stride`` steps."""
+
+    temperatures: list[PositiveFloat] = [300.0, 1000.0, 3000.0]
+    frames: int = Field(100, ge=0)
+    stride: PositiveInt = 10
+    timestep: PositiveFloat = 0.5  # fs
+    friction: PositiveFloat = 0.01  # 1/fs
+    equilibration: int = Field(100, ge=0)  # steps before the first frame
+    overlap: float = Field(0.5, ge=0)  # skip frames with atoms closer than this x covalent-radius sum
+
+
+class NormalModeConfig(_Strict):
+    """Normal-mode sampling: ``frames`` per seed and temperature (K)."""
+
+    temperatures: list[PositiveFloat] = [300.0, 1000.0, 3000.0]
+    frames: int = Field(100, ge=0)
+    optimize: bool = True  # start from the force-field minimum
+    delta: PositiveFloat = 0.005  # finite-difference step of the Hessian, A
+    overlap: float = Field(0.5, ge=0)  # redraw when atoms are closer than this x covalent-radius sum (see labelling)
+
+
+class RandomConfig(_Strict):
+    """Random Gaussian displacements: ``frames`` per seed and width ``sigma`` (A)."""
+
+    sigmas: list[PositiveFloat] = [0.02, 0.05, 0.1]
+    frames: int = Field(100, ge=0)
+    overlap: float = Field(0.5, ge=0)  # redraw when atoms are closer than this x covalent-radius sum (see labelling)
+
+
+class SamplingConfig(_Strict):
+    """Everything ``ffpt sample`` needs; ``None`` for a sampler switches it off."""
+
+    seeds: list[SeedSpec] = Field(min_length=1)
+    out: Path
+    teacher: str = "uff"
+    teacher_options: dict = {}
+    seed: int = 0
+    split: bool = True  # sample each molecule of a seed on its own (lone atoms dropped)
+    md: MDConfig | None = MDConfig()
+    normal_modes: NormalModeConfig | None = NormalModeConfig()
+    random: RandomConfig | None = RandomConfig()
