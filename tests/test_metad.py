@@ -239,7 +239,7 @@ def test_cli_config_errors_name_the_key(tmp_path, capsys):
     config.write_text("calculator: gfn2\nheigth: 2.0\n")
     assert main(["metad", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "heigth" in capsys.readouterr().err
-    from ffpt.cli.metad import load_config
+    from ffpt.simulate.metad_job import load_config
 
     assert load_config(None, {"channel": 1, "reactions": "r.json"}).channel == "01"  # YAML reads 01 as 1
     config.write_text("calculator: gfn2\ncv: ['O1_H1']\n")

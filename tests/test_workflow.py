@@ -79,8 +79,7 @@ def test_every_stage_runs_then_rerun_skips_all(toy_yaml, tmp_path):
 
 def test_killed_run_resumes(toy_yaml, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ffpt", "run", str(toy_yaml), "--out", str(out), "--quiet",
-           "pretrain.max_epochs=40"]
+    cmd = [sys.executable, "-m", "ffpt", "run", str(toy_yaml), "pretrain.max_epochs=40", "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     ckpt = out / "pretrain_s0" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 600

@@ -1,1 +1,23 @@
-"""ffpt.simulate"""
+"""Simulations with any ASE calculator: MD with stability monitors, batches, well-tempered metadynamics."""
+
+from ffpt.simulate.batch import BatchResult, run_batch
+from ffpt.simulate.calculators import resolve
+from ffpt.simulate.config import MDConfig, MonitorConfig
+from ffpt.simulate.md import MDResult, run_md
+from ffpt.simulate.metad import MetadParameters, MetadynamicsCalculator, Wall, run_metadynamics
+from ffpt.simulate.monitors import build_monitors
+
+__all__ = [
+    "BatchResult",
+    "MDConfig",
+    "MDResult",
+    "MetadParameters",
+    "MetadynamicsCalculator",
+    "MonitorConfig",
+    "Wall",
+    "build_monitors",
+    "resolve",
+    "run_batch",
+    "run_md",
+    "run_metadynamics",
+]

@@ -1,0 +1,197 @@
+"""A metadynamics job: validated config -> run (resumable) -> FES and species analysis.
+
+Used by ``ffpt metad`` and by the experiment workflow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_NAME = "metad_config.yaml"
+
+
+class WallConfig(BaseModel):
+    """Upper wall ``kappa (d - at)^2`` on the distance of an atom pair (e.g. keep a fragment near)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pair: str = Field(description="atom-pair label, e.g. 'O1_H1'")
+    at: float = Field(gt=0, description="wall position (A)")
+    kappa: float = Field(10.0, gt=0, description="force constant (eV/A^2)")
+
+
+class MetadConfig(BaseModel):
+    """One metadynamics run. Units: fs, K, A, 1/fs; hill height in kJ/mol (as PLUMED's HEIGHT)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calculator: str | None = Field(None, description="model file or teacher name (name:key=value,...)")
+    structure: Path | None = Field(None, description="starting structure (any ASE-readable file)")
+    structure_index: int = 0
+    channel: str | None = Field(None, description="reaction channel id in 'reactions' (CVs, multiplicity)")
+    reactions: Path | None = Field(None, description="reactions.json of the hydrogen-combustion data")
+    cv: list[str] | None = Field(None, description="per CV: comma-separated pair labels summed, e.g. 'O1_H2,O1_H1'")
+    r0: list[float] | None = Field(None, description="per CV: switching-function r0 (A)")
+    nn: int = Field(6, ge=1, description="switching-function exponent n")
+    mm: int = Field(0, ge=0, description="switching-function exponent m (0: 2n)")
+    d0: float = Field(0.0, ge=0, description="switching-function d0 (A)")
+    sigma: list[float] = Field([0.05], description="Gaussian widths, one per CV or one for all (CV units)")
+    height: float = Field(1.0, gt=0, description="initial hill height (kJ/mol)")
+    pace: int = Field(100, ge=1, description="MD steps between hills")
+    biasfactor: float = Field(10.0, gt=1)
+    temperature_K: float = Field(300.0, gt=0)
+    timestep_fs: float = Field(0.5, gt=0)
+    friction_per_fs: float = Field(0.01, gt=0)
+    steps: int = Field(10000, ge=1)
+    seed: int = Field(0, ge=0)
+    colvar_stride: int = Field(10, ge=1)
+    trajectory_stride: int = Field(100, ge=1)
+    checkpoint_every: int = Field(1000, ge=1)
+    charge: int | None = Field(None, description="total charge (info['charge'])")
+    multiplicity: int | None = Field(None, ge=1, description="spin multiplicity (default: the channel's)")
+    upper_walls: list[WallConfig] = Field(default_factory=list)
+    fes_bins: int = Field(101, ge=5)
+    allowed_species: list[str] | None = Field(None, description="Hill formulas; default: the channel's species")
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _channel_id(cls, value):
+        return f"{value:02d}" if isinstance(value, int) else value  # YAML reads 01 as the integer 1
+
+    @model_validator(mode="after")
+    def _cv_source(self) -> "MetadConfig":
+        if self.channel is not None and self.cv is not None:
+            raise ValueError("give either 'channel' or 'cv', not both")
+        if self.channel is not None and self.reactions is None:
+            raise ValueError("'channel' needs 'reactions' (path of reactions.json)")
+        if self.cv is not None and (self.r0 is None or len(self.r0) != len(self.cv)):
+            raise ValueError(f"'r0' needs one value per 'cv' ({len(self.cv)}), got {self.r0}")
+        return self
+
+
+def load_config(path: str | None, overrides: dict[str, Any]) -> MetadConfig:
+    """YAML file (optional) + flag overrides (``None`` ignored), validated; errors name file and key."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    source = "flags"
+    if path is not None:
+        source = str(path)
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot read YAML ({exc})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: top level must be a mapping")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return MetadConfig.model_validate(values)
+    except ValidationError as exc:
+        msgs = [f"{source}: key '{'.'.join(map(str, e['loc'])) or '<root>'}': {e['msg']}" for e in exc.errors()]
+        raise ValueError("\n".join(msgs)) from None
+
+
+def prepare(config: MetadConfig):
+    """Starting atoms, CVs, walls, run parameters and the channel's reaction (or None) of a config."""
+    import ase.io
+    from ase import units
+
+    from ffpt.data import DataError, validate_frame
+    from ffpt.simulate.cvs import Distance, coordination_from_labels, load_channel, pair_from_label
+    from ffpt.simulate.metad import MetadParameters, Wall
+
+    if config.calculator is None or config.structure is None:
+        raise ValueError("'calculator' and 'structure' are required (flags or config keys)")
+    try:
+        atoms = ase.io.read(config.structure, index=config.structure_index)
+    except Exception as exc:  # ase raises many types for missing or malformed files
+        raise DataError(f"{config.structure}: cannot read frame {config.structure_index} ({exc})") from None
+    atoms.calc = None
+    validate_frame(atoms, source=str(config.structure), index=config.structure_index, require_labels=False)
+    kw = dict(n=config.nn, m=config.mm)
+    reaction = None
+    if config.channel is not None:
+        channel = load_channel(config.reactions, config.channel)
+        cvs = channel.cvs(atoms, **kw)
+        atoms.info["spin"] = channel.multiplicity
+        reaction = channel.reaction
+    elif config.cv is not None:
+        cvs = [coordination_from_labels(text.split(","), atoms, r0, d0=config.d0, name=f"cn{k + 1}", **kw)
+               for k, (text, r0) in enumerate(zip(config.cv, config.r0))]
+    else:
+        raise ValueError("give 'channel' (with 'reactions') or 'cv' with 'r0'")
+    if config.multiplicity is not None:
+        atoms.info["spin"] = config.multiplicity
+    if config.charge is not None:
+        atoms.info["charge"] = config.charge
+    sigma = config.sigma * len(cvs) if len(config.sigma) == 1 else config.sigma
+    if len(sigma) != len(cvs):
+        raise ValueError(f"key 'sigma': {len(config.sigma)} values for {len(cvs)} CVs")
+    walls = [Wall(Distance(*pair_from_label(w.pair, atoms), name=f"d_{w.pair}"), w.at, w.kappa)
+             for w in config.upper_walls]
+    params = MetadParameters(
+        steps=config.steps, temperature=config.temperature_K, sigma=tuple(sigma),
+        height=config.height * units.kJ / units.mol, pace=config.pace, biasfactor=config.biasfactor,
+        timestep=config.timestep_fs, friction=config.friction_per_fs, seed=config.seed,
+        colvar_stride=config.colvar_stride, trajectory_stride=config.trajectory_stride,
+        checkpoint_every=config.checkpoint_every,
+    )
+    return atoms, cvs, walls, params, reaction
+
+
+def analyse(out: Path, result, config: MetadConfig, reaction: str | None) -> dict:
+    """FES (file + plot, with convergence) and species (plot, outcome) of a finished run."""
+    import ase.io
+
+    from ffpt.analysis.fes import fes_convergence, fes_from_hills, plot_fes, write_fes
+    from ffpt.analysis.species import COMBUSTION_SPECIES, identify_outcome, parse_reaction, plot_species, species_timeline
+
+    hills = result.hills
+    history = fes_convergence(hills, n_estimates=5, bins=config.fes_bins)
+    fes = fes_from_hills(hills, bins=config.fes_bins)
+    write_fes(out / "fes.dat", fes)
+    plot_fes(fes, out / "fes.png", history=history[:-1], title=f"{len(hills)} hills, T = {config.temperature_K} K")
+    frames = ase.io.read(result.trajectory_file, ":", format="extxyz")
+    timeline = species_timeline(frames)
+    summary: dict[str, Any] = {"steps": result.steps, "hills": len(hills),
+                               "final_species": dict(timeline.frame_species(len(frames) - 1))}
+    allowed = config.allowed_species
+    if reaction is not None:
+        parsed = parse_reaction(reaction)
+        outcome = identify_outcome(timeline, parsed, extra_allowed=allowed or ())
+        summary.update(outcome=outcome.label, final_species=dict(outcome.final_species),
+                       unphysical_frames=outcome.unphysical_frames)
+        allowed = sorted(parsed.allowed | set(allowed or ()))
+    allowed = allowed or sorted(COMBUSTION_SPECIES)
+    unphysical = timeline.unphysical(allowed)
+    summary.setdefault("unphysical_frames", int(unphysical.sum()))
+    plot_species(timeline, out / "species.png", unphysical=unphysical, title=reaction)
+    return summary
+
+
+def run_metad_job(config: MetadConfig, out: str | Path, device: str = "cpu", progress: bool = True) -> dict:
+    """Run (or resume) ``config`` into ``out``; writes and returns the summary (``summary.json``)."""
+    from ffpt.simulate.calculators import resolve
+    from ffpt.simulate.metad import run_metadynamics
+
+    out = Path(out)
+    saved = out / CONFIG_NAME
+    resolved = config.model_dump(mode="json")
+    if (out / "checkpoint.npz").exists() and saved.exists():
+        before = yaml.safe_load(saved.read_text())
+        changed = sorted(k for k in resolved if k != "steps" and before.get(k) != resolved[k])
+        if changed:
+            raise ValueError(f"{saved}: cannot resume with changed keys {changed}")
+    atoms, cvs, walls, params, reaction = prepare(config)
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    result = run_metadynamics(atoms, resolve(config.calculator, device), cvs, params, out, walls=walls,
+                              progress=progress)
+    summary = analyse(out, result, config, reaction)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
