@@ -22,7 +22,8 @@ from ase import units
 from scipy import ndimage
 from scipy.special import logsumexp
 
-from ffpt.simulate.hills import FS_PER_PS, KJ_PER_MOL, Hills, atomic_write_text
+from ffpt.atomic import atomic_write_text
+from ffpt.simulate.hills import FS_PER_PS, KJ_PER_MOL, Hills
 
 PLOT_UNITS = {"kJ/mol": KJ_PER_MOL, "kcal/mol": units.kcal / units.mol, "eV": 1.0}  # eV per unit
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -11,6 +10,7 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
+from ffpt.atomic import atomic_path
 from ffpt.data.frames import DataError, validate_frame
 
 
@@ -40,19 +40,11 @@ def read_frames(path: str | os.PathLike, *, require_labels: bool = True, index: 
 def write_frames(path: str | os.PathLike, frames: Iterable[Atoms]) -> Path:
     """Write frames to extxyz atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = list(frames)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        clean = []
-        for atoms in frames:
-            a = atoms.copy()
-            a.calc = None
-            clean.append(a)
+    clean = []
+    for atoms in frames:
+        a = atoms.copy()
+        a.calc = None
+        clean.append(a)
+    with atomic_path(path) as tmp:
         ase.io.write(tmp, clean, format="extxyz")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -8,12 +8,12 @@ teacher, parent model).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ffpt import __version__
+from ffpt.atomic import atomic_path
 from ffpt.models.potential import InteratomicPotential
 
 FORMAT = "ffpt-model"
@@ -37,7 +37,6 @@ def build_model(architecture: str, **hparams) -> InteratomicPotential:
 def save_model(model: InteratomicPotential, path: str | os.PathLike, provenance: dict | None = None) -> Path:
     """Write a model file atomically; returns its path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -48,14 +47,8 @@ def save_model(model: InteratomicPotential, path: str | os.PathLike, provenance:
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "provenance": provenance or {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

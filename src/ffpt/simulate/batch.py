@@ -17,7 +17,8 @@ from ase.calculators.calculator import Calculator
 
 from ffpt.analysis.survival import SurvivalCurve, plot_survival, survival_curve
 from ffpt.simulate.config import MDConfig
-from ffpt.simulate.md import MDResult, atomic_write_text, run_md
+from ffpt.atomic import atomic_write_text
+from ffpt.simulate.md import MDResult, run_md
 
 
 @dataclass(frozen=True)

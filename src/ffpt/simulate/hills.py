@@ -18,12 +18,13 @@ hills is directly minus the free energy.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ase import units
+
+from ffpt.atomic import atomic_write_text
 
 KJ_PER_MOL = units.kJ / units.mol  # eV per kJ/mol
 FS_PER_PS = 1000.0
@@ -116,21 +117,6 @@ def format_hill(hills: Hills, k: int) -> str:
     values = [hills.time[k] / FS_PER_PS, *(hills.center[k] * hills.scales), *(hills.sigma[k] * hills.scales),
               hills.height[k] * hills.free_energy_factor() / KJ_PER_MOL, hills.biasfactor]
     return " ".join(f"{v:.10g}" for v in values) + "\n"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def write_hills(path: str | os.PathLike, hills: Hills) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 
+from ffpt.atomic import atomic_path, atomic_write_text
 from ffpt.data import ENERGY_KEY, FORCES_KEY
 from ffpt.simulate.config import ConfigError, MDConfig
 from ffpt.simulate.monitors import Monitor, build_monitors
@@ -36,23 +36,6 @@ TRAJECTORY_FILES = {"extxyz": "trajectory.extxyz", "traj": "trajectory.traj"}
 CHECKPOINT_FILE = "checkpoint.json"
 STABILITY_FILE = "stability.json"
 CONFIG_FILE = "md_config.yaml"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 @dataclass(frozen=True)
@@ -141,16 +124,9 @@ class _TrajSink:
         if len(frames) < mark["frames"]:
             raise RuntimeError(f"{self.path}: {len(frames)} frames, fewer than the checkpoint's {mark['frames']}")
         if len(frames) > mark["frames"]:
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-            os.close(fd)
-            try:
-                with Trajectory(tmp, mode="w") as traj:
-                    for atoms in frames[: mark["frames"]]:
-                        traj.write(atoms)
-                os.replace(tmp, self.path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_path(self.path) as tmp, Trajectory(tmp, mode="w") as traj:
+                for atoms in frames[: mark["frames"]]:
+                    traj.write(atoms)
         self.n_frames = mark["frames"]
 
 

@@ -15,7 +15,6 @@ exactly where the last checkpoint left off (same trajectory as an uninterrupted 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,12 +23,12 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
+from ffpt.atomic import atomic_path, atomic_write_text
 from ffpt.simulate.cvs import CollectiveVariable
 from ffpt.simulate.hills import (
     FS_PER_PS,
     KJ_PER_MOL,
     Hills,
-    atomic_write_text,
     format_hill,
     read_hills,
     write_hills,
@@ -267,16 +266,10 @@ def read_colvar(path: str | os.PathLike, scales=None) -> Colvar:
 
 def _save_checkpoint(path: Path, step: int, atoms: Atoms, hills: Hills) -> None:
     """Step, positions, momenta and the exact hills (HILLS text is rounded), atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, step=step, numbers=atoms.numbers, positions=atoms.positions, momenta=atoms.get_momenta(),
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, step=step, numbers=atoms.numbers, positions=atoms.positions, momenta=atoms.get_momenta(),
                  hill_time=hills.time, hill_center=hills.center, hill_sigma=hills.sigma,
                  hill_height=hills.height)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _truncate_outputs(out: Path, step: int, time: float, hills: Hills, traj: Path | None) -> None:

@@ -7,16 +7,12 @@ output head, freeze parts and use its own learning rate. Runs resume from ``out/
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ffpt.atomic import atomic_write_json, file_sha256
 from ffpt.data.io import read_frames
 from ffpt.data.splits import split, subset
 from ffpt.models.model_file import build_model, load_model, save_model
@@ -31,14 +27,6 @@ from ffpt.training.module import PotentialModule
 class TrainResult:
     model_path: Path
     metrics: dict  # validation errors of the saved (best, EMA) model
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def set_references(model: InteratomicPotential, frames) -> None:
@@ -201,7 +189,7 @@ def train(config: TrainConfig) -> TrainResult:
     energies, forces = predict_frames(model, valid_frames)
     metrics = error_table(valid_frames, energies, forces).as_dict()
     model_path = save_model(model, out / "model.pt", provenance=_provenance(config, train_frames, metrics))
-    _write_json(out / "metrics.json", metrics)
+    atomic_write_json(out / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics)
 
 
@@ -214,10 +202,3 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffpt.workflows.stages import write_json
+from ffpt.atomic import atomic_write_json
 
 
 def _mean(rows, key):
@@ -82,7 +82,7 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
         "arms": arms,
         "rows": rows,
     }
-    write_json(out / "results.json", results)
+    atomic_write_json(out / "results.json", results)
     figures = [learning_curve(rows, out / "learning_curve.png", config.name).name]
     if stability:
         figures.append(survival_plot(stability, out / "survival.png", f"{config.name}: MD stability").name)

@@ -13,11 +13,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from ffpt.atomic import atomic_write_json, file_sha256
 
 
 def digest(value) -> str:
@@ -25,28 +26,11 @@ def digest(value) -> str:
 
     def default(obj):
         if isinstance(obj, Path):
-            return file_digest(obj) if obj.is_file() else str(obj)
+            return file_sha256(obj) if obj.is_file() else str(obj)
         return str(obj)
 
     text = json.dumps(value, sort_keys=True, default=default)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_json(path: Path, payload) -> None:
-    """Atomic JSON write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -85,10 +69,10 @@ class RunDirectory:
         elif folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(started, {"key": key, "inputs": inputs})
+        atomic_write_json(started, {"key": key, "inputs": inputs})
         self.echo(f"[{name}] {'resuming' if status == 'resumed' else 'running'}")
         t0 = time.perf_counter()
         outputs = work(folder)
-        write_json(done, {"key": key, "outputs": outputs, "seconds": time.perf_counter() - t0})
+        atomic_write_json(done, {"key": key, "outputs": outputs, "seconds": time.perf_counter() - t0})
         self.log.events.append((name, status))
         return outputs
