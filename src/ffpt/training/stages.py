@@ -188,8 +188,10 @@ def train(config: TrainConfig) -> TrainResult:
     model = module.model.cpu().eval()
     energies, forces = predict_frames(model, valid_frames)
     metrics = error_table(valid_frames, energies, forces).as_dict()
-    model_path = save_model(model, out / "model.pt", provenance=_provenance(config, train_frames, metrics))
-    atomic_write_json(out / "metrics.json", metrics)
+    model_path = out / "model.pt"
+    if trainer.is_global_zero:  # one writer under DDP
+        save_model(model, model_path, provenance=_provenance(config, train_frames, metrics))
+        atomic_write_json(out / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics)
 
 
