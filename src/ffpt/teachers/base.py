@@ -58,3 +58,26 @@ class Teacher(Calculator):
         super().calculate(atoms, properties, system_changes)
         result = self.label(self.atoms)
         self.results = {"energy": float(result.energy), "forces": np.asarray(result.forces, dtype=float)}
+
+
+def electronic_state(atoms: Atoms) -> tuple[int, int]:
+    """``(charge, multiplicity)`` of a frame from ``info``; raises :class:`LabelFailure` if inconsistent."""
+    charge = atoms.info.get("charge", 0)
+    if int(charge) != charge:
+        raise LabelFailure(f"info['charge']={charge!r} is not an integer")
+    charge = int(charge)
+    n_electrons = int(atoms.numbers.sum()) - charge
+    if n_electrons < 1:
+        raise LabelFailure(f"info['charge']={charge} leaves {n_electrons} electrons")
+    multiplicity = atoms.info.get("spin")
+    if multiplicity is None:
+        return charge, 1 + n_electrons % 2
+    if int(multiplicity) != multiplicity or multiplicity < 1:
+        raise LabelFailure(f"info['spin']={multiplicity!r} is not a multiplicity (integer >= 1)")
+    multiplicity = int(multiplicity)
+    unpaired = multiplicity - 1
+    if unpaired > n_electrons or (n_electrons - unpaired) % 2:
+        raise LabelFailure(
+            f"info['spin']={multiplicity} (multiplicity) is inconsistent with {n_electrons} electrons"
+        )
+    return charge, multiplicity

@@ -1,0 +1,351 @@
+"""Label a dataset with a teacher: parallel worker processes, an atomic per-frame cache, resume.
+
+Every result (a label or a recorded :class:`~ffpt.teachers.base.LabelFailure`) is one small JSON
+file in the cache, written atomically (temporary file + ``os.replace``) by the worker that computed
+it, under a key hashing the frame (rounded positions, numbers, cell, pbc, charge, spin) and the
+teacher (name, level, options). A run that is killed keeps every finished result; rerunning it
+reads the cache first and computes only the frames still missing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field
+
+from ffpt.data.frames import set_labels
+from ffpt.teachers import REGISTRY, LabelFailure, Teacher, TeacherInfo, get, register
+
+TEACHER_KEY = "teacher"  # info key of a labelled frame: the teacher's registry name
+LEVEL_KEY = "level_of_theory"  # info key of a labelled frame: the teacher's level of theory
+POSITION_DECIMALS = 6  # positions and cell are rounded to 1e-6 A in the cache key
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A frame that could not be labelled: its index in the input and the reason."""
+
+    index: int
+    reason: str
+
+
+@dataclass
+class LabelRun:
+    """Outcome of :func:`label_frames`.
+
+    ``frames``: labelled copies of the input frames in input order, failed frames left out;
+    ``indices``: input index of each labelled frame; ``n_cached`` / ``n_computed``: unique
+    geometries read from the cache / computed in this run.
+    """
+
+    frames: list[Atoms]
+    indices: list[int]
+    failures: list[Failure]
+    teacher: TeacherInfo
+    n_cached: int
+    n_computed: int
+
+
+class LabelConfig(BaseModel):
+    """Settings of ``ffpt label``; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path  # input extxyz (labels not required)
+    out: Path  # output extxyz with REF_energy / REF_forces
+    teacher: str  # registry name (pyscf, gfn2, mmff94, ...) or module:factory
+    options: dict[str, Any] = Field(default_factory=dict)  # teacher options, e.g. {xc: pbe, basis: def2-svp}
+    workers: int = Field(1, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    cache: Path | None = None  # default: <out stem>.cache next to the output
+    failures: Path | None = None  # default: <out stem>.failures.json next to the output
+    retry_failed: bool = False
+    progress: bool = True
+
+    def cache_dir(self) -> Path:
+        return self.cache or self.out.with_name(self.out.stem + ".cache")
+
+    def failures_path(self) -> Path:
+        return self.failures or self.out.with_name(self.out.stem + ".failures.json")
+
+    def config_path(self) -> Path:
+        return self.out.with_name(self.out.stem + ".label.yaml")
+
+
+def teacher_target(name: str) -> str:
+    """``"module:factory"`` of a registered teacher name, or ``name`` itself if it has that form."""
+    key = name.lower()
+    if key in REGISTRY:
+        return REGISTRY[key]
+    if ":" in name:
+        return name
+    raise ValueError(f"unknown teacher '{name}'; known: {', '.join(sorted(REGISTRY))} (or give module:factory)")
+
+
+def build_teacher(name: str, options: dict | None = None) -> Teacher:
+    """Teacher from a registry name or a ``module:factory`` path, with backend ``options``."""
+    target = teacher_target(name)
+    register(name.lower(), target)
+    try:
+        return get(name, **(options or {}))
+    except TypeError as exc:  # unknown or malformed option
+        raise ValueError(f"teacher '{name}': bad options {options}: {exc}") from exc
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"teacher '{name}': cannot load {target} ({exc})") from exc
+
+
+def frame_key(atoms: Atoms, teacher: TeacherInfo, decimals: int = POSITION_DECIMALS) -> str:
+    """SHA-256 cache key of (geometry, charge, spin) and (teacher name, level, options)."""
+
+    def rounded(x) -> bytes:
+        # + 0.0 turns -0.0 into 0.0 so that both hash alike
+        return (np.round(np.asarray(x, dtype=np.float64), decimals) + 0.0).tobytes()
+
+    spin = atoms.info.get("spin")
+    header = {
+        "numbers": [int(z) for z in atoms.numbers],
+        "pbc": [bool(p) for p in atoms.pbc],
+        "charge": float(atoms.info.get("charge", 0)),
+        "spin": None if spin is None else float(spin),
+        "teacher": teacher.name,
+        "level": teacher.level,
+        "options": teacher.options,
+        "decimals": decimals,
+    }
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
+    digest.update(rounded(atoms.positions))
+    digest.update(rounded(atoms.cell.array))
+    return digest.hexdigest()
+
+
+def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
+    """File holding the result of ``key`` (two-character fan-out keeps folders small)."""
+    return Path(cache_dir) / key[:2] / f"{key}.json"
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically (temporary file in the same folder + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_cached(path: Path, n_atoms: int) -> dict | None:
+    """Cached result at ``path`` or None if absent; an unreadable or mismatched file counts as absent."""
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent, or not JSON
+        return None
+    if entry.get("n_atoms") != n_atoms:
+        return None
+    return entry
+
+
+def _compute(teacher: Teacher, atoms: Atoms, key: str, cache_dir: Path) -> dict:
+    """Label one frame and store the result; a LabelFailure is stored as a failure entry."""
+    entry: dict = {"key": key, "n_atoms": len(atoms), "teacher": teacher.info.as_dict()}
+    try:
+        label = teacher.label(atoms)
+        forces = np.asarray(label.forces, dtype=float).reshape(len(atoms), 3)
+        if not (np.isfinite(label.energy) and np.all(np.isfinite(forces))):
+            raise LabelFailure("teacher returned non-finite energy or forces")
+    except LabelFailure as exc:
+        entry["failure"] = str(exc) or type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - an unexpected error fails this frame, not the run
+        # not cached: it may be transient (memory, I/O), so a rerun tries the frame again
+        entry["failure"] = f"unexpected {type(exc).__name__}: {exc}"
+        return entry
+    else:
+        entry["energy"] = float(label.energy)
+        entry["forces"] = forces.tolist()
+    write_json_atomic(cache_path(cache_dir, key), entry)
+    return entry
+
+
+_WORKER_TEACHER: Teacher | None = None
+
+
+def _init_worker(name: str, target: str, options: dict) -> None:
+    """Worker initializer: build the teacher once per process."""
+    global _WORKER_TEACHER
+    register(name.lower(), target)
+    _WORKER_TEACHER = get(name, **options)
+
+
+def _worker_task(atoms: Atoms, key: str, cache_dir: Path) -> dict:
+    assert _WORKER_TEACHER is not None, "worker used before _init_worker"
+    return _compute(_WORKER_TEACHER, atoms, key, cache_dir)
+
+
+@contextmanager
+def _thread_limit(threads: int) -> Iterator[None]:
+    """Set the OpenMP/BLAS thread variables that spawned workers inherit, restore them afterwards."""
+    saved = {v: os.environ.get(v) for v in _THREAD_VARIABLES}
+    os.environ.update({v: str(threads) for v in _THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
+def _bare(atoms: Atoms) -> Atoms:
+    """Copy of a frame without calculator or earlier labels, as sent to a teacher."""
+    clean = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    clean.info = {k: v for k, v in atoms.info.items() if k in ("charge", "spin")}
+    return clean
+
+
+def label_frames(
+    frames: Sequence[Atoms],
+    teacher_name: str,
+    teacher_options: dict | None,
+    cache_dir: str | os.PathLike,
+    workers: int = 1,
+    *,
+    threads_per_worker: int = 1,
+    retry_failed: bool = False,
+    report_path: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> LabelRun:
+    """Label ``frames`` with a teacher, reusing and filling the cache in ``cache_dir``.
+
+    ``workers`` > 1 labels in that many spawned processes (each with ``threads_per_worker``
+    OpenMP/BLAS threads, each building its teacher once); ``workers`` = 1 labels in this process.
+    Identical geometries are labelled once. Failures recorded in the cache are reused unless
+    ``retry_failed``. A JSON report of failures is written to ``report_path`` if given.
+    """
+    from tqdm.auto import tqdm
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    options = dict(teacher_options or {})
+    target = teacher_target(teacher_name)
+    teacher = build_teacher(teacher_name, options)
+    info = teacher.info
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    keys = [frame_key(atoms, info) for atoms in frames]
+    results: dict[str, dict] = {}
+    todo: dict[str, Atoms] = {}
+    for atoms, key in zip(frames, keys):
+        if key in results or key in todo:
+            continue
+        entry = read_cached(cache_path(cache_dir, key), len(atoms))
+        if entry is not None and not (retry_failed and "failure" in entry):
+            results[key] = entry
+        else:
+            todo[key] = _bare(atoms)
+    n_cached = len(results)
+
+    bar = tqdm(total=n_cached + len(todo), initial=n_cached, desc=f"label [{info.name}]", unit="frame",
+               disable=not progress)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for key, atoms in todo.items():
+                results[key] = _compute(teacher, atoms, key, cache_dir)
+                bar.update()
+        else:
+            context = multiprocessing.get_context("spawn")
+            with _thread_limit(threads_per_worker), cf.ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)),
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(teacher_name, target, options),
+            ) as pool:
+                futures = [pool.submit(_worker_task, atoms, key, cache_dir) for key, atoms in todo.items()]
+                try:
+                    for future in cf.as_completed(futures):
+                        entry = future.result()
+                        results[entry["key"]] = entry
+                        bar.update()
+                except cf.process.BrokenProcessPool as exc:
+                    raise RuntimeError(
+                        f"a labelling worker died ({exc}); finished frames are cached in {cache_dir}, rerun to resume"
+                    ) from exc
+                except BaseException:
+                    # e.g. Ctrl-C: drop queued frames instead of finishing them on the way out
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        bar.close()
+
+    labelled, indices, failures = [], [], []
+    for index, (atoms, key) in enumerate(zip(frames, keys)):
+        entry = results[key]
+        if "failure" in entry:
+            failures.append(Failure(index=index, reason=entry["failure"]))
+            continue
+        out = atoms.copy()
+        out.calc = None
+        set_labels(out, entry["energy"], np.asarray(entry["forces"]))
+        out.info[TEACHER_KEY] = info.name
+        out.info[LEVEL_KEY] = info.level
+        labelled.append(out)
+        indices.append(index)
+    run = LabelRun(labelled, indices, failures, info, n_cached=n_cached, n_computed=len(todo))
+    if report_path is not None:
+        write_json_atomic(Path(report_path), failure_report(run, len(frames)))
+    return run
+
+
+def failure_report(run: LabelRun, n_frames: int) -> dict:
+    """JSON-ready summary of a run: teacher, counts and each failed frame with its reason."""
+    return {
+        "teacher": run.teacher.as_dict(),
+        "n_frames": n_frames,
+        "n_labelled": len(run.frames),
+        "n_failed": len(run.failures),
+        "failures": [asdict(f) for f in run.failures],
+    }
+
+
+def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
+    """Run a :class:`LabelConfig`: read ``data``, label, write ``out``, the failure report and the
+    resolved config (``<out stem>.label.yaml``). Returns the run and the number of input frames."""
+    import yaml
+
+    from ffpt.data import read_frames, write_frames
+
+    frames = read_frames(config.data, require_labels=False)
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    config.config_path().write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    run = label_frames(
+        frames,
+        config.teacher,
+        config.options,
+        config.cache_dir(),
+        config.workers,
+        threads_per_worker=config.threads_per_worker,
+        retry_failed=config.retry_failed,
+        report_path=config.failures_path(),
+        progress=config.progress,
+    )
+    if run.frames:
+        write_frames(config.out, run.frames)
+    return run, len(frames)
