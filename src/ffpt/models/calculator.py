@@ -17,19 +17,33 @@ class MLIPCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, model: InteratomicPotential, device: str = "cpu", dtype: torch.dtype | None = None, **kwargs):
+    def __init__(
+        self,
+        model: InteratomicPotential,
+        device: str = "cpu",
+        dtype: torch.dtype | None = None,
+        compile: bool = False,
+        **kwargs,
+    ):
+        """``compile``: run the network through ``torch.compile`` (dynamic shapes). The first call then
+        takes minutes (code generation); later calls are faster (about 3x for NewtonNet on CPU)."""
         super().__init__(**kwargs)
         self.device = torch.device(device)
         self.model = model.to(device=self.device, dtype=dtype) if dtype else model.to(self.device)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        if compile:
+            self.model.atomic_energies = torch.compile(self.model.atomic_energies, dynamic=True)
         self.dtype = next(self.model.parameters()).dtype
         self.neighbors = NeighborListBuilder(self.model.cutoff)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, device: str = "cpu", dtype: torch.dtype | None = None, **kwargs):
-        return cls(load_model(path, device=device), device=device, dtype=dtype, **kwargs)
+    def from_file(
+        cls, path: str | os.PathLike, device: str = "cpu", dtype: torch.dtype | None = None, compile: bool = False,
+        **kwargs,
+    ):
+        return cls(load_model(path, device=device), device=device, dtype=dtype, compile=compile, **kwargs)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

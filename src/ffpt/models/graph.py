@@ -56,7 +56,8 @@ class AtomicGraph:
         cell = self.cell if cell is None else cell
         i, j = self.edge_index
         offsets = torch.einsum("ek,ekl->el", self.shifts.to(positions.dtype), cell[self.batch[i]])
-        return positions[j] - positions[i] + offsets
+        # index_select, not positions[j]: its backward is a scatter-add, not an accumulating index_put
+        return positions.index_select(0, j) - positions.index_select(0, i) + offsets
 
 
 class NeighborListBuilder:

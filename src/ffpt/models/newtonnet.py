@@ -46,14 +46,19 @@ class NewtonNetLayer(nn.Module):
         self.phi_gate = mlp(F, F, F)
 
     def forward(self, s, v, edge_index, rbf, envelope, unit):
+        """One layer; ``v`` None stands for all-zero vector features (first layer: skips that message)."""
         i, j = edge_index
         n, F = s.shape
         a = self.phi_message(s)
-        m = a[i] * a[j] * self.radial_filter(rbf) * envelope.unsqueeze(-1)
+        # index_select, not a[i]: its backward is a scatter-add rather than a slower accumulating index_put
+        m = a.index_select(0, i) * a.index_select(0, j) * self.radial_filter(rbf) * envelope.unsqueeze(-1)
         m_s, m_f, m_v = torch.split(m, F, dim=-1)
         s = s + self.norm * scatter_sum(m_s, i, n)
         latent_force = self.norm * scatter_sum(m_f.unsqueeze(1) * unit.unsqueeze(-1), i, n)
-        v = v + latent_force + self.norm * scatter_sum(m_v.unsqueeze(1) * v[j], i, n)
+        if v is None:
+            v = latent_force
+        else:
+            v = v + latent_force + self.norm * scatter_sum(m_v.unsqueeze(1) * v.index_select(0, j), i, n)
         work = -(latent_force * self.mix_work(v)).sum(dim=1)
         length = torch.sqrt((self.mix_norm(v) ** 2).sum(dim=1) + 1e-8)
         s = s + self.phi_update(torch.cat([s, work, length], dim=-1))
@@ -100,7 +105,7 @@ class NewtonNet(InteratomicPotential):
         unit = edge_vectors / r.unsqueeze(-1)
         rbf, envelope = self.basis(r), self.envelope(r)
         s = self.embedding(graph.species)
-        v = torch.zeros(s.shape[0], 3, s.shape[1], dtype=s.dtype, device=s.device)
+        v = None  # vector features start at zero
         for layer in self.layers:
             s, v = layer(s, v, graph.edge_index, rbf, envelope, unit)
         return self.head(s).squeeze(-1)
