@@ -38,6 +38,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--forces-weight", type=float, default=10.0)
+    p.add_argument("--spin-states", type=int, default=4,
+                   help="spin multiplicity as a model input (0: off); channels come in states up to quartets")
     args = p.parse_args()
 
     out = Path(args.out)
@@ -50,7 +52,8 @@ def main() -> None:
         TrainConfig,
         {
             "data": {"train": str(out / "train.extxyz"), "valid": str(out / "valid.extxyz")},
-            "model": {"n_features": args.features, "n_layers": args.layers, "cutoff": args.cutoff},
+            "model": {"n_features": args.features, "n_layers": args.layers, "cutoff": args.cutoff,
+                      "options": {"spin_states": args.spin_states}},
             "training": {
                 "max_epochs": args.epochs, "max_time_minutes": args.minutes, "batch_size": args.batch_size,
                 "lr": args.lr, "forces_weight": args.forces_weight, "seed": args.seed,

@@ -169,3 +169,29 @@ def test_smooth_at_cutoff():
     calc = calc_for(model)
     e = [energy_forces(calc, Atoms("OH", positions=[[0, 0, 0], [0, 0, d]]))[0] for d in (2.9999, 3.0001)]
     assert abs(e[0] - e[1]) < 1e-8
+
+
+def test_spin_is_an_input_when_enabled():
+    """spin_states > 0: the multiplicity changes the energy; zero-initialised it changes nothing."""
+    torch.manual_seed(0)
+    model = NewtonNet(elements=[1, 8], cutoff=4.0, n_features=16, n_layers=2, n_basis=8, spin_states=4).double()
+    ho2 = Atoms("OOH", positions=[[0.45, 0.27, 0.0], [-0.67, -0.15, 0.0], [1.79, -1.0, 0.0]])
+    doublet, quartet = ho2.copy(), ho2.copy()
+    doublet.info["spin"], quartet.info["spin"] = 2, 4
+    calc = MLIPCalculator(model)
+    assert energy_forces(calc, doublet)[0] == pytest.approx(energy_forces(calc, quartet)[0], abs=1e-12)
+    with torch.no_grad():
+        model.spin_embedding.weight.normal_()
+    e2, f2 = energy_forces(calc, doublet)
+    e4, _ = energy_forces(calc, quartet)
+    assert abs(e2 - e4) > 1e-4
+    R = Rotation.random(random_state=5).as_matrix()
+    turned = doublet.copy()
+    turned.positions = doublet.positions @ R.T
+    e2r, f2r = energy_forces(calc, turned)
+    assert e2r == pytest.approx(e2, abs=1e-9)
+    np.testing.assert_allclose(f2r, f2 @ R.T, atol=1e-9)
+    sextet = ho2.copy()
+    sextet.info["spin"] = 6
+    with pytest.raises(ValueError, match="spin multiplicity 6"):
+        energy_forces(calc, sextet)

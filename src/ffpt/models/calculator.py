@@ -45,6 +45,15 @@ class MLIPCalculator(Calculator):
     ):
         return cls(load_model(path, device=device), device=device, dtype=dtype, compile=compile, **kwargs)
 
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's checks plus the frame's spin multiplicity and charge (inputs of the model)."""
+        changes = super().check_state(atoms, tol)
+        if self.atoms is not None:
+            for key in ("spin", "charge"):
+                if atoms.info.get(key) != self.atoms.info.get(key):
+                    changes.append(key)
+        return changes
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         graph = graph_from_atoms(self.atoms, self.model.elements, self.neighbors, dtype=self.dtype)

@@ -19,8 +19,8 @@ class AtomicGraph:
 
     positions (N, 3) A; species (N,) index into the model's element list; batch (N,) graph of each
     atom; edge_index (2, E) as (receiver i, sender j) with r_ij = r_j - r_i + shifts @ cell;
-    shifts (E, 3) integer cell offsets; cell (G, 3, 3) A; n_atoms (G,); optional labels
-    energy (G,) eV and forces (N, 3) eV/A.
+    shifts (E, 3) integer cell offsets; cell (G, 3, 3) A; n_atoms (G,); spin (G,) multiplicity
+    2S+1 (0: not given); optional labels energy (G,) eV and forces (N, 3) eV/A.
     """
 
     positions: torch.Tensor
@@ -30,6 +30,7 @@ class AtomicGraph:
     shifts: torch.Tensor
     cell: torch.Tensor
     n_atoms: torch.Tensor
+    spin: torch.Tensor
     energy: torch.Tensor | None = None
     forces: torch.Tensor | None = None
 
@@ -108,6 +109,7 @@ def graph_from_atoms(
         shifts=torch.from_numpy(shifts),
         cell=torch.tensor(cell, dtype=dtype).unsqueeze(0),
         n_atoms=torch.tensor([len(atoms)], dtype=torch.long),
+        spin=torch.tensor([int(atoms.info.get("spin") or 0)], dtype=torch.long),
     )
     if with_labels:
         graph.energy = torch.tensor([float(atoms.info[ENERGY_KEY])], dtype=dtype)
@@ -131,6 +133,7 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         shifts=torch.cat([g.shifts for g in graphs]),
         cell=torch.cat([g.cell for g in graphs]),
         n_atoms=torch.cat([g.n_atoms for g in graphs]),
+        spin=torch.cat([g.spin for g in graphs]),
         energy=torch.cat([g.energy for g in graphs]) if labelled else None,
         forces=torch.cat([g.forces for g in graphs]) if labelled else None,
     )

@@ -9,6 +9,11 @@ law (f_ij = -f_ji). Each layer
   4. s_i += phi_u([s_i, -F_i . U v_i, |W v_i|])            (energy-like update: work of F along v)
 with m_ij = phi(s_i) * phi(s_j) * W(rbf(r_ij)) * envelope(r_ij). Pure PyTorch: sums over edges
 use ``index_add_``.
+
+With ``spin_states`` > 0 the spin multiplicity of the frame (``info["spin"]``, 0 = not given) is an
+input: a learned per-multiplicity vector, initialised to zero, is added to every atom's initial
+features, so one network can hold several electronic states of the same geometries (e.g. the
+doublet and quartet surfaces of HO2 in hydrogen combustion) without contradictory labels.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class NewtonNet(InteratomicPotential):
         n_layers: int = 3,
         n_basis: int = 20,
         avg_num_neighbors: float = 10.0,
+        spin_states: int = 0,
     ):
         super().__init__(elements, cutoff)
         self._hparams = dict(
@@ -88,8 +94,13 @@ class NewtonNet(InteratomicPotential):
             n_layers=n_layers,
             n_basis=n_basis,
             avg_num_neighbors=float(avg_num_neighbors),
+            spin_states=int(spin_states),
         )
         self.embedding = nn.Embedding(len(self.elements), n_features)
+        self.spin_states = int(spin_states)
+        if self.spin_states > 0:
+            self.spin_embedding = nn.Embedding(self.spin_states + 1, n_features)
+            nn.init.zeros_(self.spin_embedding.weight)
         self.basis = BesselBasis(cutoff, n_basis)
         self.envelope = PolynomialEnvelope(cutoff)
         self.layers = nn.ModuleList(
@@ -105,6 +116,10 @@ class NewtonNet(InteratomicPotential):
         unit = edge_vectors / r.unsqueeze(-1)
         rbf, envelope = self.basis(r), self.envelope(r)
         s = self.embedding(graph.species)
+        if self.spin_states > 0:
+            if int(graph.spin.max()) > self.spin_states:
+                raise ValueError(f"spin multiplicity {int(graph.spin.max())} above this model's {self.spin_states}")
+            s = s + self.spin_embedding(graph.spin)[graph.batch]
         v = None  # vector features start at zero
         for layer in self.layers:
             s, v = layer(s, v, graph.edge_index, rbf, envelope, unit)
