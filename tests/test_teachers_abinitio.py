@@ -140,7 +140,7 @@ def test_pyscf_unconverged_scf_is_a_failure_and_newton_fallback_rescues_it():
 def test_pyscf_stability_and_spin_flip_guess_find_lower_states_of_stretched_ho2():
     # HO2 with the H pulled 2 A away: the default UHF guess lands on a higher, unstable solution
     ho2 = Atoms("OOH", positions=[[0.4508, 0.2742, 0.0], [-0.6736, -0.1492, 0.0], [2.10, -1.30, 0.0]])
-    hf = {**FAST, "xc": "hf"}
+    hf = {**FAST, "xc": "hf", "threads": 1}  # one thread: the same SCF path on every run
     plain = PySCFTeacher(**hf).label(ho2).energy
     followed = PySCFTeacher(**{**hf, "stability": True}).label(ho2).energy
     flipped = PySCFTeacher(**{**hf, "spin_flip_guess": True}).label(ho2).energy
