@@ -49,10 +49,9 @@ def parity_plot(
     frames: Sequence[Atoms], energies: np.ndarray, forces: Sequence[np.ndarray], path: str | Path, title: str = ""
 ) -> Path:
     """Two panels: energy per atom (eV/atom) and force components (eV/A), predicted vs reference."""
-    import matplotlib
+    from ffpt.analysis.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n_atoms = np.array([len(a) for a in frames])
     e_ref = np.array([energy_of(a) for a in frames]) / n_atoms
@@ -71,11 +70,4 @@ def parity_plot(
         ax.set_xlabel(f"reference {label}")
         ax.set_ylabel(f"predicted {label}")
         ax.set_title(f"MAE {mae:.1f} {unit}")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

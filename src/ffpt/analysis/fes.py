@@ -222,10 +222,9 @@ def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequen
     For 2-D, a second panel shows the convergence: RMS difference of each earlier estimate from
     ``fes`` over the region below ``max_level`` (``unit``; default the whole finite region).
     """
-    import matplotlib
+    from ffpt.analysis.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     scale = PLOT_UNITS[unit]
     path = Path(path)
@@ -266,9 +265,4 @@ def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequen
             axs[0, 1].plot([h.time / FS_PER_PS for h in history], rms, "o-")
             axs[0, 1].set_xlabel("time (ps)")
             axs[0, 1].set_ylabel(f"RMS(F(t) - F_final) ({unit})")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

@@ -165,10 +165,9 @@ def compute_rdf(
 
 def plot_rdf(rdfs: dict[str, RDF], path: str | os.PathLike, title: str | None = None) -> Path:
     """One panel per element pair, one line per labelled RDF; PNG."""
-    import matplotlib
+    from ffpt.analysis.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = sorted(
         {name for rdf in rdfs.values() for name in rdf.g},
@@ -183,11 +182,4 @@ def plot_rdf(rdfs: dict[str, RDF], path: str | os.PathLike, title: str | None = 
         ax.set_ylabel(f"g$_{{{name}}}$(r)")
         ax.axhline(1.0, color="grey", lw=0.5)
     axes[0][0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

@@ -130,10 +130,9 @@ def identify_outcome(timeline: SpeciesTimeline, reaction: Reaction, extra_allowe
 def plot_species(timeline: SpeciesTimeline, path: str | os.PathLike, *, title: str | None = None,
                  unphysical: np.ndarray | None = None) -> Path:
     """PNG of species fractions vs time (ps); frames flagged ``unphysical`` are shaded."""
-    import matplotlib
+    from ffpt.analysis.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,9 +147,4 @@ def plot_species(timeline: SpeciesTimeline, path: str | os.PathLike, *, title: s
     ax.set_ylabel("fraction of molecules")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7, ncol=2)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

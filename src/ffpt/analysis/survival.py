@@ -59,10 +59,9 @@ def survival_curve(times_fs: Sequence[float], failed: Sequence[bool]) -> Surviva
 
 def plot_survival(curves: dict[str, SurvivalCurve], path: str | os.PathLike, title: str | None = None) -> Path:
     """Fraction of stable runs versus time (ps), one step line per label; PNG."""
-    import matplotlib
+    from ffpt.analysis.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, curve in curves.items():
@@ -74,9 +73,4 @@ def plot_survival(curves: dict[str, SurvivalCurve], path: str | os.PathLike, tit
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -16,10 +16,9 @@ def _mean(rows, key):
 
 def learning_curve(rows: list[dict], path: Path, title: str) -> Path:
     """Force MAE (meV/A) vs number of fine-tuning labels, both arms (mean and spread over seeds)."""
-    import matplotlib
+    from ffpt.analysis.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for arm in sorted({r["arm"] for r in rows}):
@@ -33,10 +32,7 @@ def learning_curve(rows: list[dict], path: Path, title: str) -> Path:
     ax.set_ylabel("test force MAE (meV/Å)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def survival_plot(stability: dict, path: Path, title: str) -> Path:
