@@ -66,6 +66,12 @@ def test_finetune_starts_from_pretrained_weights(emt_dataset, pretrained, tmp_pa
         torch.testing.assert_close(a, b, msg=name)
     scratch = _initial_model(config(*emt_dataset, tmp_path / "sc"), read_frames(emt_dataset[0]), torch.float32)
     assert not torch.allclose(scratch.layers[0].radial_filter.weight, reference.layers[0].radial_filter.weight)
+    refit = train(config(*emt_dataset, tmp_path / "ft_refit", stage="finetune",
+                         finetune={"init": str(pretrained.model_path)}))
+    train_frames = read_frames(emt_dataset[0])
+    energies, _ = predict_frames(load_model(refit.model_path), train_frames)
+    residual = energies - np.array([a.info["REF_energy"] for a in train_frames])
+    assert abs(residual.mean()) < 1e-3  # eV: offsets refitted after fine-tuning
     result = train(cfg)
     provenance = read_model_file(result.model_path)["provenance"]
     assert provenance["stage"] == "finetune"

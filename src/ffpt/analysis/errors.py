@@ -56,12 +56,14 @@ def parity_plot(
     n_atoms = np.array([len(a) for a in frames])
     e_ref = np.array([energy_of(a) for a in frames]) / n_atoms
     e_pred = np.asarray(energies) / n_atoms
+    shift = e_ref.mean()  # energies per atom relative to the reference mean, meV/atom
+    e_ref, e_pred = 1e3 * (e_ref - shift), 1e3 * (e_pred - shift)
     f_ref = np.concatenate([forces_of(a).ravel() for a in frames])
     f_pred = np.concatenate([np.ravel(f) for f in forces])
     table = error_table(frames, energies, forces)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     for ax, ref, pred, label, mae, unit in (
-        (axes[0], e_ref, e_pred, "energy per atom (eV/atom)", table.energy_mae_mev_per_atom, "meV/atom"),
+        (axes[0], e_ref, e_pred, f"energy per atom - {shift:.3f} eV (meV/atom)", table.energy_mae_mev_per_atom, "meV/atom"),
         (axes[1], f_ref, f_pred, "force component (eV/Å)", table.forces_mae_mev_per_a, "meV/Å"),
     ):
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))

@@ -186,6 +186,9 @@ def train(config: TrainConfig) -> TrainResult:
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     model = module.model.cpu().eval()
+    if t.stage == "finetune" and config.finetune.refit_references:
+        # the network moved during fine-tuning: refit the offsets once more (closed form, training labels)
+        set_references(model, train_frames)
     energies, forces = predict_frames(model, valid_frames)
     metrics = error_table(valid_frames, energies, forces).as_dict()
     model_path = out / "model.pt"
