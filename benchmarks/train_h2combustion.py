@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--forces-weight", type=float, default=10.0)
+    p.add_argument("--patience", type=int, default=60, help="early-stopping patience (epochs)")
     p.add_argument("--spin-states", type=int, default=4,
                    help="spin multiplicity as a model input (0: off); channels come in states up to quartets")
     args = p.parse_args()
@@ -57,7 +58,7 @@ def main() -> None:
             "training": {
                 "max_epochs": args.epochs, "max_time_minutes": args.minutes, "batch_size": args.batch_size,
                 "lr": args.lr, "forces_weight": args.forces_weight, "seed": args.seed,
-                "lr_patience": 15, "early_stopping_patience": 60, "progress_bar": False,
+                "lr_patience": 15, "early_stopping_patience": args.patience, "progress_bar": False,
             },
             "out": str(out / "model"),
         },
