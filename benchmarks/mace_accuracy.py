@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ffpt.atomic import atomic_write_json
 from ffpt.analysis.errors import error_table
 from ffpt.data import set_labels
 from ffpt.data.h2combustion import load_h2combustion
@@ -105,13 +104,6 @@ def evaluate(model_path: Path, tests: dict[str, list]) -> dict:
     return out
 
 
-def write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data/h2combustion/npz")
@@ -147,7 +139,7 @@ def main() -> None:
                                                 paths["valid"], args.minutes, args, init=init)
                 results[key] = {"train_seconds": seconds + (pre_s if arm == "ffpt_ft" else 0.0),
                                 **evaluate(model_path, tests)}
-                write_json(results_path, results)
+                atomic_write_json(results_path, results)
                 print(key, json.dumps({k: round(v["forces_mae_mev_per_a"], 1) for k, v in results[key].items()
                                        if isinstance(v, dict)}), flush=True)
     print_table(results, args)

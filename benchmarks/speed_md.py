@@ -13,11 +13,9 @@ speed is that of models of known accuracy; weights are redrawn because cost does
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +28,7 @@ from ase.md.verlet import VelocityVerlet
 from speed_systems import model_for_speed, systems
 from tqdm import tqdm
 
+from ffpt.atomic import atomic_write_json
 from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.graph import NeighborListBuilder, collate, graph_from_atoms
 from ffpt.training.module import loss_terms
@@ -81,14 +80,6 @@ def training_frames_per_second(model, n_batches: int, batch_size: int = 16, seed
     return n_batches * batch_size / (time.perf_counter() - start)
 
 
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--newtonnet-model", help="trained NewtonNet model file whose hyper-parameters to time")
@@ -133,11 +124,11 @@ def main() -> None:
             if v != "mace":
                 entry[f"ratio_{v}_over_mace"] = entry[v]["steps_per_s"] / entry["mace"]["steps_per_s"]
         results["md"][name] = entry
-        write_json(Path(args.out), results)
+        atomic_write_json(Path(args.out), results)
     for arch in ARCHITECTURES:
         model, _ = model_for_speed(arch, getattr(args, f"{arch}_model"), seed=args.seed)
         results["training_frames_per_s"][arch] = training_frames_per_second(model, args.train_batches, seed=args.seed)
-    write_json(Path(args.out), results)
+    atomic_write_json(Path(args.out), results)
 
     print(f"\n{results['machine']}, {results['date']}")
     others = [v for v in variants if v != "mace"]

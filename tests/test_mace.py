@@ -21,6 +21,8 @@ from ffpt.models import (
 )
 from ffpt.models.calculator import MLIPCalculator
 
+from helpers_physics import energy_forces
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")  # e3nn uses TorchScript
 needs_mace = pytest.mark.skipif(
     find_spec("mace") is None, reason="mace-torch not installed (pip install 'ffpt[mace]'); CI installs it"
@@ -35,12 +37,6 @@ def tiny_mace(elements=(1, 6, 8), seed=0):
     model.references.copy_(torch.tensor([-13.6, -1029.0, -2041.0][: len(elements)], dtype=torch.float64))
     model.energy_scale.fill_(0.7)
     return model.eval()
-
-
-def energy_forces(calc, atoms):
-    atoms = atoms.copy()
-    atoms.calc = calc
-    return atoms.get_potential_energy(), atoms.get_forces()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ from scipy.spatial.transform import Rotation
 from ffpt.models import NewtonNet, collate, graph_from_atoms, NeighborListBuilder
 from ffpt.models.calculator import MLIPCalculator
 
+from helpers_physics import energy_forces
+
 
 def random_model(elements=(1, 6, 8), cutoff=4.0, seed=0):
     torch.manual_seed(seed)
@@ -22,12 +24,6 @@ def random_model(elements=(1, 6, 8), cutoff=4.0, seed=0):
 
 def calc_for(model):
     return MLIPCalculator(model)
-
-
-def energy_forces(calc, atoms):
-    atoms = atoms.copy()
-    atoms.calc = calc
-    return atoms.get_potential_energy(), atoms.get_forces()
 
 
 @pytest.fixture(scope="module")
