@@ -32,7 +32,7 @@ def ff_sampling(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
 
 
 def train_stage(config: ExperimentConfig, folder: Path, train_path: str, valid_path: str | None,
-                stage: str, seed: int, init: str | None = None) -> dict:
+                stage: str, seed: int, init: str | None = None, progress: bool = True) -> dict:
     from ffpt.training.config import TrainConfig
     from ffpt.training.stages import train
 
@@ -42,7 +42,8 @@ def train_stage(config: ExperimentConfig, folder: Path, train_path: str, valid_p
     cfg = TrainConfig.model_validate({
         "data": data,
         "model": config.model.model_dump(),
-        "training": training.model_dump() | {"stage": stage, "seed": seed},
+        "training": training.model_dump() | {"stage": stage, "seed": seed,
+                                             "progress_bar": training.progress_bar and progress},
         "finetune": finetune if stage == "finetune" else {},
         "out": str(folder),
     })
@@ -102,13 +103,15 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dic
     return {**paths, "n_pool": len(pool), "n_valid": len(valid), "n_test": len(test), "failures": failures}
 
 
-def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict, pretrained: str | None) -> dict:
+def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict, pretrained: str | None,
+              progress: bool = True) -> dict:
     pool = read_frames(data["pool"])
     if budget > len(pool):
         raise ValueError(f"{config.name}: budget {budget} exceeds the {len(pool)} fine-tuning frames")
     train_path = write_frames(folder / "train.extxyz", subset(pool, budget, seed=seed))
     stage = "finetune" if arm == "ffpt-ft" else "scratch"
-    return train_stage(config, folder / "model", str(train_path), data["valid"], stage, seed, init=pretrained)
+    return train_stage(config, folder / "model", str(train_path), data["valid"], stage, seed, init=pretrained,
+                       progress=progress)
 
 
 def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
@@ -170,7 +173,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     for seed in range(config.arm_seeds):
         pretrained[seed] = run.stage(
             f"pretrain_s{seed}", {"ff": ff, "model": common["model"], "training": config.pretrain.model_dump(mode="json")},
-            lambda d, seed=seed: train_stage(config, d, ff["frames"], None, "pretrain", seed),
+            lambda d, seed=seed: train_stage(config, d, ff["frames"], None, "pretrain", seed, progress=progress),
         )["model"]
     models = {}
     for budget in sorted(config.budgets):
@@ -182,7 +185,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                           "finetune": config.finetune_options.model_dump(mode="json") if init else None}
                 models[(arm, budget, seed)] = run.stage(
                     f"{arm}_n{budget}_s{seed}", inputs,
-                    lambda d, a=arm, b=budget, s=seed, i=init: arm_stage(config, d, a, b, s, data, i),
+                    lambda d, a=arm, b=budget, s=seed, i=init: arm_stage(config, d, a, b, s, data, i, progress),
                 )["model"]
     model_list = [[arm, budget, seed, path] for (arm, budget, seed), path in models.items()]
     errors = run.stage("evaluate", {"models": model_list, "data": data},
