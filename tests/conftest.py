@@ -35,6 +35,14 @@ def emt_frames(names=("H2O", "CH3OH", "CH4"), n=60, seed=0, amplitude=0.1):
     return frames
 
 
+@pytest.fixture(scope="module")
+def ethanol():
+    """Ethanol with its atoms slightly displaced (seeded), for physics checks of models."""
+    a = molecule("CH3CH2OH")
+    a.rattle(0.05, seed=1)
+    return a
+
+
 @pytest.fixture(scope="session")
 def emt_dataset(tmp_path_factory):
     """Paths of a train and a valid extxyz file of EMT-labelled molecules."""

@@ -44,13 +44,6 @@ def model():
     return tiny_mace()
 
 
-@pytest.fixture(scope="module")
-def ethanol():
-    a = molecule("CH3CH2OH")
-    a.rattle(0.05, seed=1)
-    return a
-
-
 def test_missing_mace_is_a_clear_error(monkeypatch):
     for name in [m for m in sys.modules if m == "mace" or m.startswith("mace.")] + ["mace"]:
         monkeypatch.setitem(sys.modules, name, None)  # makes "import mace..." fail

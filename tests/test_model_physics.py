@@ -26,13 +26,6 @@ def calc_for(model):
     return MLIPCalculator(model)
 
 
-@pytest.fixture(scope="module")
-def ethanol():
-    a = molecule("CH3CH2OH")
-    a.rattle(0.05, seed=1)
-    return a
-
-
 def test_forces_are_minus_energy_gradient(ethanol):
     calc = calc_for(random_model())
     _, forces = energy_forces(calc, ethanol)

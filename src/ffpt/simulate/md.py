@@ -64,8 +64,8 @@ class MDResult:
 # --------------------------------------------------------------------------- trajectory sinks
 
 
-class _ExtxyzSink:
-    """Appends frames to an extxyz file; a resume truncates it to the checkpointed size."""
+class _Sink:
+    """A trajectory file that frames are appended to; ``start`` begins it anew."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -74,6 +74,10 @@ class _ExtxyzSink:
     def start(self) -> None:
         self.path.unlink(missing_ok=True)
         self.n_frames = 0
+
+
+class _ExtxyzSink(_Sink):
+    """Appends frames to an extxyz file; a resume truncates it to the checkpointed size."""
 
     def append(self, atoms: Atoms) -> None:
         import ase.io
@@ -95,16 +99,8 @@ class _ExtxyzSink:
         self.n_frames = mark["frames"]
 
 
-class _TrajSink:
+class _TrajSink(_Sink):
     """Appends frames to an ASE trajectory; a resume drops frames written after the checkpoint."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.n_frames = 0
-
-    def start(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.n_frames = 0
 
     def append(self, atoms: Atoms) -> None:
         from ase.io.trajectory import Trajectory

@@ -190,10 +190,10 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     model_list = [[arm, budget, seed, path] for (arm, budget, seed), path in models.items()]
     errors = run.stage("evaluate", {"models": model_list, "data": data},
                        lambda d: evaluate_stage(config, d, data, models))
+    final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # simulated: largest budget, seed 0
     stability = {}
     if config.stability is not None:
-        for arm in ARMS:
-            path = models[(arm, max(config.budgets), 0)]
+        for arm, path in final.items():
             stability[arm] = run.stage(
                 f"stability_{arm}", {"model": path, "stability": config.stability.model_dump(mode="json")},
                 lambda d, a=arm, p=path: stability_stage(config, d, a, p, data, progress),
@@ -202,8 +202,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     if config.metad is not None:
         from ffpt.workflows.reactive import metad_stage
 
-        for arm in ARMS:
-            path = models[(arm, max(config.budgets), 0)]
+        for arm, path in final.items():
             metad[arm] = run.stage(
                 f"metad_{arm}", {"model": path, "metad": config.metad.model_dump(mode="json")},
                 lambda d, p=path: metad_stage(config.metad, d, p, progress),
