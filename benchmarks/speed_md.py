@@ -68,7 +68,7 @@ def training_frames_per_second(model, n_batches: int, batch_size: int = 16, seed
 
     def step():
         terms = loss_terms(model, batch, training=True)
-        loss = terms["energy_mse"] + 10 * terms["forces_mse"]
+        loss = terms["energy_loss"] + 10 * terms["forces_loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -38,6 +38,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--forces-weight", type=float, default=10.0)
+    p.add_argument("--energy-weight", type=float, default=1.0)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--huber-delta", type=float, default=None, help="Huber loss below this error (eV/A), else MSE")
+    p.add_argument("--n-dev", type=int, default=0,
+                   help="also report errors on this many further frames (disjoint from train/valid/test) "
+                        "for choosing hyper-parameters without looking at the test set")
     p.add_argument("--patience", type=int, default=60, help="early-stopping patience (epochs)")
     p.add_argument("--spin-states", type=int, default=4,
                    help="spin multiplicity as a model input (0: off); channels come in states up to quartets")
@@ -45,7 +51,9 @@ def main() -> None:
 
     out = Path(args.out)
     frames = load_h2combustion(args.data, methods=("aimd", "irc"))
-    train_set, valid_set, test_set = split(frames, [args.n_train, args.n_valid, args.n_test], seed=args.seed)
+    train_set, valid_set, test_set, dev_set = split(
+        frames, [args.n_train, args.n_valid, args.n_test, args.n_dev], seed=args.seed
+    )
     write_frames(out / "train.extxyz", train_set)
     write_frames(out / "valid.extxyz", valid_set)
     write_frames(out / "test.extxyz", test_set)
@@ -57,7 +65,8 @@ def main() -> None:
                       "options": {"spin_states": args.spin_states}},
             "training": {
                 "max_epochs": args.epochs, "max_time_minutes": args.minutes, "batch_size": args.batch_size,
-                "lr": args.lr, "forces_weight": args.forces_weight, "seed": args.seed,
+                "lr": args.lr, "forces_weight": args.forces_weight, "energy_weight": args.energy_weight,
+                "weight_decay": args.weight_decay, "huber_delta": args.huber_delta, "seed": args.seed,
                 "lr_patience": 15, "early_stopping_patience": args.patience, "progress_bar": False,
             },
             "out": str(out / "model"),
@@ -69,6 +78,10 @@ def main() -> None:
     from ffpt.models.model_file import load_model
 
     model = load_model(result.model_path)
+    dev = None
+    if dev_set:
+        dev = error_table(dev_set, *predict_frames(model, dev_set)).as_dict()
+        print("dev", json.dumps(dev))
     energies, forces = predict_frames(model, test_set)
     table = error_table(test_set, energies, forces)
     parity_plot(test_set, energies, forces, out / "parity_test.png", "h2combustion test (1,000 held-out frames)")
@@ -78,6 +91,7 @@ def main() -> None:
     epochs = max(int(r["epoch"]) for r in rows) + 1
     summary = {
         "test": table.as_dict(),
+        "dev": dev,
         "train_seconds": seconds,
         "epochs": epochs,
         "train_frames_per_s": epochs * len(train_set) / seconds,

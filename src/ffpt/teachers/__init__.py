@@ -14,6 +14,7 @@ REGISTRY: dict[str, str] = {
     "mmff94": "ffpt.teachers.forcefield:mmff94",
     "uff": "ffpt.teachers.forcefield:uff",
     "spcfw": "ffpt.teachers.water:spcfw",
+    "tip3p": "ffpt.teachers.water_box:tip3p",
     "pyscf": "ffpt.teachers.pyscf_dft:PySCFTeacher",
     "gfn2": "ffpt.teachers.xtb:GFN2Teacher",
 }

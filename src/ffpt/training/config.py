@@ -50,6 +50,7 @@ class TrainingConfig(Strict):
     weight_decay: float = 0.0
     energy_weight: float = 1.0  # on MSE of energy per atom, eV^2
     forces_weight: float = 10.0  # on MSE of force components, (eV/A)^2
+    huber_delta: float | None = None  # Huber instead of MSE, quadratic below this error (eV/atom, eV/A)
     ema_decay: float = 0.99
     grad_clip: float = 10.0
     lr_factor: float = 0.5
@@ -66,6 +67,13 @@ class TrainingConfig(Strict):
     def _positive(cls, v: int) -> int:
         if v < 1:
             raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("huber_delta")
+    @classmethod
+    def _positive_delta(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("must be > 0 (eV/atom, eV/A) or null for MSE")
         return v
 
 

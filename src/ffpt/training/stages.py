@@ -152,6 +152,7 @@ def train(config: TrainConfig) -> TrainResult:
     module = PotentialModule(
         model, lr=lr, weight_decay=t.weight_decay, energy_weight=t.energy_weight,
         forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
+        huber_delta=t.huber_delta,
     )
     ckpt_dir = out / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, save_last=True)

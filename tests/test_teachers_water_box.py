@@ -1,0 +1,43 @@
+"""The flexible-TIP3P box teacher: a classical sampler of liquid water with intermolecular terms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from ffpt import teachers
+from ffpt.teachers.topology import TypingError
+from test_teachers_forcefield import finite_difference_forces, water, water_box
+
+
+def test_forces_are_minus_energy_gradient_across_the_boundary():
+    box = water_box(n_side=2, spacing=3.3, seed=2)  # molecules straddle the cell boundary
+    teacher = teachers.get("tip3p", platform="Reference", cutoff=3.2)  # double precision for the FD
+    label = teacher.label(box)
+    assert np.abs(label.forces).max() > 0.1
+    np.testing.assert_allclose(label.forces, finite_difference_forces(teacher, box, h=1e-4), atol=2e-3)
+
+
+def test_box_has_intermolecular_energy_and_is_translation_invariant():
+    box = read("experiments/structures/water_32.extxyz")
+    tip3p = teachers.get("tip3p", platform="Reference")
+    label = tip3p.label(box)
+    intramolecular_only = teachers.get("spcfw").label(box)
+    assert abs(label.energy - intramolecular_only.energy) > 1.0  # eV: 32 hydrogen-bonded molecules
+    moved = box.copy()
+    moved.positions += [1.3, -2.1, 0.4]
+    moved.wrap()
+    moved_label = tip3p.label(moved)
+    assert moved_label.energy == pytest.approx(label.energy, abs=1e-3)  # PME accuracy
+    np.testing.assert_allclose(moved_label.forces, label.forces, atol=5e-3)
+    np.testing.assert_allclose(label.forces.sum(axis=0), 0.0, atol=5e-3)
+
+
+def test_refuses_non_periodic_frames_and_other_molecules():
+    with pytest.raises(TypingError, match="needs a periodic box"):
+        teachers.get("tip3p").label(water())
+    box = water_box()
+    box[0].symbol = "N"  # molecule 0 becomes NH2
+    with pytest.raises(TypingError, match=r"tip3p: frame .*molecule H2N .*not a water"):
+        teachers.get("tip3p").label(box)
