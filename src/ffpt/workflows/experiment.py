@@ -155,7 +155,25 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
     md = MDConfig.model_validate(values)
     batch = run_batch(structure, lambda: load_calculator(model_path), list(range(s.n_runs)), md, folder,
                       progress=progress, label=arm)
-    return batch.as_dict()
+    result = batch.as_dict()
+    if structure.pbc.all():
+        result["rdf"] = str(trajectories_rdf(folder, md))
+    return result
+
+
+def trajectories_rdf(folder: Path, md) -> Path:
+    """RDF of every saved frame of a batch's trajectories (the liquid each arm's model makes) -> rdf.json."""
+    from ase.io import iread
+
+    from ffpt.analysis.rdf import RDFAccumulator
+    from ffpt.simulate.md import TRAJECTORY_FILES
+
+    m = md.monitors
+    acc = RDFAccumulator(m.rdf_rmax, m.rdf_bins, m.rdf_pairs)
+    for path in sorted(folder.glob(f"seed_*/{TRAJECTORY_FILES[md.trajectory_format]}")):
+        for k, atoms in enumerate(iread(path)):
+            acc.add(atoms, where=f"{path} frame {k}")
+    return acc.result().save(folder / "rdf.json")
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True) -> dict:

@@ -46,6 +46,25 @@ def survival_plot(stability: dict, path: Path, title: str) -> Path:
     return plot_survival(curves, path, title)
 
 
+def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, title: str) -> dict[str, float]:
+    """RDFs of each arm's MD against the reference configurations (plot); returns each arm's RDF error (A)."""
+    from ffpt.analysis.rdf import RDF, compute_rdf, plot_rdf
+    from ffpt.data.io import read_frames
+
+    rdfs = {arm: RDF.load(batch["rdf"]) for arm, batch in stability.items() if batch.get("rdf")}
+    if not rdfs:
+        return {}
+    errors = {}
+    if reference_frames is not None:
+        first = next(iter(rdfs.values()))
+        reference = compute_rdf(read_frames(reference_frames), rmax=float(first.edges[-1]), bins=len(first.edges) - 1,
+                                pairs=sorted(first.g))
+        errors = {arm: rdf.error(reference) for arm, rdf in rdfs.items()}
+        rdfs = {"reference": reference, **rdfs}
+    plot_rdf(rdfs, path, title)
+    return errors
+
+
 def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stability: dict, metad: dict) -> dict:
     largest = max(config.budgets)
     arms = {}
@@ -82,6 +101,12 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
     figures = [learning_curve(rows, out / "learning_curve.png", config.name).name]
     if stability:
         figures.append(survival_plot(stability, out / "survival.png", f"{config.name}: MD stability").name)
+        if any(batch.get("rdf") for batch in stability.values()):
+            rdf_errors = rdf_comparison(stability, data.get("configs"), out / "rdf.png", f"{config.name}: RDF of the MD")
+            for arm, error in rdf_errors.items():
+                results["arms"][arm]["rdf_error_A"] = error
+            atomic_write_json(out / "results.json", results)
+            figures.append("rdf.png")
     (out / "report.md").write_text(_markdown(config, results, figures, out))
     return results
 
@@ -91,20 +116,23 @@ def _fmt(x, digits=1):
 
 
 def _markdown(config, results: dict, figures: list[str], out: Path) -> str:
+    has_rdf = any("rdf_error_A" in r for r in results["arms"].values())
     lines = [
         f"# FFPT-FT vs scratch: {config.name}",
         "",
         f"Force-field pre-training frames: {results['n_ff_frames']}; ab initio test frames: {results['n_test']}; "
         f"fine-tuning budgets: {results['budgets']}; repeats per arm: {config.arm_seeds}.",
         "",
-        "| arm | labels | force MAE (meV/Å) | energy MAE (meV/atom) | stable fraction | median time to failure (fs) |",
-        "|---|---|---|---|---|---|",
+        "| arm | labels | force MAE (meV/Å) | energy MAE (meV/atom) | stable fraction | median time to failure (fs) |"
+        + (" RDF error vs reference (Å) |" if has_rdf else ""),
+        "|---|---|---|---|---|---|" + ("---|" if has_rdf else ""),
     ]
     for arm, r in results["arms"].items():
         ttf = r["median_time_to_failure_fs"]
         lines.append(
             f"| {arm} | {r['budget']} | {_fmt(r['force_mae_mev_per_a'])} | {_fmt(r['energy_mae_mev_per_atom'], 2)} | "
             f"{_fmt(r['stable_fraction'], 2)} | {'none failed half' if ttf is None and r['stable_fraction'] is not None else _fmt(ttf, 0)} |"
+            + (f" {_fmt(r.get('rdf_error_A'), 2)} |" if has_rdf else "")
         )
     lines += ["", "## Force MAE by budget (meV/Å)", "", "| labels | " + " | ".join(results["arms"]) + " |",
               "|---|" + "---|" * len(results["arms"])]
