@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase import units
-from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read
 
+from ffpt import teachers
 from ffpt.analysis.rdf import compute_rdf, plot_rdf
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.md import run_md
@@ -29,47 +28,6 @@ from ffpt.simulate.monitors import RDFMonitor
 N_SIDE, DENSITY = 4, 0.997  # molecules per side, g/cm^3
 RMAX, BINS = 6.0, 60
 R_OH, ANGLE_HOH = 0.9572, 104.52  # TIP3P geometry (A, degrees)
-
-
-class OpenMMWater(Calculator):
-    """Flexible TIP3P water (OpenMM ``tip3p.xml``, PME, 6 A cutoff) for O H H ordered periodic boxes."""
-
-    implemented_properties = ["energy", "forces"]
-
-    def __init__(self, cutoff_A: float = 6.0):
-        super().__init__()
-        self.cutoff_A = cutoff_A
-        self._context = None
-
-    def _build(self, atoms: Atoms):
-        import openmm
-        from openmm import app, unit
-
-        topology = app.Topology()
-        chain = topology.addChain()
-        for _ in range(len(atoms) // 3):
-            residue = topology.addResidue("HOH", chain)
-            o = topology.addAtom("O", app.element.oxygen, residue)
-            for name in ("H1", "H2"):
-                topology.addBond(o, topology.addAtom(name, app.element.hydrogen, residue))
-        topology.setPeriodicBoxVectors(atoms.cell.array * 0.1 * unit.nanometer)
-        system = app.ForceField("tip3p.xml").createSystem(
-            topology, nonbondedMethod=app.PME, nonbondedCutoff=self.cutoff_A * 0.1 * unit.nanometer,
-            rigidWater=False, constraints=None,
-        )
-        platform = openmm.Platform.getPlatformByName("CPU")
-        self._context = openmm.Context(system, openmm.VerletIntegrator(1e-3), platform, {"Threads": "1"})
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        if self._context is None:
-            self._build(self.atoms)
-        self._context.setPositions(self.atoms.positions * 0.1)
-        state = self._context.getState(getEnergy=True, getForces=True)
-        ev_per_kj_mol = units.kJ / units.mol
-        energy = state.getPotentialEnergy()._value * ev_per_kj_mol
-        forces = np.asarray(state.getForces(asNumpy=True)._value) * ev_per_kj_mol / 10.0
-        self.results = {"energy": float(energy), "forces": forces}
 
 
 def water_box(seed: int = 0) -> Atoms:
@@ -99,7 +57,8 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = dict(timestep_fs=0.5, ensemble="langevin", friction_per_fs=0.02, save_every=20, check_every=20,
                 monitors=MonitorConfig(min_distance=0.7))
-    calc = OpenMMWater
+    def calc():
+        return teachers.get("tip3p", cutoff=6.0)  # flexible TIP3P, PME
     start = water_box()
     # equilibrate 2 ps, then 4 ps of production at 300 K for the reference
     equil = run_md(start, calc(), MDConfig(steps=4000, temperature_K=300, seed=0, **base), out / "equil")

@@ -184,3 +184,39 @@ def test_spin_is_an_input_when_enabled():
     sextet.info["spin"] = 6
     with pytest.raises(ValueError, match="spin multiplicity 6"):
         energy_forces(calc, sextet)
+
+
+def zbl_reference(z1, z2, r):
+    """ZBL universal screened repulsion (eV) written out independently, no switching."""
+    a = 0.8854 * 0.529177 / (z1**0.23 + z2**0.23)
+    x = r / a
+    phi = 0.18175 * np.exp(-3.1998 * x) + 0.50986 * np.exp(-0.94229 * x) + 0.28022 * np.exp(-0.4029 * x) + 0.02817 * np.exp(-0.20162 * x)
+    return 14.399645 * z1 * z2 / r * phi
+
+
+def test_zbl_repulsion_is_the_screened_coulomb_law_inside_the_bond_length():
+    """zbl=True adds ZBL between atoms closer than their covalent radii; nothing beyond; F = -dE/dr."""
+    from ase.data import covalent_radii
+
+    model = random_model(elements=(1, 8), cutoff=4.0)
+    repulsive = random_model(elements=(1, 8), cutoff=4.0)
+    repulsive.repulsion = NewtonNet(elements=[1, 8], cutoff=4.0, zbl=True).repulsion.double()
+    plain, zbl = calc_for(model), calc_for(repulsive)
+    r_switch = covalent_radii[1] + covalent_radii[8]
+    for r in (0.3, 0.6, 0.9, 1.2):
+        oh = Atoms("OH", positions=[[0, 0, 0], [0, 0, r]])
+        extra = energy_forces(zbl, oh)[0] - energy_forces(plain, oh)[0]
+        x = r / r_switch
+        switch = (1 - 28 * x**6 + 48 * x**7 - 21 * x**8) if x < 1 else 0.0
+        assert extra == pytest.approx(zbl_reference(8, 1, r) * switch, rel=1e-4, abs=1e-12), r
+    oh = Atoms("OH", positions=[[0, 0, 0], [0.1, 0.2, 0.55]])
+    e, f = energy_forces(zbl, oh)
+    assert f[1] @ oh.positions[1] > 0  # pushed apart
+    h = 1e-6
+    fd = []
+    for k in range(3):
+        plus, minus = oh.copy(), oh.copy()
+        plus.positions[1, k] += h
+        minus.positions[1, k] -= h
+        fd.append(-(energy_forces(zbl, plus)[0] - energy_forces(zbl, minus)[0]) / (2 * h))
+    np.testing.assert_allclose(f[1], fd, rtol=1e-6)

@@ -14,6 +14,10 @@ With ``spin_states`` > 0 the spin multiplicity of the frame (``info["spin"]``, 0
 input: a learned per-multiplicity vector, initialised to zero, is added to every atom's initial
 features, so one network can hold several electronic states of the same geometries (e.g. the
 doublet and quartet surfaces of HO2 in hydrogen combustion) without contradictory labels.
+
+With ``zbl`` the energy includes the screened nuclear repulsion of :mod:`ffpt.models.repulsion`
+between atoms closer than their covalent radii, so atoms pushed together far beyond the training
+data still repel (the network learns the rest).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch import nn
 from ffpt.models.graph import AtomicGraph
 from ffpt.models.potential import InteratomicPotential
 from ffpt.models.radial import BesselBasis, PolynomialEnvelope
+from ffpt.models.repulsion import ZBLRepulsion
 
 
 def mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -85,6 +90,7 @@ class NewtonNet(InteratomicPotential):
         n_basis: int = 20,
         avg_num_neighbors: float = 10.0,
         spin_states: int = 0,
+        zbl: bool = False,
     ):
         super().__init__(elements, cutoff)
         self._hparams = dict(
@@ -95,6 +101,7 @@ class NewtonNet(InteratomicPotential):
             n_basis=n_basis,
             avg_num_neighbors=float(avg_num_neighbors),
             spin_states=int(spin_states),
+            zbl=bool(zbl),
         )
         self.embedding = nn.Embedding(len(self.elements), n_features)
         self.spin_states = int(spin_states)
@@ -107,6 +114,8 @@ class NewtonNet(InteratomicPotential):
             NewtonNetLayer(n_features, n_basis, avg_num_neighbors) for _ in range(n_layers)
         )
         self.head = mlp(n_features, n_features // 2, 1)
+        if zbl:
+            self.repulsion = ZBLRepulsion(self.elements)
 
     def hparams(self) -> dict:
         return dict(self._hparams)

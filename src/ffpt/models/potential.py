@@ -1,6 +1,6 @@
 """What every ffpt architecture is: atomic energies from a graph, plus per-element references.
 
-E = sum_i [ scale * e_i(network) + ref(Z_i) ]  (eV); forces = -dE/dr and stress = (1/V) dE/d(strain)
+E = sum_i [ scale * e_i(network) + ref(Z_i) ] + E_repulsion (optional ZBL core repulsion)  (eV); forces = -dE/dr and stress = (1/V) dE/d(strain)
 by autograd. Architectures implement :meth:`InteratomicPotential.atomic_energies`.
 """
 
@@ -35,6 +35,7 @@ class InteratomicPotential(nn.Module):
         self.cutoff = float(cutoff)
         self.register_buffer("references", torch.zeros(len(self.elements)))  # eV per atom of element
         self.register_buffer("energy_scale", torch.ones(()))  # eV per network unit
+        self.repulsion: nn.Module | None = None  # optional pair prior, e.g. ZBLRepulsion (eV per graph)
 
     def hparams(self) -> dict:  # pragma: no cover - abstract
         """Constructor arguments (JSON-able), so a model file can rebuild the network."""
@@ -45,9 +46,12 @@ class InteratomicPotential(nn.Module):
         raise NotImplementedError
 
     def network_energy(self, graph: AtomicGraph, edge_vectors: torch.Tensor) -> torch.Tensor:
-        """Energy per graph (G,) without the reference energies, eV."""
+        """Energy per graph (G,) without the reference energies (network plus repulsion prior), eV."""
         e = self.atomic_energies(graph, edge_vectors) * self.energy_scale
-        return torch.zeros(graph.n_graphs, dtype=e.dtype, device=e.device).index_add_(0, graph.batch, e)
+        energy = torch.zeros(graph.n_graphs, dtype=e.dtype, device=e.device).index_add_(0, graph.batch, e)
+        if self.repulsion is not None:
+            energy = energy + self.repulsion(graph, edge_vectors)
+        return energy
 
     def reference_energy(self, graph: AtomicGraph) -> torch.Tensor:
         """Sum of per-element reference energies per graph (G,), eV."""

@@ -21,6 +21,12 @@ class BesselBasis(nn.Module):
         return math.sqrt(2.0 / self.cutoff) * torch.sin(self.frequencies * r) / r
 
 
+def polynomial_envelope(x: torch.Tensor, p: int = 6) -> torch.Tensor:
+    """1 at x=0, 0 for x >= 1, with p continuous derivatives at x=1 (DimeNet form)."""
+    value = 1.0 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+    return value * (x < 1.0)
+
+
 class PolynomialEnvelope(nn.Module):
     """Smooth cutoff: 1 at r=0, goes to 0 at rc with p continuous derivatives (DimeNet form)."""
 
@@ -30,11 +36,4 @@ class PolynomialEnvelope(nn.Module):
         self.p = p
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        p, x = self.p, r / self.cutoff
-        value = (
-            1.0
-            - (p + 1) * (p + 2) / 2 * x**p
-            + p * (p + 2) * x ** (p + 1)
-            - p * (p + 1) / 2 * x ** (p + 2)
-        )
-        return value * (x < 1.0)
+        return polynomial_envelope(r / self.cutoff, self.p)
