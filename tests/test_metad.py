@@ -245,3 +245,44 @@ def test_cli_config_errors_name_the_key(tmp_path, capsys):
     config.write_text("calculator: gfn2\ncv: ['O1_H1']\n")
     assert main(["metad", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "r0" in capsys.readouterr().err
+
+
+def test_barriers_compare_fes_reference_and_model_on_the_stationary_points(tmp_path):
+    """FES barrier between the reactant and product CV points, next to E(TS) - E(reactant) of the files."""
+    from ase import units
+    from ase.calculators.lj import LennardJones
+    from ase.io import read
+
+    from ffpt.analysis.fes import FreeEnergySurface
+    from ffpt.simulate.metad_job import MetadConfig, barriers, prepare
+
+    (tmp_path / "reactions.json").write_text(json.dumps(REACTIONS))
+    body = HO2.split("\n", 2)[2]
+    stretched = "O 0.7695 0.1080 0.0\nO -0.4917 -0.2662 0.0\nH 2.4 -1.6 0.0\n"
+    far = "O 0.7695 0.1080 0.0\nO -0.4917 -0.2662 0.0\nH 3.5 -2.6 0.0\n"
+    for kind, energy, xyz in (("reactant", -150.90, body), ("TS", -150.82, stretched), ("product", -150.83, far)):
+        (tmp_path / f"{kind}_09.xyz").write_text(f"3\nStep 0 E= {energy:.6f} |G|= 0.0\n{xyz}")
+    config = MetadConfig(calculator="gfn2", structure=tmp_path / "TS_09.xyz", channel="09",
+                         reactions=tmp_path / "reactions.json", temperature_K=500.0)
+    _, cvs, _, _, _ = prepare(config)
+    axis = np.linspace(0.0, 1.0, 41)
+    x, y = np.meshgrid(axis, axis, indexing="ij")
+    kcal = units.kcal / units.mol  # eV per kcal/mol
+    # two wells: the reactant's CV point (about (0.5, 0.5)) 10 kcal/mol below the product's (0, 0), saddle between
+    wells = -30 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.01) - 20 * np.exp(-(x**2 + y**2) / 0.01)
+    fes = FreeEnergySurface(("cn1", "cn2"), (axis, axis), (wells - wells.min()) * kcal, time=1000.0)
+    calculator = LennardJones(sigma=1.0, epsilon=0.01, rc=5.0)
+    found = barriers(config, cvs, fes, [], calculator)
+    assert found["reference_barrier_kcal_per_mol"] == pytest.approx(0.08 * 627.509, rel=1e-3)
+    assert found["reference_reverse_barrier_kcal_per_mol"] == pytest.approx(0.01 * 627.509, rel=1e-3)
+    energies = {}
+    for kind in ("reactant", "TS"):
+        atoms = read(tmp_path / f"{kind}_09.xyz")
+        atoms.calc = calculator
+        energies[kind] = atoms.get_potential_energy()
+    assert found["model_barrier_kcal_per_mol"] == pytest.approx((energies["TS"] - energies["reactant"]) / kcal)
+    reactant, product = found["cv_points"]["reactant"], found["cv_points"]["product"]
+    assert reactant == pytest.approx([0.5, 0.5], abs=0.05) and product[0] < 0.1
+    saddle = wells[np.argmin(np.abs(axis - 0.25)), np.argmin(np.abs(axis - 0.25))]  # on the straight path
+    assert found["fes_barrier_kcal_per_mol"] == pytest.approx(saddle + 30, abs=1.5)
+    assert found["fes_reverse_barrier_kcal_per_mol"] == pytest.approx(saddle + 20, abs=1.5)

@@ -144,8 +144,67 @@ def prepare(config: MetadConfig):
     return atoms, cvs, walls, params, reaction
 
 
-def analyse(out: Path, result, config: MetadConfig, reaction: str | None) -> dict:
-    """FES (file + plot, with convergence) and species (plot, outcome) of a finished run."""
+def stationary_energy_hartree(path: Path) -> float | None:
+    """Optimizer energy (Eh) from an xyz comment line like ``Step 0 E= -150.826492 |G|= ...``."""
+    import re
+
+    lines = path.read_text().splitlines()
+    match = re.search(r"\bE=\s*(-?\d+\.\d+)", lines[1]) if len(lines) > 1 else None
+    return float(match.group(1)) if match else None
+
+
+def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
+    """The run's FES barrier next to the reference and model barriers of the channel's stationary points.
+
+    Needs ``reactant_NN.xyz`` and ``product_NN.xyz`` next to the TS ``structure`` (the combustion
+    data's geometries). FES barrier: lowest saddle between the reactant's and the product's CV
+    points (free energy at the run's temperature, kcal/mol), for the final surface and for each
+    earlier estimate (its spread shows convergence). Reference: E(TS) - E(reactant) from the files'
+    energies (the IRC maximum); model: the same from single points of ``calculator``.
+    """
+    import ase.io
+    from ase import units
+
+    from ffpt.analysis.fes import barrier
+
+    if config.channel is None:
+        return None
+    folder = Path(config.structure).parent
+    paths = {kind: folder / f"{kind}_{config.channel}.xyz" for kind in ("reactant", "TS", "product")}
+    if not all(p.exists() for p in paths.values()):
+        return None
+    geometries = {kind: ase.io.read(p) for kind, p in paths.items()}
+    kcal = units.mol / units.kcal  # eV -> kcal/mol
+    points = {kind: [float(cv.compute(geometries[kind])[0]) for cv in cvs] for kind in ("reactant", "product")}
+    out: dict[str, Any] = {"cv_points": points, "temperature_K": config.temperature_K}
+    hartree = {kind: stationary_energy_hartree(p) for kind, p in paths.items()}
+    if None not in hartree.values():
+        out["reference_barrier_kcal_per_mol"] = (hartree["TS"] - hartree["reactant"]) * units.Hartree * kcal
+        out["reference_reverse_barrier_kcal_per_mol"] = (hartree["TS"] - hartree["product"]) * units.Hartree * kcal
+    energies = {}
+    for kind, atoms in geometries.items():
+        atoms.info["spin"] = config.multiplicity or atoms.info.get("spin")
+        atoms.calc = calculator
+        energies[kind] = atoms.get_potential_energy()
+    out["model_barrier_kcal_per_mol"] = (energies["TS"] - energies["reactant"]) * kcal
+    out["model_reverse_barrier_kcal_per_mol"] = (energies["TS"] - energies["product"]) * kcal
+    estimates = []
+    for surface in [*history, fes]:
+        try:
+            b = barrier(surface, points["reactant"], points["product"])
+            estimates.append({"time_fs": surface.time, "forward": b.forward * kcal, "backward": b.backward * kcal})
+        except ValueError as exc:  # a stationary point in an unsampled region
+            estimates.append({"time_fs": surface.time, "error": str(exc)})
+    out["fes_barrier_history_kcal_per_mol"] = estimates
+    final = estimates[-1]
+    out["fes_barrier_kcal_per_mol"] = final.get("forward")
+    out["fes_reverse_barrier_kcal_per_mol"] = final.get("backward")
+    return out
+
+
+def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=None, calculator=None) -> dict:
+    """FES (file + plot, with convergence), species (plot, outcome) and, for a combustion channel
+    with its stationary geometries, barriers of a finished run."""
     import ase.io
 
     from ffpt.analysis.fes import fes_convergence, fes_from_hills, plot_fes, write_fes
@@ -171,6 +230,10 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None) -> dic
     unphysical = timeline.unphysical(allowed)
     summary.setdefault("unphysical_frames", int(unphysical.sum()))
     plot_species(timeline, out / "species.png", unphysical=unphysical, title=reaction)
+    if cvs is not None and calculator is not None:
+        found = barriers(config, cvs, fes, history[:-1], calculator)
+        if found is not None:
+            summary["barriers"] = found
     return summary
 
 
@@ -190,8 +253,8 @@ def run_metad_job(config: MetadConfig, out: str | Path, device: str = "cpu", pro
     atoms, cvs, walls, params, reaction = prepare(config)
     out.mkdir(parents=True, exist_ok=True)
     saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    result = run_metadynamics(atoms, resolve(config.calculator, device), cvs, params, out, walls=walls,
-                              progress=progress)
-    summary = analyse(out, result, config, reaction)
+    calculator = resolve(config.calculator, device)
+    result = run_metadynamics(atoms, calculator, cvs, params, out, walls=walls, progress=progress)
+    summary = analyse(out, result, config, reaction, cvs, calculator)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
