@@ -48,6 +48,8 @@ def main() -> None:
     p.add_argument("--spin-states", type=int, default=4,
                    help="spin multiplicity as a model input (0: off); channels come in states up to quartets")
     p.add_argument("--zbl", action="store_true", help="ZBL core repulsion as a prior (model option zbl)")
+    p.add_argument("--zbl-radius-scale", type=float, default=0.75,
+                   help="ZBL switched off at this fraction of the covalent bond length")
     args = p.parse_args()
 
     out = Path(args.out)
@@ -63,7 +65,8 @@ def main() -> None:
         {
             "data": {"train": str(out / "train.extxyz"), "valid": str(out / "valid.extxyz")},
             "model": {"n_features": args.features, "n_layers": args.layers, "cutoff": args.cutoff,
-                      "options": {"spin_states": args.spin_states, "zbl": args.zbl}},
+                      "options": {"spin_states": args.spin_states, "zbl": args.zbl,
+                                  "zbl_radius_scale": args.zbl_radius_scale}},
             "training": {
                 "max_epochs": args.epochs, "max_time_minutes": args.minutes, "batch_size": args.batch_size,
                 "lr": args.lr, "forces_weight": args.forces_weight, "energy_weight": args.energy_weight,

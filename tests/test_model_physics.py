@@ -200,7 +200,7 @@ def test_zbl_repulsion_is_the_screened_coulomb_law_inside_the_bond_length():
 
     model = random_model(elements=(1, 8), cutoff=4.0)
     repulsive = random_model(elements=(1, 8), cutoff=4.0)
-    repulsive.repulsion = NewtonNet(elements=[1, 8], cutoff=4.0, zbl=True).repulsion.double()
+    repulsive.repulsion = NewtonNet(elements=[1, 8], cutoff=4.0, zbl=True, zbl_radius_scale=1.0).repulsion.double()
     plain, zbl = calc_for(model), calc_for(repulsive)
     r_switch = covalent_radii[1] + covalent_radii[8]
     for r in (0.3, 0.6, 0.9, 1.2):

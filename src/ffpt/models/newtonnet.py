@@ -16,8 +16,10 @@ features, so one network can hold several electronic states of the same geometri
 doublet and quartet surfaces of HO2 in hydrogen combustion) without contradictory labels.
 
 With ``zbl`` the energy includes the screened nuclear repulsion of :mod:`ffpt.models.repulsion`
-between atoms closer than their covalent radii, so atoms pushed together far beyond the training
-data still repel (the network learns the rest).
+between atoms closer than ``zbl_radius_scale`` x the sum of their covalent radii, so atoms pushed
+together far beyond the training data still repel (the network learns the rest). The default 0.75
+keeps it off vibrating bonds (O-H 0.73 A, O-O 0.99 A, H-H 0.47 A): switched off at the full bond
+length it raised the combustion error (BENCHMARKS.md, section 1).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class NewtonNet(InteratomicPotential):
         avg_num_neighbors: float = 10.0,
         spin_states: int = 0,
         zbl: bool = False,
+        zbl_radius_scale: float = 0.75,
     ):
         super().__init__(elements, cutoff)
         self._hparams = dict(
@@ -102,6 +105,7 @@ class NewtonNet(InteratomicPotential):
             avg_num_neighbors=float(avg_num_neighbors),
             spin_states=int(spin_states),
             zbl=bool(zbl),
+            zbl_radius_scale=float(zbl_radius_scale),
         )
         self.embedding = nn.Embedding(len(self.elements), n_features)
         self.spin_states = int(spin_states)
@@ -115,7 +119,7 @@ class NewtonNet(InteratomicPotential):
         )
         self.head = mlp(n_features, n_features // 2, 1)
         if zbl:
-            self.repulsion = ZBLRepulsion(self.elements)
+            self.repulsion = ZBLRepulsion(self.elements, scale=zbl_radius_scale)
 
     def hparams(self) -> dict:
         return dict(self._hparams)
