@@ -33,6 +33,19 @@ def test_skip_rerun_and_propagation(tmp_path):
     assert calls[-1] == "first" and changed.log.status("first") == "ran"
 
 
+def test_an_edited_input_file_named_in_the_config_reruns_its_stage(tmp_path):
+    structure = tmp_path / "box.extxyz"
+    structure.write_text("first version")
+    calls = []
+    inputs = {"stability": {"structure": str(structure), "n_runs": 2}}  # a path as YAML gives it: a string
+    for attempt in range(3):
+        if attempt == 2:
+            structure.write_text("edited")
+        run = RunDirectory(tmp_path / "run", echo=lambda s: None)
+        run.stage("md", inputs, lambda folder: calls.append(attempt) or {})
+    assert calls == [0, 2]  # skipped when unchanged, rerun after the edit
+
+
 def test_killed_stage_resumes_with_its_folder(tmp_path):
     script = textwrap.dedent(
         f"""

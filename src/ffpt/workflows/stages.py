@@ -21,15 +21,26 @@ from typing import Callable
 from ffpt.atomic import atomic_write_json, file_sha256
 
 
+def _with_file_digests(value):
+    """``value`` with every path (``Path`` or string) of an existing file replaced by its content hash."""
+    if isinstance(value, dict):
+        return {k: _with_file_digests(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_with_file_digests(v) for v in value]
+    if isinstance(value, (str, Path)) and str(value):
+        try:
+            if Path(value).is_file():
+                return f"file sha256 {file_sha256(value)}"
+        except OSError:  # not a usable path (e.g. too long)
+            pass
+        return str(value)
+    return value
+
+
 def digest(value) -> str:
-    """Stable SHA-256 of a JSON-able value; paths of existing files hash by content."""
-
-    def default(obj):
-        if isinstance(obj, Path):
-            return file_sha256(obj) if obj.is_file() else str(obj)
-        return str(obj)
-
-    text = json.dumps(value, sort_keys=True, default=default)
+    """Stable SHA-256 of a JSON-able value; paths of existing files (also as strings, e.g. from
+    YAML) hash by content, so an edited structure or data file reruns the stages that read it."""
+    text = json.dumps(_with_file_digests(value), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
