@@ -18,6 +18,7 @@ from ffpt.simulate.monitors import (
     BondMonitor,
     FiniteMonitor,
     MinDistanceMonitor,
+    PairDistanceMonitor,
     RDFMonitor,
     SpeciesMonitor,
     build_monitors,
@@ -99,6 +100,22 @@ def test_min_distance_monitor_with_periodic_images():
     assert "0.200 A" in monitor.check(box, 0.0)
     box.pbc = False
     assert monitor.check(box, 0.0) is None
+
+
+def test_pair_distance_monitor_only_watches_its_pairs_across_the_boundary():
+    monitor = build_monitors(MonitorConfig(min_distance=None, min_pair_distance={"O-O": 2.2}), ethanol())[-1]
+    assert isinstance(monitor, PairDistanceMonitor)
+    # two waters: O...O 2.0 A through the periodic boundary; the O-H and H...H contacts are not watched
+    water = molecule("H2O")
+    box = water.copy() + water.copy()
+    box.positions[3:] += [8.0, 0.0, 0.0]
+    box.set_cell([10.0, 10.0, 10.0])
+    box.pbc = True
+    assert monitor.check(box, 0.0) == "atoms 0 and 3 (O-O) at 2.000 A < 2.2 A"
+    box.positions[3:] += [-3.0, 0.0, 0.0]  # 5 A apart
+    assert monitor.check(box, 0.0) is None
+    with pytest.raises(ValueError, match="must be > 0"):
+        PairDistanceMonitor({"H-O": 0.0})
 
 
 def test_bond_monitor_threshold_and_minimum_image():

@@ -24,6 +24,9 @@ class MonitorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_distance: float | None = Field(0.5, gt=0, description="fail when two atoms are closer (A)")
+    min_pair_distance: dict[str, float] | None = Field(
+        None, description="per element pair, e.g. {'O-O': 2.2}: fail when two such atoms are closer (A)"
+    )
     max_bond_deviation: float | None = Field(
         None, gt=0, description="fail when a start-frame bond deviates more than this (A); 0.5 for molecules"
     )

@@ -76,6 +76,31 @@ class MinDistanceMonitor(Monitor):
         return f"atoms {a} and {b} at {d[k]:.3f} A < min distance {self.min_distance} A"
 
 
+class PairDistanceMonitor(Monitor):
+    """Fails when two atoms of a named element pair come closer than that pair's limit (A),
+    e.g. ``{"O-O": 2.2}`` for liquid water, where oxygens never approach closer than about 2.4 A."""
+
+    name = "min_pair_distance"
+
+    def __init__(self, limits: dict[str, float]):
+        if not limits:
+            raise ValueError("min_pair_distance needs at least one pair, e.g. {'O-O': 2.2}")
+        self.limits = {}
+        for pair, limit in limits.items():
+            if limit <= 0:
+                raise ValueError(f"min_pair_distance['{pair}'] must be > 0 A, got {limit}")
+            self.limits[pair_name(*parse_pair(pair))] = float(limit)
+
+    def check(self, atoms: Atoms, time_fs: float) -> str | None:
+        i, j, d = neighbor_list("ijd", atoms, max(self.limits.values()))
+        symbols = atoms.get_chemical_symbols()
+        for a, b, r in sorted(zip(i, j, d), key=lambda t: t[2]):
+            pair = pair_name(symbols[a], symbols[b])
+            if pair in self.limits and r < self.limits[pair]:
+                return f"atoms {a} and {b} ({pair}) at {r:.3f} A < {self.limits[pair]} A"
+        return None
+
+
 class BondMonitor(Monitor):
     """Fails when a bond of the reference frame deviates more than ``max_deviation`` (A) from its
     reference length (minimum-image lengths for periodic cells)."""
@@ -232,6 +257,8 @@ def build_monitors(config: MonitorConfig, start: Atoms) -> list[Monitor]:
     monitors: list[Monitor] = [FiniteMonitor()]
     if config.min_distance is not None:
         monitors.append(MinDistanceMonitor(config.min_distance))
+    if config.min_pair_distance is not None:
+        monitors.append(PairDistanceMonitor(config.min_pair_distance))
     if config.max_bond_deviation is not None:
         monitors.append(BondMonitor(start, config.max_bond_deviation))
     if config.allowed_species is not None:
