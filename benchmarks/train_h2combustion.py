@@ -34,20 +34,20 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--cutoff", type=float, default=5.0)
     p.add_argument("--epochs", type=int, default=2000)
-    p.add_argument("--minutes", type=float, default=30.0)
+    p.add_argument("--minutes", type=float, default=35.0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--forces-weight", type=float, default=10.0)
     p.add_argument("--energy-weight", type=float, default=1.0)
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--huber-delta", type=float, default=None, help="Huber loss below this error (eV/A), else MSE")
+    p.add_argument("--huber-delta", type=float, default=0.01, help="Huber loss below this error (eV/A); 0: MSE")
     p.add_argument("--n-dev", type=int, default=0,
                    help="also report errors on this many further frames (disjoint from train/valid/test) "
                         "for choosing hyper-parameters without looking at the test set")
-    p.add_argument("--patience", type=int, default=60, help="early-stopping patience (epochs)")
+    p.add_argument("--patience", type=int, default=200, help="early-stopping patience (epochs)")
     p.add_argument("--spin-states", type=int, default=4,
                    help="spin multiplicity as a model input (0: off); channels come in states up to quartets")
-    p.add_argument("--zbl", action="store_true", help="ZBL core repulsion as a prior (model option zbl)")
+    p.add_argument("--no-zbl", dest="zbl", action="store_false", help="without the ZBL core-repulsion prior")
     p.add_argument("--zbl-radius-scale", type=float, default=0.75,
                    help="ZBL switched off at this fraction of the covalent bond length")
     args = p.parse_args()
@@ -70,7 +70,7 @@ def main() -> None:
             "training": {
                 "max_epochs": args.epochs, "max_time_minutes": args.minutes, "batch_size": args.batch_size,
                 "lr": args.lr, "forces_weight": args.forces_weight, "energy_weight": args.energy_weight,
-                "weight_decay": args.weight_decay, "huber_delta": args.huber_delta, "seed": args.seed,
+                "weight_decay": args.weight_decay, "huber_delta": args.huber_delta or None, "seed": args.seed,
                 "lr_patience": 15, "early_stopping_patience": args.patience, "progress_bar": False,
             },
             "out": str(out / "model"),
