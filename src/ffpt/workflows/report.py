@@ -97,7 +97,6 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
         "arms": arms,
         "rows": rows,
     }
-    atomic_write_json(out / "results.json", results)
     figures = [learning_curve(rows, out / "learning_curve.png", config.name).name]
     if stability:
         figures.append(survival_plot(stability, out / "survival.png", f"{config.name}: MD stability").name)
@@ -105,8 +104,8 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
             rdf_errors = rdf_comparison(stability, data.get("configs"), out / "rdf.png", f"{config.name}: RDF of the MD")
             for arm, error in rdf_errors.items():
                 results["arms"][arm]["rdf_error_A"] = error
-            atomic_write_json(out / "results.json", results)
             figures.append("rdf.png")
+    atomic_write_json(out / "results.json", results)
     (out / "report.md").write_text(_markdown(config, results, figures, out))
     return results
 
