@@ -21,7 +21,7 @@ from ffpt.models import (
 )
 from ffpt.models.calculator import MLIPCalculator
 
-from helpers_physics import energy_forces
+from helpers_physics import energy_forces, finite_difference_forces, finite_difference_stress
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")  # e3nn uses TorchScript
 needs_mace = pytest.mark.skipif(
@@ -89,13 +89,7 @@ def test_atomic_energies_equal_mace_torch_own_model(model, ethanol):
 def test_forces_are_minus_energy_gradient(model, ethanol):
     calc = MLIPCalculator(model)
     _, forces = energy_forces(calc, ethanol)
-    h, fd = 1e-5, np.zeros_like(forces)
-    for i in range(len(ethanol)):
-        for k in range(3):
-            plus, minus = ethanol.copy(), ethanol.copy()
-            plus.positions[i, k] += h
-            minus.positions[i, k] -= h
-            fd[i, k] = -(energy_forces(calc, plus)[0] - energy_forces(calc, minus)[0]) / (2 * h)
+    fd = finite_difference_forces(calc, ethanol, h=1e-5)
     assert np.abs(forces).max() > 1e-3
     assert np.abs(forces - fd).max() / np.abs(forces).max() < 1e-5
 
@@ -128,20 +122,8 @@ def test_periodic_stress_is_strain_derivative_and_batches_match(model, ethanol):
     box.cell, box.pbc = np.diag([3.2, 3.4, 3.6]), True  # smaller than the cutoff: images matter
     box.calc = calc
     stress = box.get_stress(voigt=False)
-    h, fd = 1e-6, np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            e = []
-            for sign in (1, -1):
-                eps = np.zeros((3, 3))
-                eps[a, b] += sign * h / 2
-                eps[b, a] += sign * h / 2
-                strained = box.copy()
-                strained.set_cell(box.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-                e.append(energy_forces(calc, strained)[0])
-            fd[a, b] = (e[0] - e[1]) / (2 * h) / box.get_volume()
     assert np.abs(stress).max() > 1e-4
-    np.testing.assert_allclose(stress, fd, atol=1e-7)
+    np.testing.assert_allclose(stress, finite_difference_stress(calc, box, h=1e-6), atol=1e-7)
     # a batch of different frames (one periodic) equals the frames one by one
     nl = NeighborListBuilder(model.cutoff)
     graphs = [graph_from_atoms(a, model.elements, nl, dtype=torch.float64) for a in (ethanol, box, molecule("CH4"))]

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from ffpt.models import NewtonNet, collate, graph_from_atoms, NeighborListBuilder
 from ffpt.models.calculator import MLIPCalculator
 
-from helpers_physics import energy_forces
+from helpers_physics import energy_forces, finite_difference_forces, finite_difference_stress
 
 
 def random_model(elements=(1, 6, 8), cutoff=4.0, seed=0):
@@ -29,14 +29,7 @@ def calc_for(model):
 def test_forces_are_minus_energy_gradient(ethanol):
     calc = calc_for(random_model())
     _, forces = energy_forces(calc, ethanol)
-    h = 1e-5
-    fd = np.zeros_like(forces)
-    for i in range(len(ethanol)):
-        for k in range(3):
-            plus, minus = ethanol.copy(), ethanol.copy()
-            plus.positions[i, k] += h
-            minus.positions[i, k] -= h
-            fd[i, k] = -(energy_forces(calc, plus)[0] - energy_forces(calc, minus)[0]) / (2 * h)
+    fd = finite_difference_forces(calc, ethanol, h=1e-5)
     assert np.abs(forces).max() > 1e-3  # not trivially zero
     rel = np.abs(forces - fd).max() / np.abs(forces).max()
     assert rel < 1e-5, rel
@@ -108,21 +101,7 @@ def test_stress_is_strain_derivative():
     box.cell, box.pbc = np.diag([3.2, 3.4, 3.6]), True
     box.calc = calc
     stress = box.get_stress(voigt=False)
-    h = 1e-6
-    fd = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            e = []
-            for sign in (1, -1):
-                strained = box.copy()
-                eps = np.zeros((3, 3))
-                eps[a, b] += sign * h / 2
-                eps[b, a] += sign * h / 2
-                strained.set_cell(box.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-                strained.calc = calc
-                e.append(strained.get_potential_energy())
-            fd[a, b] = (e[0] - e[1]) / (2 * h) / box.get_volume()
-    np.testing.assert_allclose(stress, fd, atol=1e-7)
+    np.testing.assert_allclose(stress, finite_difference_stress(calc, box, h=1e-6), atol=1e-7)
 
 
 def test_batch_equals_single_frames(ethanol):
@@ -212,11 +191,4 @@ def test_zbl_repulsion_is_the_screened_coulomb_law_inside_the_bond_length():
     oh = Atoms("OH", positions=[[0, 0, 0], [0.1, 0.2, 0.55]])
     e, f = energy_forces(zbl, oh)
     assert f[1] @ oh.positions[1] > 0  # pushed apart
-    h = 1e-6
-    fd = []
-    for k in range(3):
-        plus, minus = oh.copy(), oh.copy()
-        plus.positions[1, k] += h
-        minus.positions[1, k] -= h
-        fd.append(-(energy_forces(zbl, plus)[0] - energy_forces(zbl, minus)[0]) / (2 * h))
-    np.testing.assert_allclose(f[1], fd, rtol=1e-6)
+    np.testing.assert_allclose(f[1], finite_difference_forces(zbl, oh, h=1e-6)[1], rtol=1e-6)

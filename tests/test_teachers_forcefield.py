@@ -11,6 +11,7 @@ from ffpt import teachers
 from ffpt.data import DataError, isolate_molecules
 from ffpt.teachers.topology import Topology, TypingError
 from ffpt.teachers.water import KB_KCAL, KTHETA_KCAL, R0, THETA0_DEG
+from helpers_physics import finite_difference_forces
 
 
 def water(o=(0.0, 0.0, 0.0), r=0.98, angle=106.0, axis=0.0) -> Atoms:
@@ -27,21 +28,6 @@ def distorted(atoms: Atoms, scale: float = 0.05, seed: int = 0) -> Atoms:
     out = atoms.copy()
     out.positions += np.random.default_rng(seed).normal(scale=scale, size=out.positions.shape)
     return out
-
-
-def finite_difference_forces(teacher, atoms: Atoms, h: float = 1e-4) -> np.ndarray:
-    forces = np.zeros((len(atoms), 3))
-    probe = atoms.copy()
-    probe.info = dict(atoms.info)
-    for a in range(len(atoms)):
-        for c in range(3):
-            energies = []
-            for sign in (1, -1):
-                probe.positions = atoms.positions
-                probe.positions[a, c] += sign * h
-                energies.append(teacher.label(probe).energy)
-            forces[a, c] = -(energies[0] - energies[1]) / (2 * h)
-    return forces
 
 
 def water_box(n_side: int = 2, spacing: float = 3.1, seed: int = 0) -> Atoms:
@@ -89,7 +75,7 @@ def test_forces_are_minus_energy_gradient(name, atoms):
     label = teacher.label(frame)
     assert np.abs(label.forces).max() > 0.1  # a distorted geometry has real forces to compare
     tolerance = 2e-5 * max(1, np.abs(label.forces).max())
-    np.testing.assert_allclose(label.forces, finite_difference_forces(teacher, frame), atol=tolerance)
+    np.testing.assert_allclose(label.forces, finite_difference_forces(teacher, frame, h=1e-4), atol=tolerance)
 
 
 @pytest.mark.parametrize("name", ["uff", "spcfw"])
@@ -100,7 +86,7 @@ def test_periodic_box_forces_are_minus_energy_gradient(name):
     box.wrap()  # both molecules straddle a boundary
     teacher = teachers.get(name)
     label = teacher.label(box)
-    np.testing.assert_allclose(label.forces, finite_difference_forces(teacher, box), atol=1e-4)
+    np.testing.assert_allclose(label.forces, finite_difference_forces(teacher, box, h=1e-4), atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["mmff94", "uff"])

@@ -8,7 +8,8 @@ from ase.io import read
 
 from ffpt import teachers
 from ffpt.teachers.topology import TypingError
-from test_teachers_forcefield import finite_difference_forces, water, water_box
+from helpers_physics import finite_difference_forces
+from test_teachers_forcefield import water, water_box
 
 
 def test_forces_are_minus_energy_gradient_across_the_boundary():
