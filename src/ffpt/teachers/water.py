@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms, units
 
 from ffpt.teachers.base import Label, TeacherInfo
-from ffpt.teachers.topology import Molecule, MoleculeTeacher, TypingError, describe_frame
+from ffpt.teachers.topology import Molecule, MoleculeTeacher, Topology, TypingError, describe_frame
 
 KB_KCAL = 1059.162  # kcal/mol/A^2
 R0 = 1.012  # A
@@ -24,7 +24,7 @@ THETA0_DEG = 113.24  # degrees
 
 _KJ_PER_KCAL = 4.184
 _EV_PER_KJ_PER_MOL = units.kJ / units.mol
-_NM_PER_A = 0.1
+NM_PER_A = 0.1
 
 
 @lru_cache(maxsize=256)
@@ -43,6 +43,36 @@ def water_atoms(molecule: Molecule) -> tuple[int, int, int] | None:
     return _water_order(molecule.numbers, molecule.bonds)
 
 
+def water_order(atoms: Atoms, topology: Topology, teacher: str) -> tuple[list[int], np.ndarray]:
+    """Frame indices of every molecule's (O, H, H) and those atoms' positions with molecules made
+    whole (A), molecule after molecule; any molecule that is not a water is an error naming it."""
+    order, positions = [], []
+    for molecule in topology.molecules:
+        local = water_atoms(molecule)
+        if local is None:
+            raise TypingError(
+                f"{teacher}: {describe_frame(atoms)}: molecule {molecule.formula} (atoms {list(molecule.indices)}, "
+                f"bonds {[list(b) for b in molecule.bonds]}) is not a water molecule (O bonded to two H)"
+            )
+        order.extend(molecule.indices[k] for k in local)
+        positions.append(molecule.positions(atoms)[list(local)])
+    return order, np.concatenate(positions)
+
+
+def openmm_label(context, positions: np.ndarray, order: list[int], n_atoms: int) -> Label:
+    """Energy and forces (eV, eV/A) of an OpenMM ``context`` at ``positions`` (A, in ``order`` of the
+    frame's ``n_atoms``); forces go back to the frame's atom order."""
+    from openmm.unit import kilojoule_per_mole, nanometer
+
+    context.setPositions(positions * NM_PER_A)  # plain arrays are read in nm
+    state = context.getState(getEnergy=True, getForces=True)
+    energy = state.getPotentialEnergy().value_in_unit(kilojoule_per_mole) * _EV_PER_KJ_PER_MOL
+    forces_nm = state.getForces(asNumpy=True).value_in_unit(kilojoule_per_mole / nanometer)
+    forces = np.zeros((n_atoms, 3))
+    forces[order] = forces_nm * _EV_PER_KJ_PER_MOL * NM_PER_A
+    return Label(energy=float(energy), forces=forces)
+
+
 class SPCFwTeacher(MoleculeTeacher):
     """SPC/Fw intramolecular water teacher. ``platform``: OpenMM platform ("Reference": double precision)."""
 
@@ -50,10 +80,7 @@ class SPCFwTeacher(MoleculeTeacher):
 
     def __init__(self, platform: str = "Reference", **kwargs):
         self.platform = platform
-        from openmm.unit import kilojoule_per_mole, nanometer
-
         self._contexts: dict[int, object] = {}  # OpenMM Context per number of molecules
-        self._units = (kilojoule_per_mole, kilojoule_per_mole / nanometer)
         super().__init__(**kwargs)
 
     @property
@@ -75,14 +102,14 @@ class SPCFwTeacher(MoleculeTeacher):
             system = openmm.System()
             bond = openmm.HarmonicBondForce()
             angle = openmm.HarmonicAngleForce()
-            k_bond = KB_KCAL * _KJ_PER_KCAL / _NM_PER_A**2  # kJ/mol/nm^2
+            k_bond = KB_KCAL * _KJ_PER_KCAL / NM_PER_A**2  # kJ/mol/nm^2
             k_angle = KTHETA_KCAL * _KJ_PER_KCAL  # kJ/mol/rad^2
             for m in range(n_waters):
                 o, h1, h2 = 3 * m, 3 * m + 1, 3 * m + 2
                 for _ in range(3):
                     system.addParticle(1.0)  # masses are irrelevant for single points
-                bond.addBond(o, h1, R0 * _NM_PER_A, k_bond)
-                bond.addBond(o, h2, R0 * _NM_PER_A, k_bond)
+                bond.addBond(o, h1, R0 * NM_PER_A, k_bond)
+                bond.addBond(o, h2, R0 * NM_PER_A, k_bond)
                 angle.addAngle(h1, o, h2, np.deg2rad(THETA0_DEG), k_angle)
             system.addForce(bond)
             system.addForce(angle)
@@ -92,25 +119,8 @@ class SPCFwTeacher(MoleculeTeacher):
 
     def compute(self, atoms: Atoms) -> Label:
         topology = self.frame_topology(atoms)
-        order = []  # frame indices in the Context's (O, H, H) order
-        positions = []  # whole molecules, A
-        for molecule in topology.molecules:
-            local = water_atoms(molecule)
-            if local is None:
-                raise TypingError(
-                    f"spcfw: {describe_frame(atoms)}: molecule {molecule.formula} (atoms {list(molecule.indices)}, "
-                    f"bonds {[list(b) for b in molecule.bonds]}) is not a water molecule (O bonded to two H)"
-                )
-            order.extend(molecule.indices[k] for k in local)
-            positions.append(molecule.positions(atoms)[list(local)])
-        context = self._context(len(topology.molecules))
-        context.setPositions(np.concatenate(positions) * _NM_PER_A)  # plain arrays are read in nm
-        state = context.getState(getEnergy=True, getForces=True)
-        energy = state.getPotentialEnergy().value_in_unit(self._units[0]) * _EV_PER_KJ_PER_MOL
-        forces_nm = state.getForces(asNumpy=True).value_in_unit(self._units[1])
-        forces = np.zeros((len(atoms), 3))
-        forces[order] = forces_nm * _EV_PER_KJ_PER_MOL * _NM_PER_A
-        return Label(energy=float(energy), forces=forces)
+        order, positions = water_order(atoms, topology, "spcfw")
+        return openmm_label(self._context(len(topology.molecules)), positions, order, len(atoms))
 
 
 def spcfw(**options) -> SPCFwTeacher:

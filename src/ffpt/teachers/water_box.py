@@ -11,14 +11,11 @@ are made whole before OpenMM sees them.
 from __future__ import annotations
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 
 from ffpt.teachers.base import Label, TeacherInfo
 from ffpt.teachers.topology import MoleculeTeacher, TypingError, check_spin, describe_frame
-from ffpt.teachers.water import water_atoms
-
-_EV_PER_KJ_PER_MOL = units.kJ / units.mol
-_NM_PER_A = 0.1
+from ffpt.teachers.water import NM_PER_A, openmm_label, water_order
 
 
 class TIP3PBoxTeacher(MoleculeTeacher):
@@ -49,7 +46,7 @@ class TIP3PBoxTeacher(MoleculeTeacher):
         cutoff = 9.0 if self.cutoff is None else float(self.cutoff)
         if self.cutoff is not None and cutoff > limit:
             raise TypingError(f"tip3p: {describe_frame(atoms)}: cutoff {cutoff} A exceeds half the cell width")
-        return min(cutoff, limit) * _NM_PER_A
+        return min(cutoff, limit) * NM_PER_A
 
     def _context(self, n_waters: int, atoms: Atoms):
         """Cached OpenMM Context of ``n_waters`` molecules ordered (O, H, H), (O, H, H), ..."""
@@ -66,7 +63,7 @@ class TIP3PBoxTeacher(MoleculeTeacher):
                 o = topology.addAtom("O", app.element.oxygen, residue)
                 for name in ("H1", "H2"):
                     topology.addBond(o, topology.addAtom(name, app.element.hydrogen, residue))
-            topology.setPeriodicBoxVectors(atoms.cell.array * _NM_PER_A * unit.nanometer)
+            topology.setPeriodicBoxVectors(atoms.cell.array * NM_PER_A * unit.nanometer)
             system = app.ForceField("tip3p.xml").createSystem(
                 topology, nonbondedMethod=app.PME, nonbondedCutoff=cutoff * unit.nanometer,
                 rigidWater=False, constraints=None,
@@ -81,27 +78,10 @@ class TIP3PBoxTeacher(MoleculeTeacher):
             raise TypingError(f"tip3p: {describe_frame(atoms)}: needs a periodic box (pbc in all directions)")
         check_spin(atoms)
         topology = self.frame_topology(atoms)
-        order, positions = [], []
-        for molecule in topology.molecules:
-            local = water_atoms(molecule)
-            if local is None:
-                raise TypingError(
-                    f"tip3p: {describe_frame(atoms)}: molecule {molecule.formula} (atoms {list(molecule.indices)}) "
-                    "is not a water molecule (O bonded to two H)"
-                )
-            order.extend(molecule.indices[k] for k in local)
-            positions.append(molecule.positions(atoms)[list(local)])
+        order, positions = water_order(atoms, topology, "tip3p")
         context = self._context(len(topology.molecules), atoms)
-        context.setPeriodicBoxVectors(*(atoms.cell.array * _NM_PER_A))
-        context.setPositions(np.concatenate(positions) * _NM_PER_A)
-        from openmm.unit import kilojoule_per_mole, nanometer
-
-        state = context.getState(getEnergy=True, getForces=True)
-        energy = state.getPotentialEnergy().value_in_unit(kilojoule_per_mole) * _EV_PER_KJ_PER_MOL
-        forces_nm = state.getForces(asNumpy=True).value_in_unit(kilojoule_per_mole / nanometer)
-        forces = np.zeros((len(atoms), 3))
-        forces[order] = forces_nm * _EV_PER_KJ_PER_MOL * _NM_PER_A
-        return Label(energy=float(energy), forces=forces)
+        context.setPeriodicBoxVectors(*(atoms.cell.array * NM_PER_A))
+        return openmm_label(context, positions, order, len(atoms))
 
 
 def tip3p(**options) -> TIP3PBoxTeacher:
