@@ -1,7 +1,6 @@
 """The training loss: MSE or Huber terms, and batches whose loss is not finite."""
 
 import pytest
-import torch
 
 from ffpt.models import build_model
 from ffpt.models.graph import collate

@@ -23,9 +23,10 @@ from scipy import ndimage
 from scipy.special import logsumexp
 
 from ffpt.atomic import atomic_write_text
-from ffpt.simulate.hills import FS_PER_PS, KJ_PER_MOL, Hills
+from ffpt.simulate.hills import FS_PER_PS, Hills
+from ffpt.units import KCAL_PER_MOL, KJ_PER_MOL
 
-PLOT_UNITS = {"kJ/mol": KJ_PER_MOL, "kcal/mol": units.kcal / units.mol, "eV": 1.0}  # eV per unit
+PLOT_UNITS = {"kJ/mol": KJ_PER_MOL, "kcal/mol": KCAL_PER_MOL, "eV": 1.0}  # eV per unit
 
 
 @dataclass(frozen=True)

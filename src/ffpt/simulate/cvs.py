@@ -21,8 +21,8 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
-# PLUMED reports lengths in nm; ffpt in A. Multiply an ffpt length by this to get PLUMED units.
-NM_PER_ANGSTROM = 0.1
+from ffpt.units import NM_PER_A  # PLUMED lengths are in nm: an ffpt length (A) times this
+
 _SINGULAR_TOL = 1e-6  # |x - 1| below which the switching function uses its series at x = 1
 
 
@@ -95,7 +95,7 @@ class Position:
     index: int
     axis: int = 0
     name: str = "x"
-    plumed_scale: float = NM_PER_ANGSTROM
+    plumed_scale: float = NM_PER_A
 
     def compute(self, atoms: Atoms) -> tuple[float, np.ndarray]:
         _check_indices(self.name, atoms, [self.index])
@@ -111,7 +111,7 @@ class Distance:
     i: int
     j: int
     name: str = "d"
-    plumed_scale: float = NM_PER_ANGSTROM
+    plumed_scale: float = NM_PER_A
 
     def compute(self, atoms: Atoms) -> tuple[float, np.ndarray]:
         _check_indices(self.name, atoms, [self.i, self.j])

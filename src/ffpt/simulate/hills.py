@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ase import units
 
 from ffpt.atomic import atomic_write_text
+from ffpt.units import KJ_PER_MOL
 
-KJ_PER_MOL = units.kJ / units.mol  # eV per kJ/mol
 FS_PER_PS = 1000.0
 _CHUNK = 2_000_000  # max. elements of a (points x hills x dims) block when summing hills
 

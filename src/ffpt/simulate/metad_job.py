@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ffpt.units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
+
 CONFIG_NAME = "metad_config.yaml"
 
 
@@ -99,8 +101,6 @@ def load_config(path: str | None, overrides: dict[str, Any]) -> MetadConfig:
 def prepare(config: MetadConfig):
     """Starting atoms, CVs, walls, run parameters and the channel's reaction (or None) of a config."""
     import ase.io
-    from ase import units
-
     from ffpt.data import DataError, validate_frame
     from ffpt.simulate.cvs import Distance, coordination_from_labels, load_channel, pair_from_label
     from ffpt.simulate.metad import MetadParameters, Wall
@@ -136,7 +136,7 @@ def prepare(config: MetadConfig):
              for w in config.upper_walls]
     params = MetadParameters(
         steps=config.steps, temperature=config.temperature_K, sigma=tuple(sigma),
-        height=config.height * units.kJ / units.mol, pace=config.pace, biasfactor=config.biasfactor,
+        height=config.height * KJ_PER_MOL, pace=config.pace, biasfactor=config.biasfactor,
         timestep=config.timestep_fs, friction=config.friction_per_fs, seed=config.seed,
         colvar_stride=config.colvar_stride, trajectory_stride=config.trajectory_stride,
         checkpoint_every=config.checkpoint_every,
@@ -163,8 +163,6 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
     energies (the IRC maximum); model: the same from single points of ``calculator``.
     """
     import ase.io
-    from ase import units
-
     from ffpt.analysis.fes import barrier
 
     if config.channel is None:
@@ -174,25 +172,24 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
     if not all(p.exists() for p in paths.values()):
         return None
     geometries = {kind: ase.io.read(p) for kind, p in paths.items()}
-    kcal = units.mol / units.kcal  # eV -> kcal/mol
     points = {kind: [float(cv.compute(geometries[kind])[0]) for cv in cvs] for kind in ("reactant", "product")}
     out: dict[str, Any] = {"cv_points": points, "temperature_K": config.temperature_K}
     hartree = {kind: stationary_energy_hartree(p) for kind, p in paths.items()}
     if None not in hartree.values():
-        out["reference_barrier_kcal_per_mol"] = (hartree["TS"] - hartree["reactant"]) * units.Hartree * kcal
-        out["reference_reverse_barrier_kcal_per_mol"] = (hartree["TS"] - hartree["product"]) * units.Hartree * kcal
+        out["reference_barrier_kcal_per_mol"] = (hartree["TS"] - hartree["reactant"]) * HARTREE / KCAL_PER_MOL
+        out["reference_reverse_barrier_kcal_per_mol"] = (hartree["TS"] - hartree["product"]) * HARTREE / KCAL_PER_MOL
     energies = {}
     for kind, atoms in geometries.items():
         atoms.info["spin"] = config.multiplicity or atoms.info.get("spin")
         atoms.calc = calculator
         energies[kind] = atoms.get_potential_energy()
-    out["model_barrier_kcal_per_mol"] = (energies["TS"] - energies["reactant"]) * kcal
-    out["model_reverse_barrier_kcal_per_mol"] = (energies["TS"] - energies["product"]) * kcal
+    out["model_barrier_kcal_per_mol"] = (energies["TS"] - energies["reactant"]) / KCAL_PER_MOL
+    out["model_reverse_barrier_kcal_per_mol"] = (energies["TS"] - energies["product"]) / KCAL_PER_MOL
     estimates = []
     for surface in [*history, fes]:
         try:
             b = barrier(surface, points["reactant"], points["product"])
-            estimates.append({"time_fs": surface.time, "forward": b.forward * kcal, "backward": b.backward * kcal})
+            estimates.append({"time_fs": surface.time, "forward": b.forward / KCAL_PER_MOL, "backward": b.backward / KCAL_PER_MOL})
         except ValueError as exc:  # a stationary point in an unsampled region
             estimates.append({"time_fs": surface.time, "error": str(exc)})
     out["fes_barrier_history_kcal_per_mol"] = estimates

@@ -12,10 +12,11 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 
 from ffpt.teachers.base import Label, TeacherInfo
 from ffpt.teachers.topology import Molecule, MoleculeTeacher, Topology, TypingError, describe_frame
+from ffpt.units import KJ_PER_MOL, NM_PER_A
 
 KB_KCAL = 1059.162  # kcal/mol/A^2
 R0 = 1.012  # A
@@ -23,8 +24,6 @@ KTHETA_KCAL = 75.90  # kcal/mol/rad^2
 THETA0_DEG = 113.24  # degrees
 
 _KJ_PER_KCAL = 4.184
-_EV_PER_KJ_PER_MOL = units.kJ / units.mol
-NM_PER_A = 0.1
 
 
 @lru_cache(maxsize=256)
@@ -66,10 +65,10 @@ def openmm_label(context, positions: np.ndarray, order: list[int], n_atoms: int)
 
     context.setPositions(positions * NM_PER_A)  # plain arrays are read in nm
     state = context.getState(getEnergy=True, getForces=True)
-    energy = state.getPotentialEnergy().value_in_unit(kilojoule_per_mole) * _EV_PER_KJ_PER_MOL
+    energy = state.getPotentialEnergy().value_in_unit(kilojoule_per_mole) * KJ_PER_MOL
     forces_nm = state.getForces(asNumpy=True).value_in_unit(kilojoule_per_mole / nanometer)
     forces = np.zeros((n_atoms, 3))
-    forces[order] = forces_nm * _EV_PER_KJ_PER_MOL * NM_PER_A
+    forces[order] = forces_nm * KJ_PER_MOL * NM_PER_A
     return Label(energy=float(energy), forces=forces)
 
 

@@ -15,7 +15,8 @@ from ase import Atoms
 
 from ffpt.teachers.base import Label, TeacherInfo
 from ffpt.teachers.topology import MoleculeTeacher, TypingError, check_spin, describe_frame
-from ffpt.teachers.water import NM_PER_A, openmm_label, water_order
+from ffpt.teachers.water import openmm_label, water_order
+from ffpt.units import NM_PER_A
 
 
 class TIP3PBoxTeacher(MoleculeTeacher):
