@@ -63,7 +63,7 @@ def parity_plot(
     table = error_table(frames, energies, forces)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     for ax, ref, pred, label, mae, unit in (
-        (axes[0], e_ref, e_pred, f"energy per atom - {shift:.3f} eV (meV/atom)", table.energy_mae_mev_per_atom, "meV/atom"),
+        (axes[0], e_ref, e_pred, f"energy per atom (meV/atom, relative to {shift:.3f} eV/atom)", table.energy_mae_mev_per_atom, "meV/atom"),
         (axes[1], f_ref, f_pred, "force component (eV/Å)", table.forces_mae_mev_per_a, "meV/Å"),
     ):
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
