@@ -62,14 +62,15 @@ def parity_plot(
     f_pred = np.concatenate([np.ravel(f) for f in forces])
     table = error_table(frames, energies, forces)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-    for ax, ref, pred, label, mae, unit in (
-        (axes[0], e_ref, e_pred, f"energy per atom (meV/atom, relative to {shift:.3f} eV/atom)", table.energy_mae_mev_per_atom, "meV/atom"),
-        (axes[1], f_ref, f_pred, "force component (eV/Å)", table.forces_mae_mev_per_a, "meV/Å"),
+    energy_title = f"MAE {table.energy_mae_mev_per_atom:.1f} meV/atom (zero at {shift:.3f} eV/atom)"
+    for ax, ref, pred, label, panel_title in (
+        (axes[0], e_ref, e_pred, "energy per atom (meV/atom)", energy_title),
+        (axes[1], f_ref, f_pred, "force component (eV/Å)", f"MAE {table.forces_mae_mev_per_a:.1f} meV/Å"),
     ):
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
         ax.plot([lo, hi], [lo, hi], color="0.6", lw=1)
         ax.scatter(ref, pred, s=4, alpha=0.5)
         ax.set_xlabel(f"reference {label}")
         ax.set_ylabel(f"predicted {label}")
-        ax.set_title(f"MAE {mae:.1f} {unit}")
+        ax.set_title(panel_title)
     return save_figure(fig, path, title)
