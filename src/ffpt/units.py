@@ -8,10 +8,3 @@ MEV = 1e-3  # eV per meV
 KJ_PER_MOL = units.kJ / units.mol  # eV per (kJ/mol)
 NM_PER_A = 0.1  # nm per Angstrom (OpenMM, PLUMED)
 
-
-def ev_to_kcal_per_mol(x):
-    return x / KCAL_PER_MOL
-
-
-def kcal_per_mol_to_ev(x):
-    return x * KCAL_PER_MOL
