@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ffpt.atomic import atomic_write_json
+from ffpt.fileio import atomic_write_json
 from ffpt.analysis.errors import error_table
 from ffpt.data import set_labels
 from ffpt.data.h2combustion import load_h2combustion

@@ -22,7 +22,7 @@ from pathlib import Path
 from ase.io import read
 
 from ffpt.analysis.survival import plot_survival, survival_curve
-from ffpt.simulate.batch import run_batch
+from ffpt.jobs.md import run_batch
 from ffpt.simulate.calculators import resolve
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.monitors import molecule_formulas

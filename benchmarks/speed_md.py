@@ -28,7 +28,7 @@ from ase.md.verlet import VelocityVerlet
 from speed_systems import model_for_speed, systems
 from tqdm import tqdm
 
-from ffpt.atomic import atomic_write_json
+from ffpt.fileio import atomic_write_json
 from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.graph import NeighborListBuilder, collate, graph_from_atoms
 from ffpt.training.module import loss_terms

@@ -19,8 +19,9 @@ from ase.calculators.emt import EMT
 
 from ffpt.analysis.survival import plot_survival, survival_curve
 from ffpt.data import set_labels
-from ffpt.simulate.batch import run_batch
-from ffpt.simulate.config import ConfigError, MDConfig, MonitorConfig
+from ffpt.jobs.md import run_batch
+from ffpt.config import ConfigError
+from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.md import CHECKPOINT_FILE, run_md
 from ffpt.simulate.monitors import Monitor
 

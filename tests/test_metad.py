@@ -239,9 +239,10 @@ def test_cli_config_errors_name_the_key(tmp_path, capsys):
     config.write_text("calculator: gfn2\nheigth: 2.0\n")
     assert main(["metad", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "heigth" in capsys.readouterr().err
-    from ffpt.simulate.metad_job import load_config
+    from ffpt.config import load_config
+    from ffpt.jobs.metad import MetadConfig
 
-    assert load_config(None, {"channel": 1, "reactions": "r.json"}).channel == "01"  # YAML reads 01 as 1
+    assert load_config(MetadConfig, flags={"channel": 1, "reactions": "r.json"}).channel == "01"  # YAML reads 01 as 1
     config.write_text("calculator: gfn2\ncv: ['O1_H1']\n")
     assert main(["metad", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "r0" in capsys.readouterr().err
@@ -254,7 +255,7 @@ def test_barriers_compare_fes_reference_and_model_on_the_stationary_points(tmp_p
     from ase.io import read
 
     from ffpt.analysis.fes import FreeEnergySurface
-    from ffpt.simulate.metad_job import MetadConfig, barriers, prepare
+    from ffpt.jobs.metad import MetadConfig, barriers, prepare
 
     (tmp_path / "reactions.json").write_text(json.dumps(REACTIONS))
     body = HO2.split("\n", 2)[2]

@@ -22,7 +22,7 @@ from ase import units
 from scipy import ndimage
 from scipy.special import logsumexp
 
-from ffpt.atomic import atomic_write_text
+from ffpt.fileio import atomic_write_text
 from ffpt.simulate.hills import FS_PER_PS, Hills
 from ffpt.units import KCAL_PER_MOL, KJ_PER_MOL
 

@@ -88,7 +88,7 @@ class RDF:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write as JSON (atomically)."""
-        from ffpt.atomic import atomic_write_text
+        from ffpt.fileio import atomic_write_text
 
         return atomic_write_text(path, json.dumps(self.to_dict()))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ffpt.cli._config import add_config_arguments, resolve_config
+
 HELP = "run MD (NVE/Langevin/Bussi) with stability monitors; writes trajectory and stability.json"
 
 
@@ -12,7 +14,7 @@ def _species(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file with MDConfig keys; flags override it")
+    add_config_arguments(parser, "MDConfig keys")
     parser.add_argument("--calculator", help="model file or teacher name (name:key=value,...)")
     parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
     parser.add_argument("--structure-index", type=int, help="frame of --structure to start from (default 0)")
@@ -80,31 +82,26 @@ def _read_structure(path, index: int):
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
 
-    from ffpt.data import DataError
+    from ffpt.config import ConfigError
     from ffpt.simulate.calculators import resolve
-    from ffpt.simulate.config import ConfigError, load_md_config
+    from ffpt.simulate.config import MDConfig
     from ffpt.simulate.md import run_md
 
-    try:
-        config = load_md_config(args.config, _overrides(args))
-        missing = [k for k in ("calculator", "structure") if getattr(config, k) is None]
-        if missing:
-            raise ConfigError(f"missing {' and '.join('--' + k for k in missing)} (flag or config key)")
-        atoms = _read_structure(config.structure, config.structure_index)
-        if args.seeds:
-            from ffpt.simulate.batch import run_batch
+    config = resolve_config(MDConfig, args, _overrides(args))
+    missing = [k for k in ("calculator", "structure") if getattr(config, k) is None]
+    if missing:
+        raise ConfigError(f"missing {' and '.join('--' + k for k in missing)} (flag or config key)")
+    atoms = _read_structure(config.structure, config.structure_index)
+    if args.seeds:
+        from ffpt.jobs.md import run_batch
 
-            batch = run_batch(atoms, lambda: resolve(config.calculator, args.device), args.seeds, config,
-                              args.out, progress=not args.no_progress)
-            summary = {k: v for k, v in batch.as_dict().items() if k not in ("runs", "survival")}
-        else:
-            result = run_md(atoms, resolve(config.calculator, args.device), config, args.out,
-                            progress=not args.no_progress)
-            summary = {k: getattr(result, k) for k in ("stable", "simulated_fs", "failed_at_fs", "reason")}
-    except (ConfigError, DataError, ValueError, KeyError) as exc:
-        print(f"ffpt md: error: {exc}", file=sys.stderr)
-        return 2
+        batch = run_batch(atoms, lambda: resolve(config.calculator, args.device), args.seeds, config,
+                          args.out, progress=not args.no_progress)
+        summary = {k: v for k, v in batch.as_dict().items() if k not in ("runs", "survival")}
+    else:
+        result = run_md(atoms, resolve(config.calculator, args.device), config, args.out,
+                        progress=not args.no_progress)
+        summary = {k: getattr(result, k) for k in ("stable", "simulated_fs", "failed_at_fs", "reason")}
     print(json.dumps(summary))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ffpt.cli._config import add_config_arguments, resolve_config
+
 HELP = "well-tempered metadynamics (PLUMED-style CVs and HILLS); writes HILLS, COLVAR, fes.dat, fes.png, species.png"
 
 
@@ -15,7 +17,7 @@ def _wall(text: str) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file with MetadConfig keys; flags override it")
+    add_config_arguments(parser, "MetadConfig keys")
     parser.add_argument("--calculator", help="model file or teacher name (name:key=value,...)")
     parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
     parser.add_argument("--structure-index", type=int, help="frame of --structure (default 0)")
@@ -51,16 +53,10 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
 
-    from ffpt.data import DataError
-    from ffpt.simulate.metad_job import load_config, run_metad_job
+    from ffpt.jobs.metad import MetadConfig, run_metad_job
 
-    try:
-        summary = run_metad_job(load_config(args.config, _overrides(args)), args.out, args.device,
-                                progress=not args.no_progress)
-    except (DataError, ValueError, KeyError, FileExistsError) as exc:
-        print(f"ffpt metad: error: {exc}", file=sys.stderr)
-        return 2
+    config = resolve_config(MetadConfig, args, _overrides(args))
+    summary = run_metad_job(config, args.out, args.device, progress=not args.no_progress)
     print(json.dumps(summary))
     return 0

@@ -11,13 +11,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ffpt.training.config import apply_overrides, parse_config, read_yaml
+    from ffpt.config import load_config
     from ffpt.workflows.config import ExperimentConfig
     from ffpt.workflows.experiment import run_experiment
     from ffpt.workflows.summary import print_summary
 
-    values = apply_overrides(read_yaml(args.experiment), args.overrides)
-    config = parse_config(ExperimentConfig, values, args.experiment)
+    config = load_config(ExperimentConfig, args.experiment, args.overrides)
     results = run_experiment(config, args.out, progress=not args.quiet)
     print_summary(results, args.out)
     return 0

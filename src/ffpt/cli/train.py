@@ -1,5 +1,7 @@
 """ffpt train: train an MLIP (stage scratch, pretrain or finetune) from YAML and/or flags."""
 
+from ffpt.cli._config import add_config_arguments, resolve_config
+
 HELP = "train an MLIP: stage scratch, pretrain or finetune (YAML config and/or flags)"
 
 # flag -> dotted config key
@@ -21,8 +23,7 @@ FLAGS = {
 
 
 def add_arguments(parser):
-    parser.add_argument("config", nargs="?", help="YAML config (optional: flags alone suffice)")
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. training.lr=5e-4")
+    add_config_arguments(parser, "sections data, model, training, finetune, out")
     parser.add_argument("--train", help="training frames (extxyz with REF_energy/REF_forces)")
     parser.add_argument("--valid", help="validation frames (default: 10%% of --train)")
     parser.add_argument("--stage", choices=["scratch", "pretrain", "finetune"])
@@ -39,21 +40,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ffpt.training.config import TrainConfig, apply_overrides, parse_config, read_yaml
+    from ffpt.training.config import TrainConfig
     from ffpt.training.stages import train
 
-    values, source = {}, "flags"
-    overrides = list(args.overrides)
-    if args.config and "=" in args.config:  # no YAML, only overrides
-        overrides.insert(0, args.config)
-    elif args.config:
-        values, source = read_yaml(args.config), args.config
-    apply_overrides(values, overrides)
-    for flag, key in FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            apply_overrides(values, [f"{key}={value}"])
-    config = parse_config(TrainConfig, values, source)
+    config = resolve_config(TrainConfig, args, {key: getattr(args, flag) for flag, key in FLAGS.items()})
     result = train(config)
     m = result.metrics
     print(

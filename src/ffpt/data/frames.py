@@ -12,11 +12,14 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-ENERGY_KEY = "REF_energy"
-FORCES_KEY = "REF_forces"
+from ffpt import keys
+from ffpt.errors import UserError
+
+ENERGY_KEY = keys.ENERGY
+FORCES_KEY = keys.FORCES
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data; the message names the file, frame, atom or key at fault."""
 
 

@@ -10,7 +10,7 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
-from ffpt.atomic import atomic_path
+from ffpt.fileio import atomic_path
 from ffpt.data.frames import DataError, validate_frame
 
 

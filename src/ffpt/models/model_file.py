@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ffpt import __version__
-from ffpt.atomic import atomic_path
+from ffpt.fileio import atomic_path
 from ffpt.models.potential import InteratomicPotential
 
 FORMAT = "ffpt-model"

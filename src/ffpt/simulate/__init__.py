@@ -1,6 +1,5 @@
-"""Simulations with any ASE calculator: MD with stability monitors, batches, well-tempered metadynamics."""
+"""Simulations with any ASE calculator: one MD engine with stability monitors, well-tempered metadynamics."""
 
-from ffpt.simulate.batch import BatchResult, run_batch
 from ffpt.simulate.calculators import resolve
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.md import MDResult, run_md
@@ -8,7 +7,6 @@ from ffpt.simulate.metad import MetadParameters, MetadynamicsCalculator, Wall, r
 from ffpt.simulate.monitors import build_monitors
 
 __all__ = [
-    "BatchResult",
     "MDConfig",
     "MDResult",
     "MetadParameters",
@@ -17,7 +15,6 @@ __all__ = [
     "Wall",
     "build_monitors",
     "resolve",
-    "run_batch",
     "run_md",
     "run_metadynamics",
 ]

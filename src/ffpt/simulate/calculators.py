@@ -11,13 +11,15 @@ from pathlib import Path
 import yaml
 from ase.calculators.calculator import Calculator
 
+from ffpt.config import ConfigError
+
 
 def _parse_options(spec: str, text: str) -> dict:
     options = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"calculator '{spec}': option '{item}' must look like key=value")
+            raise ConfigError(f"calculator '{spec}': option '{item}' must look like key=value")
         options[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else None
     return options
 
@@ -34,7 +36,7 @@ def resolve(spec: str, device: str = "cpu") -> Calculator:
         from ffpt import load_calculator
 
         return load_calculator(path, device=device)
-    raise ValueError(
+    raise ConfigError(
         f"calculator '{spec}' is neither a registered teacher ({', '.join(teachers.available())}) "
         "nor an existing model file"
     )

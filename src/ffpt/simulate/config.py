@@ -6,22 +6,16 @@ next to every run (``md_config.yaml``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-
-class ConfigError(ValueError):
-    """A bad configuration; the message names the file and key at fault."""
+from ffpt.config import Strict
 
 
-class MonitorConfig(BaseModel):
+class MonitorConfig(Strict):
     """Stability monitors; a monitor set to ``None`` is off. Non-finite energy/forces is always on."""
-
-    model_config = ConfigDict(extra="forbid")
 
     min_distance: float | None = Field(0.5, gt=0, description="fail when two atoms are closer (A)")
     min_pair_distance: dict[str, float] | None = Field(
@@ -44,10 +38,8 @@ class MonitorConfig(BaseModel):
     rdf_pairs: list[str] | None = Field(None, description="element pairs like 'O-H'; default: all pairs")
 
 
-class MDConfig(BaseModel):
+class MDConfig(Strict):
     """One MD run: integrator, thermostat, output and monitors."""
-
-    model_config = ConfigDict(extra="forbid")
 
     calculator: str | None = Field(None, description="model file or teacher name (name:key=value,...)")
     structure: Path | None = Field(None, description="starting structure (any ASE-readable file)")
@@ -76,54 +68,3 @@ class MDConfig(BaseModel):
         """Keys (other than ``steps``) whose values differ: a run cannot resume across them."""
         mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
         return sorted(k for k in mine if k != "steps" and mine[k] != theirs[k])
-
-
-def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "<root>"
-        lines.append(f"{source}: key '{key}': {err['msg']}")
-    return "\n".join(lines)
-
-
-def make_md_config(values: dict[str, Any], source: str = "config") -> MDConfig:
-    """Validate a mapping into :class:`MDConfig`; errors name ``source`` and the key."""
-    try:
-        return MDConfig.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
-
-
-def load_md_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> MDConfig:
-    """Read a YAML file (optional), apply ``overrides`` (``None`` values are ignored), validate.
-
-    Override keys may be dotted (``"monitors.min_distance"``).
-    """
-    values: dict[str, Any] = {}
-    source = "flags"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
-        values = loaded
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        target = values
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"{source}: key '{parent}' must be a mapping")
-        target[leaf] = value
-    return make_md_config(values, source)
-

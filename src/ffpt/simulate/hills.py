@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffpt.atomic import atomic_write_text
+from ffpt.fileio import atomic_write_text
 from ffpt.units import KJ_PER_MOL
 
 FS_PER_PS = 1000.0

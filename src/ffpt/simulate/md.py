@@ -27,9 +27,10 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 
-from ffpt.atomic import atomic_path, atomic_write_text
+from ffpt.fileio import atomic_path, atomic_write_text
 from ffpt.data import ENERGY_KEY, FORCES_KEY
-from ffpt.simulate.config import ConfigError, MDConfig
+from ffpt.config import ConfigError
+from ffpt.simulate.config import MDConfig
 from ffpt.simulate.monitors import Monitor, build_monitors
 
 TRAJECTORY_FILES = {"extxyz": "trajectory.extxyz", "traj": "trajectory.traj"}

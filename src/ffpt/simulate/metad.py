@@ -23,7 +23,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
-from ffpt.atomic import atomic_path, atomic_write_text
+from ffpt.fileio import atomic_path, atomic_write_text
 from ffpt.simulate.cvs import CollectiveVariable
 from ffpt.simulate.hills import (
     FS_PER_PS,

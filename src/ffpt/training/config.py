@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import field_validator
+
+from ffpt.config import Strict
 
 Stage = Literal["scratch", "pretrain", "finetune"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class DataConfig(Strict):
@@ -85,52 +82,3 @@ class TrainConfig(Strict):
     out: Path = Path("runs/train")
 
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the file and key."""
-
-
-def _format(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{source}: key '{key}': {msg}")
-    return "\n".join(lines)
-
-
-def parse_config(cls: type[Strict], values: dict, source: str = "config") -> Strict:
-    """Validate ``values`` as ``cls``; errors name the source and the dotted key."""
-    try:
-        return cls.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(_format(exc, source)) from None
-
-
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such config file")
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return values
-
-
-def apply_overrides(values: dict, overrides: list[str]) -> dict:
-    """Apply ``dotted.key=value`` overrides (values parsed as YAML scalars) to a nested dict."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}': expected dotted.key=value")
-        key, raw = item.split("=", 1)
-        node = values
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{item}': '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return values
-
-
-def save_config(config: Strict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import torch
 
-from ffpt.atomic import atomic_write_json, file_sha256
+from ffpt.fileio import atomic_write_json, file_sha256
 from ffpt.data.io import read_frames
 from ffpt.data.splits import split, subset
 from ffpt.models.model_file import build_model, load_model, save_model
 from ffpt.models.potential import InteratomicPotential
 from ffpt.models.references import element_counts, fit_references, force_rms, frame_energies
-from ffpt.training.config import TrainConfig, save_config
+from ffpt.config import save_config
+from ffpt.training.config import TrainConfig
 from ffpt.training.dataset import GraphDataset, loader
 from ffpt.training.module import PotentialModule
 

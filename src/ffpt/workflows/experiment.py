@@ -137,7 +137,7 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
     from ffpt import load_calculator
     from ffpt.sampling.run import load_seeds
     from ffpt.sampling.config import SeedSpec
-    from ffpt.simulate.batch import run_batch
+    from ffpt.jobs.md import run_batch
     from ffpt.simulate.config import MDConfig
 
     s = config.stability

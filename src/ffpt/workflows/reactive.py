@@ -8,7 +8,7 @@ from pathlib import Path
 def metad_stage(stage, folder: Path, model_path: str, progress: bool) -> dict:
     """Well-tempered metadynamics on the channel's coordination CVs; returns the run summary
     (outcome, final species, unphysical frames) with the FES written into ``folder``."""
-    from ffpt.simulate.metad_job import MetadConfig, run_metad_job
+    from ffpt.jobs.metad import MetadConfig, run_metad_job
 
     config = MetadConfig.model_validate({
         "calculator": model_path,

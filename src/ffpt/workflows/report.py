@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffpt.atomic import atomic_write_json
+from ffpt.fileio import atomic_write_json
 
 
 def _mean(rows, key):

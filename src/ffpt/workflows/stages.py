@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ffpt.atomic import atomic_write_json, file_sha256
+from ffpt.fileio import atomic_write_json, file_sha256
 
 
 def _with_file_digests(value):

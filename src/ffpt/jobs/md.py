@@ -17,7 +17,7 @@ from ase.calculators.calculator import Calculator
 
 from ffpt.analysis.survival import SurvivalCurve, plot_survival, survival_curve
 from ffpt.simulate.config import MDConfig
-from ffpt.atomic import atomic_write_text
+from ffpt.fileio import atomic_write_text
 from ffpt.simulate.md import MDResult, run_md
 
 

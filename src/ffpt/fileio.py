@@ -1,6 +1,7 @@
-"""Atomic file writes (temporary file in the same folder, fsync, rename) and file digests.
+"""The only atomic-write code: temporary file in the same folder, fsync, rename; and file digests.
 
-Long jobs write through these so that a kill never leaves a half-written file behind.
+Long jobs write through these so that a kill never leaves a half-written file behind. Files get
+the permissions the user's umask gives any new file (``mkstemp`` alone would make them 0600).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _file_mode() -> int:
+    """0o666 less the process umask: the mode ``open(path, "w")`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
@@ -22,6 +30,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _file_mode())
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

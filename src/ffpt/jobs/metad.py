@@ -10,27 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ffpt.config import ConfigError, Strict
 from ffpt.units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
 
 CONFIG_NAME = "metad_config.yaml"
 
 
-class WallConfig(BaseModel):
+class WallConfig(Strict):
     """Upper wall ``kappa (d - at)^2`` on the distance of an atom pair (e.g. keep a fragment near)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pair: str = Field(description="atom-pair label, e.g. 'O1_H1'")
     at: float = Field(gt=0, description="wall position (A)")
     kappa: float = Field(10.0, gt=0, description="force constant (eV/A^2)")
 
 
-class MetadConfig(BaseModel):
+class MetadConfig(Strict):
     """One metadynamics run. Units: fs, K, A, 1/fs; hill height in kJ/mol (as PLUMED's HEIGHT)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     calculator: str | None = Field(None, description="model file or teacher name (name:key=value,...)")
     structure: Path | None = Field(None, description="starting structure (any ASE-readable file)")
@@ -74,28 +71,6 @@ class MetadConfig(BaseModel):
         if self.cv is not None and (self.r0 is None or len(self.r0) != len(self.cv)):
             raise ValueError(f"'r0' needs one value per 'cv' ({len(self.cv)}), got {self.r0}")
         return self
-
-
-def load_config(path: str | None, overrides: dict[str, Any]) -> MetadConfig:
-    """YAML file (optional) + flag overrides (``None`` ignored), validated; errors name file and key."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    source = "flags"
-    if path is not None:
-        source = str(path)
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read YAML ({exc})") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: top level must be a mapping")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return MetadConfig.model_validate(values)
-    except ValidationError as exc:
-        msgs = [f"{source}: key '{'.'.join(map(str, e['loc'])) or '<root>'}': {e['msg']}" for e in exc.errors()]
-        raise ValueError("\n".join(msgs)) from None
 
 
 def prepare(config: MetadConfig):
@@ -246,7 +221,7 @@ def run_metad_job(config: MetadConfig, out: str | Path, device: str = "cpu", pro
         before = yaml.safe_load(saved.read_text())
         changed = sorted(k for k in resolved if k != "steps" and before.get(k) != resolved[k])
         if changed:
-            raise ValueError(f"{saved}: cannot resume with changed keys {changed}")
+            raise ConfigError(f"{saved}: cannot resume with changed keys {changed}")
     atoms, cvs, walls, params, reaction = prepare(config)
     out.mkdir(parents=True, exist_ok=True)
     saved.write_text(yaml.safe_dump(resolved, sort_keys=False))

@@ -1,0 +1,1 @@
+"""Jobs: one pipeline step each, config in, files out (md, metad, ...). Execution engines plug in here."""

@@ -1,0 +1,14 @@
+"""Every key a frame carries, as a named constant (``atoms.info`` unless noted).
+
+Units: energies eV, forces eV/A, stress eV/A^3; ``spin`` is the multiplicity 2S+1.
+"""
+
+ENERGY = "REF_energy"  # reference total energy, eV
+FORCES = "REF_forces"  # reference forces, eV/A (atoms.arrays)
+STRESS = "REF_stress"  # reference stress, eV/A^3 (Voigt, 6)
+CHARGE = "charge"  # total charge, e
+SPIN = "spin"  # spin multiplicity 2S+1
+TEACHER = "teacher"  # name and level of the teacher that labelled the frame
+CONFIG_TYPE = "config_type"  # how the frame was made, e.g. "md_T300", "nm_T1000", "aimd"
+CHANNEL = "channel"  # hydrogen-combustion reaction channel, e.g. "09"
+SEED_NAME = "seed_name"  # the seed structure a sampled frame came from
