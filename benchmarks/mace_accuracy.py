@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ffpt.fileio import atomic_write_json
 from ffpt.analysis.errors import error_table
 from ffpt.data import set_labels
-from ffpt.data.h2combustion import load_h2combustion
+from ffpt.systems.h2combustion import load_h2combustion
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
 from ffpt.models import load_model
