@@ -13,7 +13,7 @@ from ffpt.data.frames import (
     validate_frame,
 )
 from ffpt.data.io import read_frames, write_frames
-from ffpt.data.molecules import Molecule, bonds, isolate_molecules, molecule_indices, molecules
+from ffpt.data.molecules import Molecule, bonds, isolate_molecules, molecule_indices
 from ffpt.data.splits import split, subset
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "forces_of",
     "isolate_molecules",
     "molecule_indices",
-    "molecules",
     "read_frames",
     "set_labels",
     "spin_of",
