@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ffpt.fileio import atomic_write_json
 from ffpt.analysis.errors import error_table
 from ffpt.data import set_labels
-from ffpt.data.h2combustion import load_h2combustion
+from ffpt.systems.h2combustion import load_h2combustion
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
 from ffpt.models import load_model
@@ -48,6 +48,8 @@ def prepare(data: Path, out: Path, args) -> dict[str, Path]:
         return paths
     held_out = set(args.held_out)
     frames = load_h2combustion(data, methods=("aimd", "irc", "nm"))
+    for a in frames:  # MACE has no spin input and refuses frames in a non-default state: compare spin-less
+        a.info.pop("spin", None)
     pool = [a for a in frames if a.info["method"] == "aimd" and a.info["channel"] not in held_out]
     other_channels = [a for a in frames if a.info["channel"] in held_out]
     other_methods = [a for a in frames if a.info["method"] != "aimd" and a.info["channel"] not in held_out]

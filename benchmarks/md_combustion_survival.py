@@ -26,22 +26,22 @@ from ffpt.jobs.md import run_batch
 from ffpt.simulate.calculators import resolve
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.monitors import molecule_formulas
+from ffpt.systems.h2combustion import COMBUSTION_SPECIES, GEOMETRIES, REACTIONS_FILE, load_channels, read_stationary_point, stationary_point_path
 
 DATA = Path("/work/shared/data/h2combustion")
-ALLOWED = ["H", "O", "OH", "H2", "O2", "H2O", "HO2", "H2O2"]
+ALLOWED = sorted(COMBUSTION_SPECIES)
 
 
 def main(out: Path, n_seeds: int, patience_fs: float) -> None:
-    reactions = json.loads((DATA / "reactions.json").read_text())
+    reactions = load_channels(DATA / REACTIONS_FILE)
     monitors = MonitorConfig(min_distance=0.5, allowed_species=ALLOWED, species_patience_fs=patience_fs)
     config = MDConfig(steps=1000, timestep_fs=0.2, temperature_K=300, ensemble="langevin", friction_per_fs=0.01,
                       save_every=25, check_every=5, monitors=monitors)
     summary, all_results = {}, []
     for channel, meta in reactions.items():
-        if channel.startswith("_") or not (DATA / "geometries" / f"TS_{channel}.xyz").exists():
+        if not stationary_point_path(DATA / GEOMETRIES, "TS", channel).exists():
             continue
-        ts = read(DATA / "geometries" / f"TS_{channel}.xyz")
-        ts.info["spin"] = meta["multiplicity"]
+        ts = read_stationary_point(DATA / GEOMETRIES, "TS", meta)
         batch = run_batch(ts, lambda: resolve("gfn2"), range(n_seeds), config, out / channel, progress=False,
                           label=channel)
         finals = []

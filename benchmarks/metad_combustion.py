@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -27,9 +26,13 @@ import numpy as np
 from ase import units
 
 from ffpt.analysis.fes import barrier, fes_convergence, fes_from_hills, plot_fes, project, write_fes
-from ffpt.analysis.species import identify_outcome, parse_reaction, plot_species, species_timeline
-from ffpt.simulate.cvs import Distance, load_channel, pair_from_label
+from ffpt.analysis.species import identify_outcome, plot_species, species_timeline
+from ffpt.simulate.cvs import Distance, channel_cvs, pair_from_label
 from ffpt.simulate.metad import MetadParameters, Wall, run_metadynamics
+from ffpt.systems.h2combustion import (
+    GEOMETRIES, REACTIONS_FILE, load_channel, parse_reaction, read_stationary_point, stationary_energy_hartree,
+    stationary_point_path,
+)
 from ffpt.teachers import get as get_teacher
 
 ROOT = Path(__file__).resolve().parent
@@ -38,11 +41,9 @@ KCAL = units.kcal / units.mol
 
 def geometry(data: Path, kind: str, channel) -> tuple:
     """Atoms of a stationary point and the wB97X-V energy on its comment line (eV, or None)."""
-    path = data / "geometries" / f"{kind}_{channel.id}.xyz"
-    atoms = ase.io.read(path)
-    atoms.info = {"spin": channel.multiplicity, "charge": 0}
-    match = re.search(r"E\S*\s*=\s*(-?\d+\.\d+)", path.read_text().splitlines()[1])
-    return atoms, (float(match.group(1)) * units.Hartree if match else None)
+    atoms = read_stationary_point(data / GEOMETRIES, kind, channel)
+    hartree = stationary_energy_hartree(stationary_point_path(data / GEOMETRIES, kind, channel.id))
+    return atoms, (hartree * units.Hartree if hartree is not None else None)
 
 
 def main() -> None:
@@ -62,12 +63,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    channel = load_channel(args.data / "reactions.json", args.channel)
+    channel = load_channel(args.data / REACTIONS_FILE, args.channel)
     out = args.out or ROOT / "runs" / f"metad_{channel.id}"
     start, e_ts_ref = geometry(args.data, "TS", channel)
     reactant, e_r_ref = geometry(args.data, "reactant", channel)
     product, e_p_ref = geometry(args.data, "product", channel)
-    cvs = channel.cvs(start)
+    cvs = channel_cvs(channel, start)
     pairs = sorted({pair_from_label(lab, start) for labels in channel.cv_labels for lab in labels})
     walls = [Wall(Distance(i, j, name=f"d{i}{j}"), at=args.wall, kappa=10.0) for i, j in pairs]
     teacher = get_teacher("gfn2")

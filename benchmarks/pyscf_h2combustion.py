@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from ase import Atoms
 
 from ffpt.teachers.runner import label_frames, write_json_atomic
+from ffpt.systems.h2combustion import REACTIONS_FILE, load_channel
 from ffpt.units import HARTREE, KCAL_PER_MOL
 
 DATA = Path("/work/shared/data/h2combustion")
@@ -36,7 +36,7 @@ def channel_frames(data_dir: Path, name: str, per_channel: int, seed: int) -> li
     """``per_channel`` frames of ``name`` (e.g. "09_irc", "02_aimd"): for IRCs both ends and the
     energy maximum first, otherwise a seeded random choice."""
     channel = name.split("_")[0]
-    multiplicity = json.loads((data_dir / "reactions.json").read_text())[channel]["multiplicity"]
+    multiplicity = load_channel(data_dir / REACTIONS_FILE, channel).multiplicity
     npz = np.load(data_dir / "npz" / f"{name}.npz")
     n = len(npz["E"])
     if name.endswith("_irc"):

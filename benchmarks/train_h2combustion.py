@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ffpt.analysis.errors import error_table, parity_plot
-from ffpt.data.h2combustion import load_h2combustion
+from ffpt.systems.h2combustion import load_h2combustion
 from ffpt.data.io import write_frames
 from ffpt.data.splits import split
 from ffpt.models.inference import predict_frames
@@ -54,6 +54,9 @@ def main() -> None:
 
     out = Path(args.out)
     frames = load_h2combustion(args.data, methods=("aimd", "irc"))
+    if args.spin_states == 0:  # a model without spin input refuses frames in a non-default state
+        for a in frames:
+            a.info.pop("spin", None)
     train_set, valid_set, test_set, dev_set = split(
         frames, [args.n_train, args.n_valid, args.n_test, args.n_dev], seed=args.seed
     )

@@ -13,11 +13,13 @@ from ffpt.simulate.cvs import (
     Distance,
     Position,
     atom_from_label,
+    channel_cvs,
     coordination_from_labels,
-    load_channel,
     pair_from_label,
     rational_switch,
 )
+from ffpt.data import DataError
+from ffpt.systems.h2combustion import load_channel
 
 
 def numerical_gradient(cv, atoms, h=1e-5):
@@ -129,14 +131,14 @@ def test_channel_cvs_sum_listed_pairs(tmp_path):
     }
     path = tmp_path / "reactions.json"
     path.write_text(json.dumps(table))
-    channel = load_channel(path, "08")
+    channel = load_channel(path, "08")  # parsed in ffpt.systems.h2combustion
     atoms = Atoms("HOH", positions=[[0.9, 0.3, 0], [0, 0, 0], [-1.7, 0.4, 0.1]])
-    cn1, cn2 = channel.cvs(atoms)
+    cn1, cn2 = channel_cvs(channel, atoms)
     assert cn1.pairs == ((1, 2), (1, 0)) and cn2.pairs == ((1, 2),)
     single = [Coordination(pairs=(p,), r0=0.96).compute(atoms)[0] for p in cn1.pairs]
     assert cn1.compute(atoms)[0] == pytest.approx(sum(single))
     assert channel.multiplicity == 1
-    with pytest.raises(CVError, match="no channel '99'.*08"):
+    with pytest.raises(DataError, match="no channel '99'.*08"):
         load_channel(path, "99")
     with pytest.raises(CVError, match="2 atoms, channel has 3"):
-        channel.cvs(atoms[:2])
+        channel_cvs(channel, atoms[:2])

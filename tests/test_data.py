@@ -19,7 +19,7 @@ from ffpt.data import (
     subset,
     write_frames,
 )
-from ffpt.data.h2combustion import load_h2combustion, read_npz, write_npz
+from ffpt.systems.h2combustion import load_h2combustion, read_npz, write_npz
 
 
 def labelled_water(seed=0):

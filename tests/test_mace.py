@@ -12,6 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from ffpt.models import (
     MACEPotential,
+    ModelInputError,
     NeighborListBuilder,
     build_model,
     collate,
@@ -174,3 +175,16 @@ def test_train_one_epoch_through_cli_then_finetune_and_serve(emt_dataset, tmp_pa
     torch.testing.assert_close(tuned.embedding.linear.weight, pre.embedding.linear.weight)
     head_change = (tuned.head.readouts[0].linear.weight - pre.head.readouts[0].linear.weight).abs().max()
     assert head_change > 1e-2  # re-initialised, not just nudged by one epoch at lr 1e-3
+
+
+@needs_mace
+def test_mace_refuses_a_spin_it_cannot_take():
+    """MACE has no spin input: a frame in a non-default spin state is an error naming it, not ignored."""
+    model = tiny_mace(elements=(1, 8))
+    quartet = molecule("OH")
+    quartet.info["spin"] = 4
+    with pytest.raises(ModelInputError, match=r"^frame HO: spin multiplicity 4 \(info\['spin'\]\), but architecture 'mace'"):
+        MLIPCalculator(model).get_potential_energy(quartet)
+    quartet.info["spin"] = 2  # the doublet is the default state of 9 electrons
+    assert torch.isfinite(torch.tensor(MLIPCalculator(model).get_potential_energy(quartet)))
+

@@ -7,14 +7,13 @@ import pytest
 from ase import Atoms
 
 from ffpt.analysis.species import (
-    COMBUSTION_SPECIES,
     hill_formula,
     identify_outcome,
-    parse_reaction,
     plot_species,
     species_of,
     species_timeline,
 )
+from ffpt.systems.h2combustion import COMBUSTION_SPECIES, parse_reaction
 
 
 def ho2_dissociation(n=6):

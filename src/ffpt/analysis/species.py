@@ -10,7 +10,6 @@ flagged as unphysical.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,7 @@ from ase import Atoms
 from ase.formula import Formula
 
 from ffpt.data.molecules import BOND_SCALE, molecule_indices
-
-# the species of the hydrogen-combustion data set (Guan et al., Sci. Data 9, 215 (2022))
-COMBUSTION_SPECIES = frozenset(Formula(f).format("hill") for f in ("H", "O", "OH", "H2", "O2", "H2O", "HO2", "H2O2"))
+from ffpt.systems.h2combustion import Reaction
 
 
 def hill_formula(formula: str) -> str:
@@ -37,39 +34,6 @@ def hill_formula(formula: str) -> str:
 def species_of(atoms: Atoms, scale: float = BOND_SCALE) -> Counter:
     """Molecule counts of one frame by Hill formula."""
     return Counter(Formula.from_list(atoms.symbols[idx]).format("hill") for idx in molecule_indices(atoms, scale))
-
-
-@dataclass(frozen=True)
-class Reaction:
-    """Reactant and product species counts (Hill formulas) of a reaction string."""
-
-    reactants: Counter
-    products: Counter
-
-    @property
-    def allowed(self) -> frozenset[str]:
-        return frozenset(self.reactants) | frozenset(self.products)
-
-
-_TERM = re.compile(r"^(\d+)?\s*([A-Za-z0-9]+)$")
-
-
-def parse_reaction(text: str) -> Reaction:
-    """Parse ``"H2O + O -> 2 OH"``; a trailing note in parentheses, e.g. ``"(singlet)"``, is ignored."""
-    core = re.sub(r"\([^)]*\)", "", text).strip()
-    sides = core.split("->")
-    if len(sides) != 2:
-        raise ValueError(f"reaction '{text}': expected exactly one '->'")
-    counts = []
-    for side in sides:
-        c: Counter = Counter()
-        for term in side.split("+"):
-            match = _TERM.match(term.strip())
-            if not match:
-                raise ValueError(f"reaction '{text}': cannot read term '{term.strip()}'")
-            c[hill_formula(match.group(2))] += int(match.group(1) or 1)
-        counts.append(c)
-    return Reaction(counts[0], counts[1])
 
 
 @dataclass(frozen=True)

@@ -4,26 +4,33 @@ from ffpt.data.frames import (
     ENERGY_KEY,
     FORCES_KEY,
     DataError,
+    charge_of,
+    describe_frame,
     energy_of,
     forces_of,
     set_labels,
+    spin_of,
     validate_frame,
 )
 from ffpt.data.io import read_frames, write_frames
-from ffpt.data.molecules import bonds, isolate_molecules, molecule_indices
+from ffpt.data.molecules import Molecule, bonds, isolate_molecules, molecule_indices
 from ffpt.data.splits import split, subset
 
 __all__ = [
     "ENERGY_KEY",
     "FORCES_KEY",
     "DataError",
+    "Molecule",
     "bonds",
+    "charge_of",
+    "describe_frame",
     "energy_of",
     "forces_of",
     "isolate_molecules",
     "molecule_indices",
     "read_frames",
     "set_labels",
+    "spin_of",
     "split",
     "subset",
     "validate_frame",

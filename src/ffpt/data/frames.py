@@ -4,6 +4,9 @@ A frame is an :class:`ase.Atoms` with
 - ``info["REF_energy"]``: total energy, eV
 - ``arrays["REF_forces"]``: forces, eV/A, shape (n_atoms, 3)
 - optional ``info["charge"]`` (e), ``info["spin"]`` (multiplicity 2S+1), ``info["config_type"]``.
+
+:func:`charge_of` and :func:`spin_of` are the only readers of charge and spin that validate them;
+their errors name the frame (:func:`describe_frame`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,65 @@ def _where(source: str | None, index: int | None) -> str:
     if index is not None:
         parts.append(f"frame {index}")
     return ", ".join(parts) if parts else "frame"
+
+
+def describe_frame(atoms: Atoms) -> str:
+    """Short name of a frame for error messages: formula plus any name it carries."""
+    text = f"frame {atoms.get_chemical_formula()}"
+    for key in ("name", keys.SEED_NAME, keys.CONFIG_TYPE, keys.CHANNEL):
+        if key in atoms.info:
+            text += f" ({key}={atoms.info[key]})"
+    return text
+
+
+def charge_of(atoms: Atoms, where: str | None = None) -> int:
+    """Total charge ``info["charge"]`` (e, default 0); :class:`DataError` naming the frame unless an integer
+    that leaves at least one electron."""
+    where = where or describe_frame(atoms)
+    charge = atoms.info.get(keys.CHARGE, 0)
+    try:
+        ok = int(charge) == charge
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise DataError(f"{where}: info['{keys.CHARGE}']={charge!r} is not an integer")
+    charge = int(charge)
+    if int(atoms.numbers.sum()) - charge < 1:
+        raise DataError(f"{where}: info['{keys.CHARGE}']={charge} leaves no electrons")
+    return charge
+
+
+def default_multiplicity(atoms: Atoms) -> int:
+    """Lowest spin multiplicity of the frame's electron count: 1 (even) or 2 (odd)."""
+    return 1 + (int(atoms.numbers.sum()) - charge_of(atoms)) % 2
+
+
+def spin_of(atoms: Atoms, default: int | None = None, where: str | None = None) -> int | None:
+    """Spin multiplicity 2S+1 of a frame (``info["spin"]``), or ``default`` when not given.
+
+    Raises :class:`DataError` naming the frame unless it is an integer >= 1 that the electron count
+    (atomic numbers minus ``info["charge"]``) allows: 2S unpaired electrons, at most all of them, of
+    the same parity as the count. ``where`` names the frame (default: :func:`describe_frame`).
+    """
+    if atoms.info.get(keys.SPIN) is None:
+        return default
+    where = where or describe_frame(atoms)
+    value = atoms.info[keys.SPIN]
+    try:
+        ok = int(value) == value and int(value) >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise DataError(f"{where}: info['{keys.SPIN}']={value!r} is not a multiplicity (integer >= 1)")
+    multiplicity = int(value)
+    electrons = int(atoms.numbers.sum()) - charge_of(atoms, where)
+    unpaired = multiplicity - 1
+    if unpaired > electrons or (electrons - unpaired) % 2:
+        raise DataError(
+            f"{where}: spin multiplicity {multiplicity} is impossible with {electrons} electrons "
+            f"(info['{keys.SPIN}'])"
+        )
+    return multiplicity
 
 
 def energy_of(atoms: Atoms) -> float:
@@ -59,8 +121,8 @@ def validate_frame(
 ) -> None:
     """Raise :class:`DataError` naming the place of the first problem found.
 
-    Checks: known elements, finite positions, no two atoms closer than ``min_distance`` (A),
-    and, if ``require_labels``, presence, shape and finiteness of ``REF_energy``/``REF_forces``.
+    Checks: known elements, finite positions, no two atoms closer than ``min_distance`` (A), a
+    consistent charge and spin (:func:`spin_of`), and, if ``require_labels``, presence, shape and finiteness of ``REF_energy``/``REF_forces``.
     """
     where = _where(source, index)
     numbers = atoms.numbers
@@ -82,6 +144,10 @@ def validate_frame(
             raise DataError(
                 f"{where}: atoms {i[k]} and {j[k]} overlap ({d[k]:.3f} A < {min_distance} A)"
             )
+    if keys.CHARGE in atoms.info or keys.SPIN in atoms.info:
+        named = where if source is not None or index is not None else None
+        charge_of(atoms, named)
+        spin_of(atoms, where=named)
     if not require_labels:
         return
     if ENERGY_KEY not in atoms.info:

@@ -10,8 +10,9 @@ import ase.io
 import numpy as np
 from ase import Atoms
 
-from ffpt.fileio import atomic_path
+from ffpt import keys
 from ffpt.data.frames import DataError, validate_frame
+from ffpt.fileio import atomic_path
 
 
 def read_frames(path: str | os.PathLike, *, require_labels: bool = True, index: str = ":") -> list[Atoms]:
@@ -30,9 +31,9 @@ def read_frames(path: str | os.PathLike, *, require_labels: bool = True, index: 
     for k, atoms in enumerate(frames):
         # ase turns 'energy'/'forces' keys into a calculator; ffpt keys stay in info/arrays
         atoms.calc = None
-        channel = atoms.info.get("channel")
+        channel = atoms.info.get(keys.CHANNEL)
         if isinstance(channel, (int, np.integer)):  # extxyz parses channel=09 as the number 9
-            atoms.info["channel"] = f"{int(channel):02d}"
+            atoms.info[keys.CHANNEL] = f"{int(channel):02d}"
         validate_frame(atoms, source=str(path), index=k, require_labels=require_labels)
     return frames
 

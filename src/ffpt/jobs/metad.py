@@ -77,7 +77,8 @@ def prepare(config: MetadConfig):
     """Starting atoms, CVs, walls, run parameters and the channel's reaction (or None) of a config."""
     import ase.io
     from ffpt.data import DataError, validate_frame
-    from ffpt.simulate.cvs import Distance, coordination_from_labels, load_channel, pair_from_label
+    from ffpt.simulate.cvs import Distance, channel_cvs, coordination_from_labels, pair_from_label
+    from ffpt.systems.h2combustion import load_channel
     from ffpt.simulate.metad import MetadParameters, Wall
 
     if config.calculator is None or config.structure is None:
@@ -92,7 +93,7 @@ def prepare(config: MetadConfig):
     reaction = None
     if config.channel is not None:
         channel = load_channel(config.reactions, config.channel)
-        cvs = channel.cvs(atoms, **kw)
+        cvs = channel_cvs(channel, atoms, **kw)
         atoms.info["spin"] = channel.multiplicity
         reaction = channel.reaction
     elif config.cv is not None:
@@ -119,15 +120,6 @@ def prepare(config: MetadConfig):
     return atoms, cvs, walls, params, reaction
 
 
-def stationary_energy_hartree(path: Path) -> float | None:
-    """Optimizer energy (Eh) from an xyz comment line like ``Step 0 E= -150.826492 |G|= ...``."""
-    import re
-
-    lines = path.read_text().splitlines()
-    match = re.search(r"\bE=\s*(-?\d+\.\d+)", lines[1]) if len(lines) > 1 else None
-    return float(match.group(1)) if match else None
-
-
 def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
     """The run's FES barrier next to the reference and model barriers of the channel's stationary points.
 
@@ -139,11 +131,12 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
     """
     import ase.io
     from ffpt.analysis.fes import barrier
+    from ffpt.systems.h2combustion import KINDS, stationary_energy_hartree, stationary_point_path
 
     if config.channel is None:
         return None
     folder = Path(config.structure).parent
-    paths = {kind: folder / f"{kind}_{config.channel}.xyz" for kind in ("reactant", "TS", "product")}
+    paths = {kind: stationary_point_path(folder, kind, config.channel) for kind in KINDS}
     if not all(p.exists() for p in paths.values()):
         return None
     geometries = {kind: ase.io.read(p) for kind, p in paths.items()}
@@ -180,7 +173,8 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
     import ase.io
 
     from ffpt.analysis.fes import fes_convergence, fes_from_hills, plot_fes, write_fes
-    from ffpt.analysis.species import COMBUSTION_SPECIES, identify_outcome, parse_reaction, plot_species, species_timeline
+    from ffpt.analysis.species import identify_outcome, plot_species, species_timeline
+    from ffpt.systems.h2combustion import COMBUSTION_SPECIES, parse_reaction
 
     hills = result.hills
     history = fes_convergence(hills, n_estimates=5, bins=config.fes_bins)

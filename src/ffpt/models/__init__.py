@@ -4,7 +4,8 @@ from ffpt.models.graph import AtomicGraph, NeighborListBuilder, collate, graph_f
 from ffpt.models.mace import MACEPotential  # imports mace-torch only when a MACE model is built
 from ffpt.models.model_file import build_model, load_model, read_model_file, save_model
 from ffpt.models.newtonnet import NewtonNet
-from ffpt.models.potential import InteratomicPotential, Prediction
+from ffpt.models.options import OPTIONS
+from ffpt.models.potential import InteratomicPotential, ModelInputError, Prediction
 
 # architecture name -> class; other backends (e.g. MACE) register here
 ARCHITECTURES: dict[str, type[InteratomicPotential]] = {"newtonnet": NewtonNet, "mace": MACEPotential}
@@ -14,8 +15,10 @@ __all__ = [
     "AtomicGraph",
     "InteratomicPotential",
     "MACEPotential",
+    "ModelInputError",
     "NeighborListBuilder",
     "NewtonNet",
+    "OPTIONS",
     "Prediction",
     "build_model",
     "collate",

@@ -7,6 +7,7 @@ import os
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
+from ffpt import keys
 from ffpt.models.graph import NeighborListBuilder, graph_from_atoms
 from ffpt.models.model_file import load_model
 from ffpt.models.potential import InteratomicPotential
@@ -49,13 +50,14 @@ class MLIPCalculator(Calculator):
         """ASE's checks plus the frame's spin multiplicity and charge (inputs of the model)."""
         changes = super().check_state(atoms, tol)
         if self.atoms is not None:
-            for key in ("spin", "charge"):
+            for key in (keys.SPIN, keys.CHARGE):
                 if atoms.info.get(key) != self.atoms.info.get(key):
                     changes.append(key)
         return changes
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        self.model.check_frame(self.atoms)  # a spin the model would ignore is a user error naming the frame
         graph = graph_from_atoms(self.atoms, self.model.elements, self.neighbors, dtype=self.dtype)
         graph = graph.to(self.device)
         want_stress = "stress" in properties and bool(self.atoms.pbc.all())

@@ -10,7 +10,8 @@ import torch
 from ase import Atoms
 from vesin import NeighborList
 
-from ffpt.data.frames import ENERGY_KEY, FORCES_KEY
+from ffpt import keys
+from ffpt.data.frames import spin_of
 
 
 @dataclass
@@ -109,11 +110,11 @@ def graph_from_atoms(
         shifts=torch.from_numpy(shifts),
         cell=torch.tensor(cell, dtype=dtype).unsqueeze(0),
         n_atoms=torch.tensor([len(atoms)], dtype=torch.long),
-        spin=torch.tensor([int(atoms.info.get("spin") or 0)], dtype=torch.long),
+        spin=torch.tensor([spin_of(atoms, default=0)], dtype=torch.long),
     )
     if with_labels:
-        graph.energy = torch.tensor([float(atoms.info[ENERGY_KEY])], dtype=dtype)
-        graph.forces = torch.tensor(np.asarray(atoms.arrays[FORCES_KEY]), dtype=dtype)
+        graph.energy = torch.tensor([float(atoms.info[keys.ENERGY])], dtype=dtype)
+        graph.forces = torch.tensor(np.asarray(atoms.arrays[keys.FORCES]), dtype=dtype)
     return graph
 
 

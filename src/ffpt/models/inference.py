@@ -22,6 +22,8 @@ def predict_frames(
     energies, forces = [], []
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
+        for k, atoms in enumerate(chunk):
+            model.check_frame(atoms, where=f"frame {start + k}")
         batch = collate([graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in chunk]).to(device)
         pred = model(batch, forces=True)
         energies.append(pred.energy.detach().cpu().double().numpy())

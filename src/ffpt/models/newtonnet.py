@@ -124,14 +124,16 @@ class NewtonNet(InteratomicPotential):
     def hparams(self) -> dict:
         return dict(self._hparams)
 
+    @property
+    def max_spin(self) -> int:
+        return self.spin_states
+
     def atomic_energies(self, graph: AtomicGraph, edge_vectors: torch.Tensor) -> torch.Tensor:
         r = torch.linalg.norm(edge_vectors, dim=-1)
         unit = edge_vectors / r.unsqueeze(-1)
         rbf, envelope = self.basis(r), self.envelope(r)
         s = self.embedding(graph.species)
-        if self.spin_states > 0:
-            if int(graph.spin.max()) > self.spin_states:
-                raise ValueError(f"spin multiplicity {int(graph.spin.max())} above this model's {self.spin_states}")
+        if self.spin_states > 0:  # spins above spin_states are refused by InteratomicPotential.forward
             s = s + self.spin_embedding(graph.spin)[graph.batch]
         v = None  # vector features start at zero
         for layer in self.layers:

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ffpt import keys
+from ffpt.data.frames import default_multiplicity, describe_frame, spin_of
+from ffpt.errors import UserError
 from ffpt.models.graph import AtomicGraph
+
+
+class ModelInputError(UserError):
+    """A frame this model cannot take as it is (e.g. a spin state it has no input for); names the frame."""
 
 
 @dataclass
@@ -37,6 +44,42 @@ class InteratomicPotential(nn.Module):
         self.register_buffer("energy_scale", torch.ones(()))  # eV per network unit
         self.repulsion: nn.Module | None = None  # optional pair prior, e.g. ZBLRepulsion (eV per graph)
 
+    @property
+    def max_spin(self) -> int:
+        """Highest spin multiplicity the model takes as input; 0: no spin input."""
+        return 0
+
+    def check_frame(self, atoms, where: str | None = None) -> None:
+        """Raise :class:`ModelInputError` naming the frame if the model would ignore or cannot take its
+        spin (``info["spin"]``): a model without spin input takes only the default multiplicity
+        (the lowest for the electron count), never silently another state."""
+        spin = spin_of(atoms)
+        if spin is None:
+            return
+        where = where or describe_frame(atoms)
+        if self.max_spin == 0 and spin != default_multiplicity(atoms):
+            raise ModelInputError(
+                f"{where}: spin multiplicity {spin} (info['spin']), but architecture '{self.architecture}' has no "
+                f"spin input and would ignore it; drop info['spin'] or train a model with spin input "
+                f"(newtonnet, model.options.spin_states)"
+            )
+        if self.max_spin and spin > self.max_spin:
+            raise ModelInputError(f"{where}: spin multiplicity {spin} above this model's {self.max_spin}")
+
+    def _check_graph_spin(self, graph: AtomicGraph) -> None:
+        """:meth:`check_frame` for frames already made graphs (spins valid for their electron count, so
+        a multiplicity >= 3 is never the default); the frame is named by formula and batch entry."""
+        limit = self.max_spin or 2
+        if graph.spin.numel() == 0 or int(graph.spin.max()) <= limit:
+            return
+        k = int(torch.argmax(graph.spin))
+        numbers = [self.elements[int(s)] for s in graph.species[graph.batch == k]]
+        from ase import Atoms
+
+        frame = Atoms(numbers=numbers)
+        frame.info[keys.SPIN] = int(graph.spin[k])
+        self.check_frame(frame, where=f"{describe_frame(frame)} (batch entry {k})")
+
     def hparams(self) -> dict:  # pragma: no cover - abstract
         """Constructor arguments (JSON-able), so a model file can rebuild the network."""
         raise NotImplementedError
@@ -47,6 +90,7 @@ class InteratomicPotential(nn.Module):
 
     def network_energy(self, graph: AtomicGraph, edge_vectors: torch.Tensor) -> torch.Tensor:
         """Energy per graph (G,) without the reference energies (network plus repulsion prior), eV."""
+        self._check_graph_spin(graph)
         e = self.atomic_energies(graph, edge_vectors) * self.energy_scale
         energy = torch.zeros(graph.n_graphs, dtype=e.dtype, device=e.device).index_add_(0, graph.batch, e)
         if self.repulsion is not None:

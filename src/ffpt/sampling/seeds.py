@@ -6,7 +6,6 @@ while sampling around it (the seed itself, or e.g. a combustion channel's reacta
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,9 @@ from ase import Atoms
 
 from ffpt.data.frames import DataError, validate_frame
 from ffpt.data.molecules import isolate_molecules
+from ffpt.systems.h2combustion import GEOMETRIES, REACTIONS_FILE, load_channels, read_stationary_point
+from ffpt.systems.h2combustion import KINDS as COMBUSTION_KINDS
 from ffpt.teachers.topology import Topology
-
-COMBUSTION_KINDS = ("reactant", "TS", "product")
 
 
 @dataclass
@@ -112,38 +111,27 @@ def from_combustion(
     ``topology``: "self" keeps each geometry's own bonding; "reactant"/"product" gives every
     geometry of a channel the bonding of that channel's reactant/product file.
     """
-    import ase.io
-
     data_dir = Path(data_dir)
-    table_path = data_dir / "reactions.json"
-    if not table_path.exists():
-        raise DataError(f"{table_path}: not found (expected the hydrogen-combustion data directory)")
-    table = {k: v for k, v in json.loads(table_path.read_text()).items() if not k.startswith("_")}
+    if not (data_dir / REACTIONS_FILE).exists():
+        raise DataError(f"{data_dir / REACTIONS_FILE}: not found (expected the hydrogen-combustion data directory)")
+    table = load_channels(data_dir / REACTIONS_FILE)
     if topology not in ("self", "reactant", "product"):
         raise DataError(f"combustion topology '{topology}': expected self, reactant or product")
-    channels = list(table) if channels is None else channels
     seeds = []
-    for channel in channels:
-        if channel not in table:
-            raise DataError(f"{table_path}: no channel '{channel}'; known: {', '.join(table)}")
-        spin = int(table[channel]["multiplicity"])
+    for cid in list(table) if channels is None else channels:
+        if cid not in table:
+            raise DataError(f"{data_dir / REACTIONS_FILE}: no channel '{cid}'; known: {', '.join(table)}")
+        channel = table[cid]
 
         def read(kind: str) -> Atoms:
-            path = data_dir / "geometries" / f"{kind}_{channel}.xyz"
-            if not path.exists():
-                raise DataError(f"{path}: combustion geometry not found")
-            atoms = ase.io.read(path, format="xyz")  # plain xyz: comment lines are not key=value
-            validate_frame(atoms, source=str(path), require_labels=False)
-            return _clean(atoms, f"{kind}_{channel}", 0, spin)
+            atoms = read_stationary_point(data_dir / GEOMETRIES, kind, channel)
+            return _clean(atoms, f"{kind}_{cid}", 0, channel.multiplicity)
 
         reference = None if topology == "self" else read(topology)
         for kind in kinds:
-            if kind not in COMBUSTION_KINDS:
-                raise DataError(f"combustion kind '{kind}': expected one of {', '.join(COMBUSTION_KINDS)}")
             atoms = read(kind)
             seeds.append(Seed(atoms.info["seed_name"], atoms, reference))
     return seeds
-
 
 
 def split_molecules(seed: Seed) -> list[Seed]:

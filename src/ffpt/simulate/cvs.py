@@ -11,22 +11,22 @@ Atom-pair labels follow the hydrogen-combustion data set: ``"O2_H1"`` is the 2nd
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
+from ffpt.errors import UserError
+from ffpt.systems.h2combustion import Channel
 from ffpt.units import NM_PER_A  # PLUMED lengths are in nm: an ffpt length (A) times this
 
 _SINGULAR_TOL = 1e-6  # |x - 1| below which the switching function uses its series at x = 1
 
 
-class CVError(ValueError):
+class CVError(UserError):
     """A collective variable that cannot be built; the message names the label or key at fault."""
 
 
@@ -195,48 +195,14 @@ def coordination_from_labels(
     return Coordination(pairs=pairs, r0=r0, d0=d0, n=n, m=m, name=name or "cn_" + "+".join(labels))
 
 
-@dataclass(frozen=True)
-class Channel:
-    """One reaction channel of ``reactions.json`` (hydrogen-combustion data set)."""
-
-    id: str
-    reaction: str
-    multiplicity: int
-    natoms: int
-    cv_labels: tuple[tuple[str, ...], ...]
-    r0: tuple[float, ...]  # A
-
-    def cvs(self, atoms: Atoms, *, n: int = 6, m: int = 0) -> list[Coordination]:
-        """The channel's coordination CVs for ``atoms`` (atom order of the channel's files)."""
-        if len(atoms) != self.natoms:
-            raise CVError(f"channel {self.id}: structure has {len(atoms)} atoms, channel has {self.natoms}")
-        return [
-            coordination_from_labels(labels, atoms, r0, n=n, m=m, name=f"cn{k + 1}")
-            for k, (labels, r0) in enumerate(zip(self.cv_labels, self.r0))
-        ]
-
-
-def load_channel(path: str | Path, channel: str) -> Channel:
-    """Read channel ``channel`` (e.g. ``"09"``) from a ``reactions.json`` file."""
-    path = Path(path)
-    try:
-        table = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CVError(f"{path}: cannot read reactions ({exc})") from exc
-    if channel not in table or channel.startswith("_"):
-        known = ", ".join(k for k in table if not k.startswith("_"))
-        raise CVError(f"{path}: no channel '{channel}'; known: {known}")
-    entry = table[channel]
-    for key in ("reaction", "multiplicity", "natoms", "cv", "r0"):
-        if key not in entry:
-            raise CVError(f"{path}, channel {channel}: missing key '{key}'")
-    if len(entry["cv"]) != len(entry["r0"]):
-        raise CVError(f"{path}, channel {channel}: {len(entry['cv'])} CVs but {len(entry['r0'])} r0 values")
-    return Channel(
-        id=channel,
-        reaction=entry["reaction"],
-        multiplicity=int(entry["multiplicity"]),
-        natoms=int(entry["natoms"]),
-        cv_labels=tuple(tuple(labels) for labels in entry["cv"]),
-        r0=tuple(float(r) for r in entry["r0"]),
-    )
+def channel_cvs(channel: Channel, atoms: Atoms, *, n: int = 6, m: int = 0) -> list[Coordination]:
+    """The coordination CVs (``cn1``, ``cn2``, ...) of a hydrogen-combustion channel for ``atoms``
+    (atom order of the channel's files)."""
+    if not channel.cv_labels:
+        raise CVError(f"channel {channel.id}: reactions file gives no CVs ('cv', 'r0')")
+    if channel.natoms is not None and len(atoms) != channel.natoms:
+        raise CVError(f"channel {channel.id}: structure has {len(atoms)} atoms, channel has {channel.natoms}")
+    return [
+        coordination_from_labels(labels, atoms, r0, n=n, m=m, name=f"cn{k + 1}")
+        for k, (labels, r0) in enumerate(zip(channel.cv_labels, channel.r0))
+    ]

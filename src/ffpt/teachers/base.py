@@ -12,6 +12,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from ffpt.data.frames import charge_of, default_multiplicity, spin_of
+
 
 @dataclass(frozen=True)
 class TeacherInfo:
@@ -61,23 +63,6 @@ class Teacher(Calculator):
 
 
 def electronic_state(atoms: Atoms) -> tuple[int, int]:
-    """``(charge, multiplicity)`` of a frame from ``info``; raises :class:`LabelFailure` if inconsistent."""
-    charge = atoms.info.get("charge", 0)
-    if int(charge) != charge:
-        raise LabelFailure(f"info['charge']={charge!r} is not an integer")
-    charge = int(charge)
-    n_electrons = int(atoms.numbers.sum()) - charge
-    if n_electrons < 1:
-        raise LabelFailure(f"info['charge']={charge} leaves {n_electrons} electrons")
-    multiplicity = atoms.info.get("spin")
-    if multiplicity is None:
-        return charge, 1 + n_electrons % 2
-    if int(multiplicity) != multiplicity or multiplicity < 1:
-        raise LabelFailure(f"info['spin']={multiplicity!r} is not a multiplicity (integer >= 1)")
-    multiplicity = int(multiplicity)
-    unpaired = multiplicity - 1
-    if unpaired > n_electrons or (n_electrons - unpaired) % 2:
-        raise LabelFailure(
-            f"info['spin']={multiplicity} (multiplicity) is inconsistent with {n_electrons} electrons"
-        )
-    return charge, multiplicity
+    """``(charge, multiplicity)`` of a frame from ``info`` (multiplicity default: the lowest for its
+    electron count); :class:`~ffpt.data.frames.DataError` naming the frame if they are inconsistent."""
+    return charge_of(atoms), spin_of(atoms, default=default_multiplicity(atoms))

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
+from ffpt.data.frames import describe_frame
 from ffpt.teachers.base import Label, TeacherInfo
-from ffpt.teachers.topology import Molecule, MoleculeTeacher, TypingError, describe_frame
+from ffpt.teachers.topology import Molecule, MoleculeTeacher, TypingError
 from ffpt.units import KCAL_PER_MOL
 
 # include every intramolecular non-bonded pair, independent of the first geometry seen

@@ -1,8 +1,9 @@
 """Molecular topology of a frame, and the per-molecule evaluation scheme of classical teachers.
 
-A :class:`Topology` splits a frame into molecules (connected components of the covalent bond
-graph) and keeps each molecule's bonds. It is perceived from the frame itself or taken from a
-reference frame with the same atoms, so that a reactive geometry keeps its reference bonding.
+A :class:`Topology` is a frame's atomic numbers and its molecules (:class:`ffpt.data.molecules.Molecule`,
+from :mod:`ffpt.data.molecules`, ffpt's one molecule perception). It is perceived from the frame itself
+or taken from a reference frame with the same atoms, so that a reactive geometry keeps its reference
+bonding.
 
 :class:`MoleculeTeacher` evaluates each molecule alone and sums the results: a classical teacher
 built on it has no intermolecular term by construction. A lone atom has zero energy and force.
@@ -11,87 +12,21 @@ built on it has no intermolecular term by construction. A lone atom has zero ene
 from __future__ import annotations
 
 import os
-from collections import deque
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import find_mic
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from ffpt.data.frames import DataError
-from ffpt.data.molecules import BOND_SCALE, bonds as perceive_bonds
-from ffpt.teachers.base import Label, LabelFailure, Teacher
+from ffpt.data.frames import DataError, describe_frame
+from ffpt.data.molecules import BOND_SCALE, Molecule, molecules, molecules_from_bonds
+from ffpt.teachers.base import Label, LabelFailure, Teacher, electronic_state
+
+__all__ = ["Molecule", "MoleculeTeacher", "Topology", "TypingError", "as_topology"]
 
 
 class TypingError(LabelFailure):
     """A molecule the force field cannot type; the message names the frame, atoms and reason."""
-
-
-def describe_frame(atoms: Atoms) -> str:
-    """Short name of a frame for error messages: formula plus any name it carries."""
-    text = f"frame {atoms.get_chemical_formula()}"
-    for key in ("name", "seed_name", "config_type"):
-        if key in atoms.info:
-            text += f" ({key}={atoms.info[key]})"
-    return text
-
-
-@dataclass(frozen=True)
-class Molecule:
-    """One molecule of a frame.
-
-    ``indices``: its atoms in the frame; ``numbers``: their atomic numbers; ``bonds``: bonded
-    pairs (i < j) in local indices (positions in ``indices``).
-    """
-
-    indices: tuple[int, ...]
-    numbers: tuple[int, ...]
-    bonds: tuple[tuple[int, int], ...]
-
-    @property
-    def key(self) -> tuple:
-        """Hashable identity of the molecule's graph (elements and bonds, local order)."""
-        return (self.numbers, self.bonds)
-
-    @property
-    def formula(self) -> str:
-        return Atoms(numbers=self.numbers).get_chemical_formula()
-
-    @cached_property
-    def _tree(self) -> tuple[np.ndarray, np.ndarray]:
-        """(child, parent) pairs of a breadth-first spanning tree, in visiting order."""
-        neighbours: dict[int, list[int]] = {k: [] for k in range(len(self.numbers))}
-        for i, j in self.bonds:
-            neighbours[i].append(j)
-            neighbours[j].append(i)
-        seen = {0}
-        queue = deque([0])
-        children, parents = [], []
-        while queue:
-            a = queue.popleft()
-            for b in neighbours[a]:
-                if b not in seen:
-                    seen.add(b)
-                    queue.append(b)
-                    children.append(b)
-                    parents.append(a)
-        return np.array(children, dtype=int), np.array(parents, dtype=int)
-
-    def positions(self, atoms: Atoms) -> np.ndarray:
-        """Positions of the molecule's atoms (A), made whole across periodic boundaries."""
-        positions = atoms.positions[list(self.indices)]
-        if not atoms.pbc.any() or len(positions) == 1:
-            return positions
-        children, parents = self._tree
-        steps, _ = find_mic(positions[children] - positions[parents], atoms.cell, atoms.pbc)
-        whole = positions.copy()
-        for child, parent, step in zip(children, parents, steps):
-            whole[child] = whole[parent] + step
-        return whole
 
 
 @dataclass(frozen=True)
@@ -105,35 +40,12 @@ class Topology:
     def from_bonds(cls, numbers, bonds) -> "Topology":
         """Topology from atomic numbers and bonded pairs (frame indices)."""
         numbers = tuple(int(z) for z in numbers)
-        n = len(numbers)
-        pairs = sorted({(int(min(i, j)), int(max(i, j))) for i, j in bonds if i != j})
-        for i, j in pairs:
-            if j >= n or i < 0:
-                raise DataError(f"bond ({i}, {j}) names an atom outside the frame of {n} atoms")
-        rows = [i for i, _ in pairs]
-        cols = [j for _, j in pairs]
-        graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(n, n))
-        _, labels = connected_components(graph, directed=False)
-        groups: dict[int, list[int]] = {}
-        for atom, label in enumerate(labels):
-            groups.setdefault(int(label), []).append(atom)
-        members = sorted(groups.values(), key=lambda g: g[0])
-        local = {atom: (m, k) for m, group in enumerate(members) for k, atom in enumerate(group)}
-        mol_bonds: list[list[tuple[int, int]]] = [[] for _ in members]
-        for i, j in pairs:
-            m, a = local[i]
-            _, b = local[j]
-            mol_bonds[m].append((a, b))
-        molecules = tuple(
-            Molecule(tuple(group), tuple(numbers[a] for a in group), tuple(sorted(b)))
-            for group, b in zip(members, mol_bonds)
-        )
-        return cls(numbers, molecules)
+        return cls(numbers, molecules_from_bonds(numbers, bonds))
 
     @classmethod
     def perceive(cls, atoms: Atoms, scale: float = BOND_SCALE) -> "Topology":
         """Covalent topology of ``atoms`` (bond when d < scale * (r_cov,i + r_cov,j), PBC aware)."""
-        return cls.from_bonds(atoms.numbers, perceive_bonds(atoms, scale))
+        return cls(tuple(int(z) for z in atoms.numbers), molecules(atoms, scale))
 
     @property
     def bonds(self) -> list[tuple[int, int]]:
@@ -177,18 +89,6 @@ def as_topology(source: TopologySource, scale: float = BOND_SCALE) -> Topology:
     if not isinstance(source, Atoms):
         raise TypeError(f"topology must be Atoms, Topology or a file path, not {type(source).__name__}")
     return Topology.perceive(source, scale)
-
-
-def check_spin(atoms: Atoms) -> None:
-    """Raise :class:`DataError` if ``info["spin"]`` (2S+1) contradicts the electron count's parity."""
-    if "spin" not in atoms.info:
-        return
-    multiplicity = int(atoms.info["spin"])
-    electrons = int(atoms.numbers.sum()) - int(atoms.info.get("charge", 0))
-    if multiplicity < 1 or (multiplicity - 1) % 2 != electrons % 2:
-        raise DataError(
-            f"{describe_frame(atoms)}: spin multiplicity {multiplicity} is impossible with {electrons} electrons"
-        )
 
 
 class MoleculeTeacher(Teacher):
@@ -251,9 +151,8 @@ class MoleculeTeacher(Teacher):
         return self.topology
 
     def compute(self, atoms: Atoms) -> Label:
-        check_spin(atoms)
+        charge, _ = electronic_state(atoms)
         topology = self.frame_topology(atoms)
-        charge = int(atoms.info.get("charge", 0))
         polyatomic = [m for m in topology.molecules if len(m.indices) > 1]
         if charge != 0 and len(topology.molecules) > 1:
             raise TypingError(

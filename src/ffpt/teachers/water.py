@@ -14,8 +14,9 @@ from functools import lru_cache
 import numpy as np
 from ase import Atoms
 
+from ffpt.data.frames import describe_frame
 from ffpt.teachers.base import Label, TeacherInfo
-from ffpt.teachers.topology import Molecule, MoleculeTeacher, Topology, TypingError, describe_frame
+from ffpt.teachers.topology import Molecule, MoleculeTeacher, Topology, TypingError
 from ffpt.units import KJ_PER_MOL, NM_PER_A
 
 KB_KCAL = 1059.162  # kcal/mol/A^2

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from ffpt.teachers.base import Label, TeacherInfo
-from ffpt.teachers.topology import MoleculeTeacher, TypingError, check_spin, describe_frame
+from ffpt.data.frames import describe_frame
+from ffpt.teachers.base import Label, TeacherInfo, electronic_state
+from ffpt.teachers.topology import MoleculeTeacher, TypingError
 from ffpt.teachers.water import openmm_label, water_order
 from ffpt.units import NM_PER_A
 
@@ -77,7 +78,7 @@ class TIP3PBoxTeacher(MoleculeTeacher):
     def compute(self, atoms: Atoms) -> Label:
         if not atoms.pbc.all():
             raise TypingError(f"tip3p: {describe_frame(atoms)}: needs a periodic box (pbc in all directions)")
-        check_spin(atoms)
+        electronic_state(atoms)
         topology = self.frame_topology(atoms)
         order, positions = water_order(atoms, topology, "tip3p")
         context = self._context(len(topology.molecules), atoms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from ffpt.config import Strict
 
@@ -27,7 +27,26 @@ class ModelConfig(Strict):
     n_layers: int = 3
     n_basis: int = 20
     dtype: Literal["float32", "float64"] = "float32"
-    options: dict[str, Any] = {}  # further architecture-specific constructor arguments
+    options: dict[str, Any] = {}  # architecture-specific constructor arguments (ffpt.models.options)
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        from ffpt.models.options import OPTIONS
+
+        if value not in OPTIONS:
+            raise ValueError(f"unknown architecture '{value}'; known: {', '.join(sorted(OPTIONS))}")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _typed_options(cls, value: dict, info: ValidationInfo) -> dict:
+        """Checked against the architecture's options model: a typo is an error naming ``options.KEY``."""
+        from ffpt.models.options import validate_options
+
+        if "architecture" not in info.data:  # the architecture itself is invalid: reported there
+            return value
+        return validate_options(info.data["architecture"], value)
 
 
 class FinetuneConfig(Strict):

@@ -62,7 +62,7 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dic
     src = config.abinitio
     largest = max(config.budgets)
     if src.h2combustion is not None:
-        from ffpt.data.h2combustion import load_h2combustion
+        from ffpt.systems.h2combustion import load_h2combustion
 
         h = src.h2combustion
         frames = load_h2combustion(h.root, methods=tuple(h.methods))

@@ -9,10 +9,11 @@ def metad_stage(stage, folder: Path, model_path: str, progress: bool) -> dict:
     """Well-tempered metadynamics on the channel's coordination CVs; returns the run summary
     (outcome, final species, unphysical frames) with the FES written into ``folder``."""
     from ffpt.jobs.metad import MetadConfig, run_metad_job
+    from ffpt.systems.h2combustion import stationary_point_path
 
     config = MetadConfig.model_validate({
         "calculator": model_path,
-        "structure": str(Path(stage.geometries) / f"TS_{stage.channel}.xyz"),
+        "structure": str(stationary_point_path(stage.geometries, "TS", stage.channel)),
         "channel": stage.channel,
         "reactions": str(stage.reactions),
         **stage.options,
