@@ -212,3 +212,114 @@ def test_cli_yaml_config_flags_override_and_unknown_keys(tmp_path, capsys, monke
     assert "colour" in capsys.readouterr().err
     assert main(["label", "--config", str(tmp_path / "good.yaml"), "--data", str(tmp_path / "none.extxyz")]) == 2
     assert "none.extxyz" in capsys.readouterr().err
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1"}
+
+
+def _workers_of(parent: int) -> set[int]:
+    """Live (not zombie) pool workers started by process ``parent``, read from /proc."""
+    workers = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == parent and state != "Z" and b"spawn_main" in cmdline:
+            workers.add(int(entry))
+    return workers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_label_workers_end_when_their_parent_is_killed(tmp_path):
+    write_frames(tmp_path / "in.extxyz", clusters(40, seed=4))
+    log = tmp_path / "calls.log"
+    # output to DEVNULL: a worker that outlived the parent would hold a pipe open forever
+    proc = subprocess.Popen(_cli(tmp_path, log, 1.0, workers=2), env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        _wait_for(lambda: len(_workers_of(proc.pid)) == 2 and log_lines(log), proc, "two computing workers")
+        workers = _workers_of(proc.pid)
+        proc.kill()  # SIGKILL the parent alone: no chance to shut its pool down
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(w) for w in workers), "label workers outlived their killed parent"
+    finally:
+        for pid in [proc.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_second_label_run_on_the_same_output_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    write_frames(tmp_path / "in.extxyz", clusters(20, seed=5))
+    log = tmp_path / "calls.log"
+    lock = tmp_path / "out.extxyz.lock"
+    first = subprocess.Popen(_cli(tmp_path, log, 1.0, workers=1), env=_env(), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: lock.exists() and log_lines(log), first, "the first run to label")
+        second = _cli(tmp_path, log, 0.0, workers=1)[3:]
+        assert main(second) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'out.extxyz'}: another ffpt label run is writing it (lock {lock})" in err
+        assert first.poll() is None and not (tmp_path / "out.extxyz").exists()
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+    assert lock.exists()  # left by the killed run, but its lock died with it
+    assert main(second) == 0
+    assert len(read_frames(tmp_path / "out.extxyz")) == 20 and not lock.exists()
+
+
+def test_label_outputs_follow_the_umask(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    frames = clusters(2, seed=6)
+    frames[1].info["charge"] = FAIL_CHARGE  # so that the failure report is written
+    write_frames(tmp_path / "in.extxyz", frames)
+    saved = os.umask(0o022)
+    try:
+        assert main(_cli(tmp_path, tmp_path / "calls.log", 0.0, workers=1)[3:]) == 0
+    finally:
+        os.umask(saved)
+    written = [tmp_path / n for n in ("out.extxyz", "out.failures.json", "out.label.yaml")]
+    written += list((tmp_path / "out.cache").rglob("*.json"))
+    assert len(written) == 5
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o644" for p in written}
+
+
+def test_a_label_run_refused_on_bad_input_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    write_frames(tmp_path / "in.extxyz", clusters(2, seed=7))
+    args = _cli(tmp_path, tmp_path / "calls.log", 0.0, workers=1)[3:]
+    teacher = args.index("--teacher") + 1
+    assert main(args[:teacher] + ["no-such-teacher"] + args[teacher + 1:]) == 2
+    assert main(args + ["--option", "colour=red"]) == 2
+    assert main(args[:2] + [str(tmp_path / "none.extxyz")] + args[3:]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.extxyz"]

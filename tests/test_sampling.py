@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -321,3 +322,62 @@ def test_cli_with_flags_and_with_yaml(tmp_path, capsys):
     assert "md.temprature" in capsys.readouterr().err
     assert main(["sample", "--seeds", "[O][O]", "--teacher", "mmff94", "--out", str(tmp_path / "o2.extxyz"), "--no-progress"]) == 2
     assert "molecule O2 (atoms [0, 1]" in capsys.readouterr().err  # untypable seed refused, named
+
+
+def test_lone_atoms_are_skipped_with_a_note_and_never_sampled(tmp_path, capsys):
+    box = molecule("H2O")
+    box += Atoms("Ar", positions=[[6.0, 0.0, 0.0]])
+    box.write(tmp_path / "wet_argon.xyz")
+    (tmp_path / "argon.xyz").write_text("1\n\nAr 0.0 0.0 0.0\n")
+    seeds = [{"smiles": "[Ar]"}, {"file": str(tmp_path / "argon.xyz")}, {"file": str(tmp_path / "wet_argon.xyz")}]
+    config = small_config(tmp_path, seeds=seeds, md={"temperatures": [300], "frames": 1, "stride": 2, "equilibration": 2},
+                          normal_modes=None, random={"sigmas": [0.05], "frames": 1})
+    frames = read_frames(sample(config, progress=False))  # reading checks every value is finite
+    assert [f.info["seed_name"] for f in frames] == ["wet_argon/mol0"] * 2
+    assert [len(f) for f in frames] == [3, 3]
+    err = capsys.readouterr().err.splitlines()
+    assert "ffpt sample: seed [Ar]: skipping its lone atom Ar (one atom has nothing to sample)" in err
+    assert "ffpt sample: seed argon: skipping its lone atom Ar (one atom has nothing to sample)" in err
+    assert "ffpt sample: seed wet_argon: skipping 1 lone atom(s) (one atom has nothing to sample)" in err
+
+    only = small_config(tmp_path / "only", seeds=seeds[:2])
+    with pytest.raises(DataError, match=r"seed\(s\) \[Ar\], argon: nothing to sample, only lone atoms"):
+        sample(only, progress=False)
+    assert not (tmp_path / "only").exists()
+
+
+def test_a_non_finite_frame_is_refused_naming_seed_and_frame(tmp_path, monkeypatch):
+    def broken(task, seed, *args):
+        frames = [seed.atoms.copy(), seed.atoms.copy()]
+        for frame in frames:
+            frame.info["REF_energy"] = 0.0
+            frame.arrays["REF_forces"] = np.zeros((len(frame), 3))
+        frames[1].positions[1, 2] = np.nan
+        return frames
+
+    monkeypatch.setattr(run_module, "_run_task", broken)
+    config = small_config(tmp_path, seeds=[{"smiles": "O"}], md=None, normal_modes=None)
+    with pytest.raises(DataError, match=r"seed O, random 0.05, frame 1, atom 1: non-finite position"):
+        sample(config, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, parts folder or config left
+
+
+def test_a_sample_run_refused_on_bad_input_leaves_nothing_behind(tmp_path, capsys):
+    out = tmp_path / "o2.extxyz"
+    args = ["sample", "--seeds", "O", "[O][O]", "--teacher", "mmff94", "--out", str(out), "--md-frames", "0",
+            "--nm-frames", "0", "--random-frames", "1", "--random-sigmas", "0.05", "--no-progress"]
+    assert main(args) == 2
+    assert "molecule O2" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither o2.extxyz.parts/ nor o2.config.yaml nor a lock
+
+
+def test_sample_outputs_follow_the_umask(tmp_path):
+    config = small_config(tmp_path, seeds=[{"smiles": "O"}], md=None, normal_modes=None)
+    saved = os.umask(0o022)
+    try:
+        out = sample(config, progress=False)
+    finally:
+        os.umask(saved)
+    written = sorted(tmp_path.iterdir())
+    assert written == sorted([out, run_module.config_path(out)])
+    assert [oct(p.stat().st_mode & 0o777) for p in written] == ["0o644", "0o644"]

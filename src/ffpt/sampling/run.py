@@ -4,14 +4,25 @@ Each finished task is written atomically to ``<out>.parts/``; a rerun after a ki
 Each task draws from its own random stream (config ``seed`` and the task id), so results do not
 depend on which tasks ran before a restart. The output and its resolved config
 (``<out stem>.config.yaml``) are written at the end and ``<out>.parts/`` is removed.
+
+``<out>.parts/`` is created only once the teacher and the seeds are loaded. A run stopped by bad
+input (a :class:`~ffpt.errors.UserError`, e.g. a non-finite frame, or a
+:class:`~ffpt.teachers.LabelFailure`, e.g. an untypable molecule) removes the parts folder it
+created; a run that is killed or stops on any other error keeps it, to be resumed. The output is
+locked for the run (``<out>.lock``), so two runs cannot write it at once.
+
+Lone atoms are not sampled (one atom has no geometry to vary): they are skipped with a note on
+stderr naming their seed, and a config whose seeds are all lone atoms is refused.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import re
 import shutil
+import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -22,13 +33,18 @@ import yaml
 from ase import Atoms
 from tqdm import tqdm
 
-from ffpt.data.frames import DataError
+from ffpt.config import save_config
+from ffpt.data.frames import DataError, validate_frame
 from ffpt.data.io import read_frames, write_frames
+from ffpt.errors import UserError
+from ffpt.fileio import atomic_write_text
 from ffpt.sampling.config import SamplingConfig, SeedSpec
 from ffpt.sampling.displacements import random_frames
 from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
 from ffpt.sampling.seeds import Seed, from_combustion, from_file, from_smiles, split_molecules
+from ffpt.teachers.base import LabelFailure
+from ffpt.teachers.runner import die_with_parent, output_lock
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,25 @@ def load_seeds(specs: list[SeedSpec], seed: int = 0) -> list[Seed]:
     return seeds
 
 
+def sampled_seeds(seeds: list[Seed], split: bool = True) -> list[Seed]:
+    """The seeds to sample: each seed, or each of its molecules if ``split``, without lone atoms.
+
+    Every seed that loses atoms gets a one-line note on stderr; raises :class:`DataError` naming
+    the seeds if nothing but lone atoms remains.
+    """
+    kept: list[Seed] = []
+    for seed in seeds:
+        parts = [p for p in (split_molecules(seed) if split else [seed]) if len(p.atoms) > 1]
+        lone = len(seed.atoms) - sum(len(p.atoms) for p in parts)
+        if lone:
+            what = f"its lone atom {seed.atoms.get_chemical_formula()}" if not parts else f"{lone} lone atom(s)"
+            print(f"ffpt sample: seed {seed.name}: skipping {what} (one atom has nothing to sample)", file=sys.stderr)
+        kept += parts
+    if not kept:
+        raise DataError(f"seed(s) {', '.join(s.name for s in seeds)}: nothing to sample, only lone atoms")
+    return kept
+
+
 def plan(config: SamplingConfig, seeds: list[Seed]) -> list[Task]:
     """All tasks of ``config`` for ``seeds`` that ask for frames, in output order."""
     tasks = []
@@ -94,10 +129,7 @@ def _parts_dir(config: SamplingConfig) -> Path:
         if stamp.read_text() != resolved:
             raise DataError(f"{parts}: holds tasks of a different sampling config; remove it or rerun that config")
     else:
-        parts.mkdir(parents=True, exist_ok=True)
-        tmp = stamp.with_suffix(".tmp")
-        tmp.write_text(resolved)
-        tmp.replace(stamp)
+        atomic_write_text(stamp, resolved)
     return parts
 
 
@@ -113,11 +145,27 @@ def sample(config: SamplingConfig, progress: bool = True, workers: int = 1) -> P
     if out.exists() and saved.exists() and yaml.safe_load(saved.read_text()) == _resolved(config):
         return out  # finished earlier with the same config
     teacher = teachers.get(config.teacher, **config.teacher_options)
-    seeds = load_seeds(config.seeds, config.seed)
-    if config.split:
-        seeds = [part for s in seeds for part in split_molecules(s)]
+    seeds = sampled_seeds(load_seeds(config.seeds, config.seed), config.split)
     tasks = plan(config, seeds)
-    parts = _parts_dir(config)
+    with output_lock(out, "ffpt sample"):
+        parts = config.out.with_name(config.out.name + ".parts")
+        resumed = parts.exists()
+        try:
+            results = _run_tasks(tasks, seeds, teacher, config, _parts_dir(config), progress, workers)
+        except (UserError, LabelFailure):  # bad input: rerunning the same config cannot resume it
+            if not resumed:
+                shutil.rmtree(parts, ignore_errors=True)
+            raise
+        write_frames(out, [frame for task in tasks for frame in results[task.id]])
+        save_config(config, saved)
+        shutil.rmtree(parts)
+    return out
+
+
+def _run_tasks(
+    tasks: list[Task], seeds: list[Seed], teacher, config: SamplingConfig, parts: Path, progress: bool, workers: int
+) -> dict[str, list[Atoms]]:
+    """Frames of every task by task id: read from ``parts`` if finished earlier, else computed and saved."""
     results: dict[str, list[Atoms]] = {}
     with tqdm(total=sum(t.n_frames for t in tasks), desc="sampling", unit="frame", disable=not progress) as bar:
         pending = []
@@ -130,7 +178,9 @@ def sample(config: SamplingConfig, progress: bool = True, workers: int = 1) -> P
                 pending.append((task, part))
         if workers > 1 and len(pending) > 1:
             context = multiprocessing.get_context("spawn")  # no fork of a process holding RDKit/OpenMM state
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+            ) as pool:
                 futures = {
                     pool.submit(_run_and_save, task, seeds[task.seed_index], teacher, config, part): task
                     for task, part in pending
@@ -142,19 +192,16 @@ def sample(config: SamplingConfig, progress: bool = True, workers: int = 1) -> P
             modes: dict = {}
             for task, part in pending:
                 results[task.id] = _run_and_save(task, seeds[task.seed_index], teacher, config, part, modes, bar.update)
-    write_frames(out, [frame for task in tasks for frame in results[task.id]])
-    tmp = saved.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(_resolved(config), sort_keys=False))
-    tmp.replace(saved)
-    shutil.rmtree(parts)
-    return out
+    return results
 
 
 def _run_and_save(
     task: Task, seed: Seed, teacher, config: SamplingConfig, part: Path, modes: dict | None = None, update=None
 ) -> list[Atoms]:
-    """Run one task and write its frames atomically to ``part``."""
+    """Run one task and write its frames atomically to ``part``; a non-finite frame raises DataError naming it."""
     frames = _run_task(task, seed, teacher, config, {} if modes is None else modes, update)
+    for k, frame in enumerate(frames):
+        validate_frame(frame, source=f"seed {seed.name}, {task.kind} {task.value:g}", index=k, min_distance=0)
     write_frames(part, frames)
     return frames
 

@@ -135,7 +135,8 @@ def from_combustion(
 
 
 def split_molecules(seed: Seed) -> list[Seed]:
-    """One seed per molecule (>= 2 atoms) of ``seed``'s reference bonding; lone atoms are dropped.
+    """One seed per molecule (>= 2 atoms) of ``seed``'s reference bonding; lone atoms are dropped
+    (:func:`ffpt.sampling.run.sampled_seeds` reports them).
 
     A single-molecule seed is returned unchanged. Parts are named ``<name>/mol<k>``, made whole
     across periodic boundaries and non-periodic; their spin is not known and is left out.

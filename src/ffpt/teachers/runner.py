@@ -1,10 +1,16 @@
 """Label a dataset with a teacher: parallel worker processes, an atomic per-frame cache, resume.
 
 Every result (a label or a recorded :class:`~ffpt.teachers.base.LabelFailure`) is one small JSON
-file in the cache, written atomically (temporary file + ``os.replace``) by the worker that computed
-it, under a key hashing the frame (rounded positions, numbers, cell, pbc, charge, spin) and the
-teacher (name, level, options). A run that is killed keeps every finished result; rerunning it
-reads the cache first and computes only the frames still missing.
+file in the cache, written atomically (:mod:`ffpt.fileio`) by the worker that computed it, under a
+key hashing the frame (rounded positions, numbers, cell, pbc, charge, spin) and the teacher (name,
+level, options). A run that is killed, or stops on an unexpected error, keeps its cache (every
+finished result, on purpose): rerunning it reads the cache first and computes only the frames still
+missing. A run refused on bad input (data, teacher, options) writes nothing.
+
+One run at a time per output: :func:`output_lock` holds an exclusive lock on ``<out>.lock`` for the
+run; a second run on the same output is refused. The lock dies with its process, so a lock file
+left by a killed run never blocks. Worker processes end with the run that started them
+(:func:`die_with_parent`), also when it is killed.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import hashlib
 import json
 import multiprocessing
 import os
-import tempfile
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -26,6 +35,8 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
 from ffpt.data.frames import set_labels
+from ffpt.errors import UserError
+from ffpt.fileio import atomic_write_json
 from ffpt.teachers import REGISTRY, LabelFailure, Teacher, TeacherInfo, get, register
 
 TEACHER_KEY = "teacher"  # info key of a labelled frame: the teacher's registry name
@@ -136,21 +147,6 @@ def cache_path(cache_dir: str | os.PathLike, key: str) -> Path:
     return Path(cache_dir) / key[:2] / f"{key}.json"
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (temporary file in the same folder + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def read_cached(path: Path, n_atoms: int) -> dict | None:
     """Cached result at ``path`` or None if absent; an unreadable or mismatched file counts as absent."""
     try:
@@ -179,16 +175,87 @@ def _compute(teacher: Teacher, atoms: Atoms, key: str, cache_dir: Path) -> dict:
     else:
         entry["energy"] = float(label.energy)
         entry["forces"] = forces.tolist()
-    write_json_atomic(cache_path(cache_dir, key), entry)
+    atomic_write_json(cache_path(cache_dir, key), entry, indent=None)
     return entry
 
 
 _WORKER_TEACHER: Teacher | None = None
 
 
-def _init_worker(name: str, target: str, options: dict) -> None:
-    """Worker initializer: build the teacher once per process."""
+PARENT_POLL = 0.5  # s between checks of a worker that its parent process is still alive
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """End this (worker) process as soon as process ``parent`` ends, however it ends.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere
+    a daemon thread also exits the process once its parent pid changes (checked every
+    ``PARENT_POLL`` s). Call it first thing in a worker initializer with the pid of the starter.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no libc or no prctl: the thread below still watches
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ffpt-parent-watch", daemon=True).start()
+
+
+@contextmanager
+def output_lock(out: str | os.PathLike, verb: str) -> Iterator[Path]:
+    """Hold an exclusive lock on ``<out>.lock`` while the body writes ``out``; yields the lock path.
+
+    A second holder is refused at once with a :class:`UserError`. The lock is released when the
+    body ends or the process dies (``flock``), so a lock file left by a killed run does not block
+    the next one; the file is removed on release. Without ``fcntl`` (Windows) nothing is locked.
+    """
+    out = Path(out)
+    lock = out.with_name(out.name + ".lock")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield lock
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{out}: another {verb} run is writing it (lock {lock})") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed the file while we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        try:
+            os.unlink(lock)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _init_worker(name: str, target: str, options: dict, parent: int) -> None:
+    """Worker initializer: end with process ``parent``; build the teacher once per process."""
     global _WORKER_TEACHER
+    die_with_parent(parent)
     register(name.lower(), target)
     _WORKER_TEACHER = get(name, **options)
 
@@ -276,7 +343,7 @@ def label_frames(
                 max_workers=min(workers, len(todo)),
                 mp_context=context,
                 initializer=_init_worker,
-                initargs=(teacher_name, target, options),
+                initargs=(teacher_name, target, options, os.getpid()),
             ) as pool:
                 futures = [pool.submit(_worker_task, atoms, key, cache_dir) for key, atoms in todo.items()]
                 try:
@@ -310,7 +377,7 @@ def label_frames(
         indices.append(index)
     run = LabelRun(labelled, indices, failures, info, n_cached=n_cached, n_computed=len(todo))
     if report_path is not None:
-        write_json_atomic(Path(report_path), failure_report(run, len(frames)))
+        atomic_write_json(report_path, failure_report(run, len(frames)))
     return run
 
 
@@ -327,25 +394,28 @@ def failure_report(run: LabelRun, n_frames: int) -> dict:
 
 def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
     """Run a :class:`LabelConfig`: read ``data``, label, write ``out``, the failure report and the
-    resolved config (``<out stem>.label.yaml``). Returns the run and the number of input frames."""
-    import yaml
+    resolved config (``<out stem>.label.yaml``). Returns the run and the number of input frames.
 
+    The output is locked for the run (:func:`output_lock`). Nothing is written before the data and
+    the teacher are checked; the resolved config is written once the labelling has finished.
+    """
+    from ffpt.config import save_config
     from ffpt.data import read_frames, write_frames
 
     frames = read_frames(config.data, require_labels=False)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.config_path().write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    run = label_frames(
-        frames,
-        config.teacher,
-        config.options,
-        config.cache_dir(),
-        config.workers,
-        threads_per_worker=config.threads_per_worker,
-        retry_failed=config.retry_failed,
-        report_path=config.failures_path(),
-        progress=config.progress,
-    )
-    if run.frames:
-        write_frames(config.out, run.frames)
+    with output_lock(config.out, "ffpt label"):
+        run = label_frames(
+            frames,
+            config.teacher,
+            config.options,
+            config.cache_dir(),
+            config.workers,
+            threads_per_worker=config.threads_per_worker,
+            retry_failed=config.retry_failed,
+            report_path=config.failures_path(),
+            progress=config.progress,
+        )
+        if run.frames:
+            write_frames(config.out, run.frames)
+        save_config(config, config.config_path())
     return run, len(frames)
