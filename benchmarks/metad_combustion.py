@@ -27,7 +27,8 @@ import numpy as np
 from ase import units
 
 from ffpt.analysis.fes import barrier, fes_convergence, fes_from_hills, plot_fes, project, write_fes
-from ffpt.analysis.species import identify_outcome, parse_reaction, plot_species, species_timeline
+from ffpt.analysis.species import plot_species
+from ffpt.observables.species import identify_outcome, parse_reaction, species_timeline
 from ffpt.simulate.cvs import Distance, load_channel, pair_from_label
 from ffpt.simulate.metad import MetadParameters, Wall, run_metadynamics
 from ffpt.teachers import get as get_teacher

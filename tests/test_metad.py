@@ -104,18 +104,22 @@ def test_well_tempered_heights_decay_with_the_bias_already_deposited():
     assert calc.delta_t == pytest.approx(dT)
 
 
-def test_attached_to_ase_dynamics_it_deposits_every_pace_steps():
-    from ase.md.verlet import VelocityVerlet
+def test_hill_deposition_observer_deposits_every_pace_steps(tmp_path):
+    from ffpt.simulate.engine import Dynamics, Integrator
+    from ffpt.simulate.metad import HillDeposition
 
     atoms = cluster()
     calc = cluster_metad()
     calc.pace = 4
     atoms.calc = calc
-    dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
-    calc.attach(dyn, first_step=8)
-    dyn.run(10)
-    assert calc.hills.time.tolist() == [4.0, 6.0, 8.0]  # steps 8, 12, 16 of 0.5 fs
+    integrator = Integrator("nve", timestep_fs=0.5, temperature_K=T, fix_com=False)
+    dynamics = Dynamics(atoms, integrator, np.random.default_rng(0), [HillDeposition(tmp_path / "HILLS", calc)])
+    dynamics.initialize()
+    dynamics.run(10)
+    assert dynamics.step == 10
+    assert calc.hills.time.tolist() == [0.0, 2.0, 4.0]  # steps 0, 4, 8 of 0.5 fs
     assert len({tuple(c) for c in calc.hills.center}) == 3  # each at the configuration of its step
+    assert read_hills(tmp_path / "HILLS", [1.0, 0.1]).time.tolist() == [0.0, 2.0, 4.0]
 
 
 def test_restart_from_hills_file_continues_the_same_bias(tmp_path):

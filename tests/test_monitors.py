@@ -11,7 +11,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.neighborlist import neighbor_list
 
-from ffpt.analysis.rdf import compute_rdf
+from ffpt.observables.rdf import compute_rdf
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.md import run_md
 from ffpt.simulate.monitors import (

@@ -42,6 +42,14 @@ def molecule_indices(atoms: Atoms, scale: float = BOND_SCALE) -> list[np.ndarray
     return [np.array(g, dtype=int) for g in sorted(groups.values(), key=lambda g: g[0])]
 
 
+def species_formulas(atoms: Atoms, scale: float = BOND_SCALE) -> list[tuple[str, np.ndarray]]:
+    """Hill formula (e.g. ``"HO2"``) and atom indices of every molecule, ordered by first atom."""
+    from ase.formula import Formula
+
+    symbols = atoms.symbols
+    return [(Formula.from_list(symbols[idx]).format("hill"), idx) for idx in molecule_indices(atoms, scale)]
+
+
 def unwrapped_positions(atoms: Atoms, scale: float = BOND_SCALE) -> np.ndarray:
     """Positions with every molecule made whole across periodic boundaries (A)."""
     positions = atoms.positions.copy()
