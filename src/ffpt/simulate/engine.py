@@ -462,9 +462,7 @@ def run(
     finally:
         engine.close()
 
-    from ffpt.simulate.trajectory import TrajectoryWriter
-
-    sinks = [o for o in observers if isinstance(o, TrajectoryWriter)]
+    sinks = [o for o in observers if o.name == "trajectory"]  # a TrajectoryWriter: n_frames, path
     stop, dt = engine.stop, integrator.timestep_fs
     result = MDResult(
         stable=stop is None,
