@@ -197,9 +197,13 @@ def test_metad_resumes_bit_identically_after_a_kill(tmp_path):
 
 
 def test_metad_refuses_a_folder_of_another_config(tmp_path):
-    metad(tmp_path, DoubleWell(), steps=20)
-    with pytest.raises(ConfigError, match=f"{tmp_path}: cannot resume, config differs .* in pace, seed"):
-        metad(tmp_path, DoubleWell(), steps=40, pace=10, seed=4)
+    metad(tmp_path / "a", DoubleWell(), steps=20)
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'a'}: cannot resume, config differs .* in pace, seed"):
+        metad(tmp_path / "a", DoubleWell(), steps=40, pace=10, seed=4)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "checkpoint.npz").write_bytes(b"PK")  # the format of earlier ffpt versions
+    with pytest.raises(CheckpointError, match="checkpoint.npz: a run of an earlier ffpt cannot be resumed"):
+        metad(tmp_path / "old", DoubleWell(), steps=20)
 
 
 class Attraction(Calculator):

@@ -370,6 +370,9 @@ def run_metadynamics(
     if p.steps < 0 or p.checkpoint_every < 1 or p.colvar_stride < 1 or p.trajectory_stride < 0 or p.check_every < 1:
         raise ValueError(f"invalid run settings: {p}")
     out = Path(out_dir)
+    if (out / "checkpoint.npz").exists() and not (out / "checkpoint.json").exists():
+        raise CheckpointError(f"{out / 'checkpoint.npz'}: a run of an earlier ffpt cannot be resumed (its HILLS would"
+                              " be overwritten); use a new output folder")
     atoms = atoms.copy()
     calc = MetadynamicsCalculator(calculator, cvs, p.sigma, p.height, p.pace, p.biasfactor, p.temperature,
                                   walls=walls)
