@@ -25,7 +25,7 @@ from ffpt.analysis.survival import plot_survival, survival_curve
 from ffpt.jobs.md import run_batch
 from ffpt.simulate.calculators import resolve
 from ffpt.simulate.config import MDConfig, MonitorConfig
-from ffpt.simulate.monitors import molecule_formulas
+from ffpt.data.molecules import species_formulas
 from ffpt.systems.h2combustion import COMBUSTION_SPECIES, GEOMETRIES, REACTIONS_FILE, load_channels, read_stationary_point, stationary_point_path
 
 DATA = Path("/work/shared/data/h2combustion")
@@ -47,7 +47,7 @@ def main(out: Path, n_seeds: int, patience_fs: float) -> None:
         finals = []
         for seed, result in zip(batch.seeds, batch.results):
             last = read(out / channel / f"seed_{seed}" / result.trajectory, index=-1)
-            counts = sorted(Counter(f for f, _ in molecule_formulas(last)).items())
+            counts = sorted(Counter(f for f, _ in species_formulas(last)).items())
             finals.append(" + ".join(f"{n} {f}" if n > 1 else f for f, n in counts))
         summary[channel] = {
             "reaction": meta["reaction"], "stable": sum(r.stable for r in batch.results), "runs": len(batch.results),

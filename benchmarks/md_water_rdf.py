@@ -20,7 +20,8 @@ from ase import Atoms
 from ase.io import read
 
 from ffpt import teachers
-from ffpt.analysis.rdf import compute_rdf, plot_rdf
+from ffpt.analysis.rdf import plot_rdf
+from ffpt.observables.rdf import compute_rdf
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.md import run_md
 from ffpt.simulate.monitors import RDFMonitor

@@ -26,7 +26,8 @@ import numpy as np
 from ase import units
 
 from ffpt.analysis.fes import barrier, fes_convergence, fes_from_hills, plot_fes, project, write_fes
-from ffpt.analysis.species import identify_outcome, plot_species, species_timeline
+from ffpt.analysis.species import plot_species
+from ffpt.observables.species import identify_outcome, species_timeline
 from ffpt.simulate.cvs import Distance, channel_cvs, pair_from_label
 from ffpt.simulate.metad import MetadParameters, Wall, run_metadynamics
 from ffpt.systems.h2combustion import (

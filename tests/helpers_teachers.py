@@ -2,8 +2,8 @@
 
 ``CountingMorse`` labels with ASE's Morse pair potential and appends one line per computed frame
 (a fingerprint of its positions) to ``log_file``, so tests can count teacher calls across processes.
-Frames with ``info["charge"] == 99`` fail with a :class:`LabelFailure`, frames with
-``info["charge"] == 98`` raise an unexpected ``RuntimeError`` (a bug or a transient error).
+Frames with ``info["charge"] == FAIL_CHARGE`` fail with a :class:`LabelFailure`, frames with
+``info["charge"] == CRASH_CHARGE`` raise an unexpected ``RuntimeError`` (a bug or a transient error).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from ase.calculators.morse import MorsePotential
 
 from ffpt.teachers import Label, LabelFailure, Teacher, TeacherInfo
 
-FAIL_CHARGE = 99
-CRASH_CHARGE = 98
+FAIL_CHARGE = -3
+CRASH_CHARGE = -2
 
 
 def fingerprint(atoms: Atoms) -> str:

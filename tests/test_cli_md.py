@@ -107,6 +107,26 @@ def test_md_verb_errors_name_the_culprit(tmp_path, argon_teacher, cluster_file, 
     assert "missing --calculator" in capsys.readouterr().err
 
 
+class HydrogenOnly(ArgonTeacher):
+    """A teacher that knows only hydrogen: argon is an input error, raised on the start frame."""
+
+    def compute(self, atoms) -> Label:
+        from ffpt.data import DataError
+
+        raise DataError("element Ar (atom 0) is not known to teacher 'h-only' (elements: H)")
+
+
+def test_md_verb_element_not_in_the_model_exits_2_before_the_first_step(tmp_path, monkeypatch, cluster_file, capsys):
+    monkeypatch.setitem(teachers.REGISTRY, "h-only", f"{__name__}:HydrogenOnly")
+    for extra in ([], ["--seeds", "0", "1"]):
+        out = tmp_path / f"run{len(extra)}"
+        assert main(["md", "--calculator", "h-only", "--structure", str(cluster_file), "--steps", "10",
+                     "--out", str(out), "--no-progress", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "element Ar (atom 0) is not known" in err and "Traceback" not in err
+        assert not list(out.rglob("stability.json")) and not (out / "batch.json").exists()  # not an instability
+
+
 def test_config_validation():
     with pytest.raises(ConfigError, match="key 'timestep_fs': Input should be greater than 0"):
         load_config(MDConfig, flags={"timestep_fs": -1.0})

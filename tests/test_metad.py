@@ -104,18 +104,22 @@ def test_well_tempered_heights_decay_with_the_bias_already_deposited():
     assert calc.delta_t == pytest.approx(dT)
 
 
-def test_attached_to_ase_dynamics_it_deposits_every_pace_steps():
-    from ase.md.verlet import VelocityVerlet
+def test_hill_deposition_observer_deposits_every_pace_steps(tmp_path):
+    from ffpt.simulate.engine import Dynamics, Integrator
+    from ffpt.simulate.metad import HillDeposition
 
     atoms = cluster()
     calc = cluster_metad()
     calc.pace = 4
     atoms.calc = calc
-    dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
-    calc.attach(dyn, first_step=8)
-    dyn.run(10)
-    assert calc.hills.time.tolist() == [4.0, 6.0, 8.0]  # steps 8, 12, 16 of 0.5 fs
+    integrator = Integrator("nve", timestep_fs=0.5, temperature_K=T, fix_com=False)
+    dynamics = Dynamics(atoms, integrator, np.random.default_rng(0), [HillDeposition(tmp_path / "HILLS", calc)])
+    dynamics.initialize()
+    dynamics.run(10)
+    assert dynamics.step == 10
+    assert calc.hills.time.tolist() == [0.0, 2.0, 4.0]  # steps 0, 4, 8 of 0.5 fs
     assert len({tuple(c) for c in calc.hills.center}) == 3  # each at the configuration of its step
+    assert read_hills(tmp_path / "HILLS", [1.0, 0.1]).time.tolist() == [0.0, 2.0, 4.0]
 
 
 def test_restart_from_hills_file_continues_the_same_bias(tmp_path):
@@ -201,8 +205,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
         fh.write("2.5 0.5 0.1 0\n")
     _, resumed = run_double_well(tmp_path / "cut", steps=300, **overrides)
     assert len(resumed.hills) == len(full.hills) == 61
-    np.testing.assert_allclose(resumed.hills.center, full.hills.center, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(resumed.hills.height, full.hills.height, rtol=1e-12)
+    assert np.array_equal(resumed.hills.center, full.hills.center)  # bit-identical
+    assert np.array_equal(resumed.hills.height, full.hills.height)
     assert (tmp_path / "cut" / "COLVAR").read_text() == (tmp_path / "full" / "COLVAR").read_text()
     assert read_hills(tmp_path / "cut" / "HILLS", [0.1]).time.tolist() == full.hills.time.tolist()
 
@@ -222,13 +226,16 @@ def test_cli_metad_writes_hills_fes_and_plots(tmp_path):
             "--reactions", str(tmp_path / "reactions.json"), "--steps", "60", "--pace", "10", "--temperature", "500",
             "--upper-wall", "O1_H1=3.0", "--out", str(out), "--no-progress"]
     assert main(args) == 0
-    for name in ("HILLS", "COLVAR", "fes.dat", "fes.png", "species.png", "metad_config.yaml", "summary.json"):
+    for name in ("HILLS", "COLVAR", "fes.dat", "fes.png", "species.png", "metad_config.yaml", "summary.json",
+                 "trajectory.extxyz", "stability.json", "checkpoint.json"):
         assert (out / name).stat().st_size > 0, name
     hills = read_hills(out / "HILLS")
     assert hills.names == ("cn1", "cn2") and len(hills) == 7
     assert hills.center[0] == pytest.approx([0.5, 0.5], abs=0.05)  # HO2: both distances near r0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["outcome"] == "reactants" and summary["final_species"] == {"HO2": 1}
+    assert summary["stability"] == {"stable": True, "simulated_fs": 30.0, "failed_at_fs": None, "reason": None,
+                                    "monitor": None}
     assert main(args[:-3] + ["--steps", "80", "--pace", "20", "--out", str(out), "--no-progress"]) == 2  # changed
 
 

@@ -5,7 +5,8 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from ffpt.analysis.rdf import RDF, compute_rdf, pair_name, plot_rdf
+from ffpt.analysis.rdf import plot_rdf
+from ffpt.observables.rdf import RDF, compute_rdf, pair_name
 
 
 def simple_cubic(n: int, a: float) -> Atoms:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from ffpt.analysis.species import (
+from ffpt.analysis.species import plot_species
+from ffpt.data.molecules import species_formulas
+from ffpt.observables.species import (
     hill_formula,
     identify_outcome,
-    plot_species,
     species_of,
     species_timeline,
 )
@@ -30,6 +31,8 @@ def test_species_of_a_frame_by_connectivity():
     atoms = Atoms("OHHOHH", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0],
                                        [5, 0, 0], [5.97, 0, 0], [9, 9, 9]])
     assert species_of(atoms) == Counter({"H2O": 1, "HO": 1, "H": 1})
+    formulas = species_formulas(atoms)  # one function behind the monitors and the timelines
+    assert [(f, idx.tolist()) for f, idx in formulas] == [("H2O", [0, 1, 2]), ("HO", [3, 4]), ("H", [5])]
 
 
 def test_molecules_across_periodic_boundaries_count_once():

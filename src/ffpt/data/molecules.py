@@ -125,6 +125,15 @@ def molecule_indices(atoms: Atoms, scale: float = BOND_SCALE) -> list[np.ndarray
     return [np.array(m.indices, dtype=int) for m in molecules(atoms, scale)]
 
 
+def species_formulas(atoms: Atoms, scale: float = BOND_SCALE) -> list[tuple[str, np.ndarray]]:
+    """Hill formula (e.g. ``"HO2"``) and atom indices of every molecule, ordered by first atom."""
+    from ase.formula import Formula
+
+    symbols = atoms.symbols
+    return [(Formula.from_list(symbols[idx]).format("hill"), idx) for idx in molecule_indices(atoms, scale)]
+
+
+
 def isolate_molecules(atoms: Atoms, scale: float = BOND_SCALE) -> list[Atoms]:
     """One non-periodic frame per molecule, made whole across boundaries.
 

@@ -5,14 +5,13 @@ Used by ``ffpt metad`` and by the experiment workflow.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
-from ffpt.config import ConfigError, Strict
+from ffpt.config import Strict
+from ffpt.simulate.config import MonitorConfig
 from ffpt.units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
 
 CONFIG_NAME = "metad_config.yaml"
@@ -51,6 +50,11 @@ class MetadConfig(Strict):
     colvar_stride: int = Field(10, ge=1)
     trajectory_stride: int = Field(100, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
+    check_every: int = Field(10, ge=1, description="MD steps between stability checks")
+    monitors: MonitorConfig = Field(
+        default_factory=MonitorConfig,
+        description="stability monitors (default: non-finite forces, atoms closer than 0.5 A); a failure stops the run",
+    )
     charge: int | None = Field(None, description="total charge (info['charge'])")
     multiplicity: int | None = Field(None, ge=1, description="spin multiplicity (default: the channel's)")
     upper_walls: list[WallConfig] = Field(default_factory=list)
@@ -115,7 +119,7 @@ def prepare(config: MetadConfig):
         height=config.height * KJ_PER_MOL, pace=config.pace, biasfactor=config.biasfactor,
         timestep=config.timestep_fs, friction=config.friction_per_fs, seed=config.seed,
         colvar_stride=config.colvar_stride, trajectory_stride=config.trajectory_stride,
-        checkpoint_every=config.checkpoint_every,
+        checkpoint_every=config.checkpoint_every, check_every=config.check_every,
     )
     return atoms, cvs, walls, params, reaction
 
@@ -173,17 +177,19 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
     import ase.io
 
     from ffpt.analysis.fes import fes_convergence, fes_from_hills, plot_fes, write_fes
-    from ffpt.analysis.species import identify_outcome, plot_species, species_timeline
+    from ffpt.analysis.species import plot_species
+    from ffpt.observables.species import identify_outcome, species_timeline
     from ffpt.systems.h2combustion import COMBUSTION_SPECIES, parse_reaction
 
     hills = result.hills
+    stability = {k: getattr(result.stability, k) for k in ("stable", "simulated_fs", "failed_at_fs", "reason", "monitor")}
     history = fes_convergence(hills, n_estimates=5, bins=config.fes_bins)
     fes = fes_from_hills(hills, bins=config.fes_bins)
     write_fes(out / "fes.dat", fes)
     plot_fes(fes, out / "fes.png", history=history[:-1], title=f"{len(hills)} hills, T = {config.temperature_K} K")
     frames = ase.io.read(result.trajectory_file, ":", format="extxyz")
     timeline = species_timeline(frames)
-    summary: dict[str, Any] = {"steps": result.steps, "hills": len(hills),
+    summary: dict[str, Any] = {"steps": result.steps, "hills": len(hills), "stability": stability,
                                "final_species": dict(timeline.frame_species(len(frames) - 1))}
     allowed = config.allowed_species
     if reaction is not None:
@@ -204,23 +210,19 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
 
 
 def run_metad_job(config: MetadConfig, out: str | Path, device: str = "cpu", progress: bool = True) -> dict:
-    """Run (or resume) ``config`` into ``out``; writes and returns the summary (``summary.json``)."""
+    """Run (or resume) ``config`` into ``out``; writes and returns the summary (``summary.json``).
+
+    A folder holding a run of a different config (``steps`` aside) is refused with a ConfigError.
+    """
+    from ffpt.fileio import atomic_write_json
     from ffpt.simulate.calculators import resolve
     from ffpt.simulate.metad import run_metadynamics
 
     out = Path(out)
-    saved = out / CONFIG_NAME
-    resolved = config.model_dump(mode="json")
-    if (out / "checkpoint.npz").exists() and saved.exists():
-        before = yaml.safe_load(saved.read_text())
-        changed = sorted(k for k in resolved if k != "steps" and before.get(k) != resolved[k])
-        if changed:
-            raise ConfigError(f"{saved}: cannot resume with changed keys {changed}")
     atoms, cvs, walls, params, reaction = prepare(config)
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
     calculator = resolve(config.calculator, device)
-    result = run_metadynamics(atoms, calculator, cvs, params, out, walls=walls, progress=progress)
+    result = run_metadynamics(atoms, calculator, cvs, params, out, walls=walls, monitors=config.monitors,
+                              config=config.model_dump(mode="json"), config_name=CONFIG_NAME, progress=progress)
     summary = analyse(out, result, config, reaction, cvs, calculator)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_json(out / "summary.json", summary, indent=1)
     return summary

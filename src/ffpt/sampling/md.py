@@ -1,16 +1,15 @@
-"""Force-field molecular dynamics (Langevin, NVT) sampling at one temperature."""
+"""Force-field molecular dynamics (Langevin, NVT) sampling at one temperature, on the MD engine."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
-from ase import Atoms, units
-from ase.constraints import FixCom
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+from ase import Atoms
 
+from ffpt.keys import SEED_NAME
 from ffpt.sampling.labelling import OVERLAP, bind, draw_frames, labelled_frame
+from ffpt.simulate.engine import Dynamics, Integrator
 from ffpt.teachers.base import Teacher
 
 
@@ -36,36 +35,30 @@ def md_frames(
     fixed. The teacher keeps the bonding of ``reference`` (default: ``seed``) and is the MD
     calculator, so labels cost nothing extra. Frames where atoms come closer than ``overlap`` x
     their covalent-radius sum (molecules of one frame do not repel each other) are not recorded.
+    A teacher error propagates (no frames are invented).
     """
     if n_frames < 0 or stride < 1 or equilibration < 0:
         raise ValueError(
             f"md: need n_frames >= 0, stride >= 1, equilibration >= 0 (got {n_frames}, {stride}, {equilibration})"
         )
-    bound = bind(teacher, seed if reference is None else reference)
     atoms = seed.copy()
-    atoms.calc = bound
-    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-    Stationary(atoms)
-    if not atoms.pbc.any() and len(atoms) > 2:
-        ZeroRotation(atoms)
-    atoms.set_constraint(FixCom())
-    dynamics = Langevin(
-        atoms, timestep * units.fs, temperature_K=temperature, friction=friction / units.fs, fixcm=False, rng=rng
-    )
-    if equilibration:
-        dynamics.run(equilibration)
+    atoms.calc = bind(teacher, seed if reference is None else reference)
+    integrator = Integrator("langevin", timestep_fs=timestep, temperature_K=temperature, friction_per_fs=friction)
+    dynamics = Dynamics(atoms, integrator, rng)
+    dynamics.initialize()
+    dynamics.run(equilibration)
     config_type = f"md_T{temperature:g}"
     provenance = teacher.info
 
     def advance() -> np.ndarray:
-        dynamics.run(stride)
+        dynamics.run(dynamics.step + stride)
         return atoms.positions.copy()
 
     def label(positions: np.ndarray) -> Atoms:
         energy = atoms.get_potential_energy()
         forces = atoms.get_forces(apply_constraint=False)
         if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
-            where = seed.info.get("seed_name", seed.get_chemical_formula())
+            where = seed.info.get(SEED_NAME, seed.get_chemical_formula())
             raise FloatingPointError(f"md: {where} at {temperature:g} K: non-finite label")
         return labelled_frame(seed, positions, energy, forces, config_type, provenance)
 

@@ -63,8 +63,3 @@ class MDConfig(Strict):
         if self.ensemble != "nve" and self.temperature_K <= 0:
             raise ValueError(f"ensemble '{self.ensemble}' needs temperature_K > 0")
         return self
-
-    def resume_compatible(self, other: "MDConfig") -> list[str]:
-        """Keys (other than ``steps``) whose values differ: a run cannot resume across them."""
-        mine, theirs = self.model_dump(mode="json"), other.model_dump(mode="json")
-        return sorted(k for k in mine if k != "steps" and mine[k] != theirs[k])

@@ -7,15 +7,16 @@ variables ``s`` (see :mod:`ffpt.simulate.cvs`), plus optional walls. Hills are d
 ``dT = T (gamma - 1)``, so that at long times ``F(s) = -gamma/(gamma - 1) V(s, t) + const``.
 Bias forces are ``-sum_d dV/ds_d ds_d/dr`` from analytic CV gradients.
 
-:func:`run_metadynamics` runs ASE Langevin dynamics with the bias, writes PLUMED-style
-``HILLS`` and ``COLVAR`` files and an extxyz trajectory, checkpoints, and resumes after a kill
-exactly where the last checkpoint left off (same trajectory as an uninterrupted run).
+:func:`run_metadynamics` runs ASE Langevin dynamics with the bias on the MD engine
+(:mod:`ffpt.simulate.engine`): hill deposition and COLVAR rows are observers beside the stability
+monitors and the trajectory; it checkpoints, and resumes after a kill bit-identically to an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -23,16 +24,22 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
-from ffpt.fileio import atomic_path, atomic_write_text
+from ffpt.fileio import atomic_write_text
+from ffpt.simulate.config import MonitorConfig
 from ffpt.simulate.cvs import CollectiveVariable
-from ffpt.simulate.hills import (
-    FS_PER_PS,
-    KJ_PER_MOL,
-    Hills,
-    format_hill,
-    read_hills,
-    write_hills,
+from ffpt.simulate.engine import (
+    CheckpointError,
+    Integrator,
+    MDResult,
+    MDState,
+    MonitorObserver,
+    Observer,
+    read_checkpoint,
+    run,
 )
+from ffpt.simulate.hills import FS_PER_PS, KJ_PER_MOL, Hills, format_hill, read_hills, write_hills
+from ffpt.simulate.monitors import build_monitors
+from ffpt.simulate.trajectory import TrajectoryWriter
 
 
 @dataclass(frozen=True)
@@ -182,20 +189,11 @@ class MetadynamicsCalculator(Calculator):
             self.reset()
         return float(w)
 
-    def attach(self, dyn, first_step: int = 0) -> None:
-        """Deposit from an ASE dynamics every ``pace`` steps; step numbers continue from ``first_step``."""
-
-        def observer():
-            step = first_step + dyn.nsteps
-            if step % self.pace == 0:
-                self.deposit(dyn.atoms, step * dyn.dt / units.fs)
-
-        dyn.attach(observer, interval=1)
-
 
 @dataclass(frozen=True)
 class MetadParameters:
-    """Run settings. Units: fs, K, 1/fs, eV; sigma in CV units."""
+    """Run settings. Units: fs, K, 1/fs, eV; sigma in CV units. ``checkpoint_every``, ``check_every``
+    (stability monitors), ``colvar_stride`` and ``trajectory_stride`` (0: none) are in MD steps."""
 
     steps: int
     temperature: float
@@ -209,6 +207,7 @@ class MetadParameters:
     colvar_stride: int = 10
     trajectory_stride: int = 100  # 0: no trajectory
     checkpoint_every: int = 1000
+    check_every: int = 10
 
 
 @dataclass(frozen=True)
@@ -220,7 +219,8 @@ class MetadResult:
     colvar_file: Path
     trajectory_file: Path | None
     hills: Hills
-    steps: int
+    steps: int  # steps integrated
+    stability: MDResult  # as ``stability.json``: stable, or when and why a monitor stopped the run
 
 
 @dataclass(frozen=True)
@@ -264,29 +264,83 @@ def read_colvar(path: str | os.PathLike, scales=None) -> Colvar:
                   data[:, -2] * KJ_PER_MOL, data[:, -1] * KJ_PER_MOL)
 
 
-def _save_checkpoint(path: Path, step: int, atoms: Atoms, hills: Hills) -> None:
-    """Step, positions, momenta and the exact hills (HILLS text is rounded), atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, step=step, numbers=atoms.numbers, positions=atoms.positions, momenta=atoms.get_momenta(),
-                 hill_time=hills.time, hill_center=hills.center, hill_sigma=hills.sigma,
-                 hill_height=hills.height)
 
 
-def _truncate_outputs(out: Path, step: int, time: float, hills: Hills, traj: Path | None) -> None:
-    """Rewrite what a killed run wrote after its last checkpoint (``step``, ``time`` fs)."""
-    write_hills(out / "HILLS", hills)
-    colvar = out / "COLVAR"
-    lines = colvar.read_text().splitlines(keepends=True)
-    keep = [ln for ln in lines if ln.startswith("#") or (ln.endswith("\n") and ln.strip() and
-            float(ln.split()[0]) * FS_PER_PS <= time + 1e-6)]
-    atomic_write_text(colvar, "".join(keep))
-    if traj is not None and traj.exists():
-        import ase.io
+class _AppendedFile(Observer):
+    """A text file that rows are appended to; a resume cuts it back to the checkpoint's length."""
 
-        frames = [a for a in ase.io.read(traj, ":", format="extxyz") if a.info["step"] <= step]
-        tmp = traj.with_suffix(".tmp.xyz")
-        ase.io.write(tmp, frames, format="extxyz")
-        os.replace(tmp, traj)
+    def __init__(self, path: Path):
+        self.path = path
+
+    def state_dict(self) -> dict:
+        return {"bytes": self.path.stat().st_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < state["bytes"]:
+            raise CheckpointError(f"{self.path}: {size} bytes, shorter than the checkpoint's {state['bytes']}")
+        os.truncate(self.path, state["bytes"])
+
+
+class ColvarWriter(_AppendedFile):
+    """PLUMED COLVAR rows (time ps, CVs in PLUMED units, bias and wall energies kJ/mol) every ``stride`` steps."""
+
+    name = "colvar"
+
+    def __init__(self, path: Path, calc: MetadynamicsCalculator, stride: int):
+        super().__init__(path)
+        self.calc, self.stride = calc, stride
+        self.scales = np.array([cv.plumed_scale for cv in calc.cvs])
+
+    def start(self, state: MDState) -> None:
+        atomic_write_text(self.path, _colvar_header(cv.name for cv in self.calc.cvs))
+
+    def on_step(self, state: MDState) -> None:
+        if state.step % self.stride == 0:
+            c = self.calc
+            row = [state.time_fs / FS_PER_PS, *(c.cv_values * self.scales), c.bias_energy / KJ_PER_MOL,
+                   c.wall_energy / KJ_PER_MOL]
+            with open(self.path, "a") as fh:
+                fh.write(" ".join(f"{v:.10g}" for v in row) + "\n")
+        return None
+
+
+class HillDeposition(_AppendedFile):
+    """Deposits a well-tempered hill every ``pace`` steps on the bias calculator and appends it to HILLS.
+
+    The checkpoint keeps the hills at full precision (the HILLS text is rounded).
+    """
+
+    name = "hills"
+
+    def __init__(self, path: Path, calc: MetadynamicsCalculator):
+        super().__init__(path)
+        self.calc = calc
+
+    def start(self, state: MDState) -> None:
+        write_hills(self.path, self.calc.hills)
+        self.calc.hills_file = self.path
+
+    def on_step(self, state: MDState) -> None:
+        if state.step % self.calc.pace == 0:
+            self.calc.deposit(state.atoms, state.time_fs)
+        return None
+
+    def state_dict(self) -> dict:
+        h = self.calc.hills
+        return {**super().state_dict(), "time": h.time.tolist(), "center": h.center.tolist(),
+                "sigma": h.sigma.tolist(), "height": h.height.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.calc.hills = hills_from_state(self.calc.hills, state)
+        self.calc.hills_file = self.path
+
+
+def hills_from_state(empty: Hills, state: dict) -> Hills:
+    """The hills of a :class:`HillDeposition` state (names, bias factor and scales of ``empty``)."""
+    return Hills(empty.names, empty.biasfactor, empty.scales, state["time"], state["center"], state["sigma"],
+                 state["height"])
 
 
 def run_metadynamics(
@@ -297,88 +351,54 @@ def run_metadynamics(
     out_dir: str | os.PathLike,
     *,
     walls: Sequence[Wall] = (),
+    monitors: MonitorConfig | None = None,
+    config: dict | None = None,
+    config_name: str = "metad_config.yaml",
     progress: bool = True,
 ) -> MetadResult:
-    """Langevin MD (ASE) with a well-tempered metadynamics bias; resumes from ``out_dir``.
+    """Langevin MD (ASE, on the MD engine) with a well-tempered metadynamics bias; resumes from ``out_dir``.
 
     Writes ``HILLS`` and ``COLVAR`` (PLUMED formats, see :mod:`ffpt.simulate.hills`),
-    ``trajectory.xyz`` and ``checkpoint.npz`` (every ``checkpoint_every`` steps, atomically).
-    The Langevin noise of each checkpoint segment is seeded by ``(seed, first step)``, so a
-    resumed run reproduces an uninterrupted one.
+    ``trajectory.extxyz`` (frames with the CV values, ``metad_bias``, ``walls_bias`` and the unbiased
+    ``epot_model``, eV), ``checkpoint.json`` and ``stability.json`` (see :mod:`ffpt.simulate.engine`).
+    Stability ``monitors`` (default :class:`MonitorConfig`: finite forces, atoms closer than 0.5 A)
+    are checked every ``check_every`` steps; the first that fires stops the run, as in ``ffpt md``.
+    ``config`` (default: the parameters and CV names) is saved as ``config_name`` and must match
+    on resume (``steps`` aside).
     """
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import thermalize_momenta
-    from tqdm import tqdm
-
     p = params
-    if p.steps < 0 or p.checkpoint_every < 1 or p.colvar_stride < 1 or p.trajectory_stride < 0:
+    if p.steps < 0 or p.checkpoint_every < 1 or p.colvar_stride < 1 or p.trajectory_stride < 0 or p.check_every < 1:
         raise ValueError(f"invalid run settings: {p}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if (out / "checkpoint.npz").exists() and not (out / "checkpoint.json").exists():
+        raise CheckpointError(f"{out / 'checkpoint.npz'}: a run of an earlier ffpt cannot be resumed (its HILLS would"
+                              " be overwritten); use a new output folder")
     atoms = atoms.copy()
-    scales = [cv.plumed_scale for cv in cvs]
-    checkpoint = out / "checkpoint.npz"
-    traj = out / "trajectory.xyz" if p.trajectory_stride else None
-    step = 0
-    if checkpoint.exists():
-        state = np.load(checkpoint)
-        if not np.array_equal(state["numbers"], atoms.numbers):
-            raise ValueError(f"{checkpoint}: atoms differ from the starting structure")
-        step = int(state["step"])
-        atoms.positions = state["positions"]
-        atoms.set_momenta(state["momenta"])
-        saved = Hills(tuple(cv.name for cv in cvs), p.biasfactor, scales, state["hill_time"],
-                      state["hill_center"], state["hill_sigma"], state["hill_height"])
-        _truncate_outputs(out, step, step * p.timestep, saved, traj)
-    else:
-        for name in ("HILLS", "COLVAR"):
-            (out / name).unlink(missing_ok=True)
-        if traj is not None:
-            traj.unlink(missing_ok=True)
-        thermalize_momenta(atoms, p.temperature, rng=np.random.default_rng(p.seed))
-        atomic_write_text(out / "COLVAR", _colvar_header([cv.name for cv in cvs]))
-    calc = MetadynamicsCalculator(
-        calculator, cvs, p.sigma, p.height, p.pace, p.biasfactor, p.temperature,
-        out / "HILLS", restart=step > 0, walls=walls,
-    )
-    if step > 0:
-        calc.hills = saved  # full precision; the HILLS text just read back is rounded
+    calc = MetadynamicsCalculator(calculator, cvs, p.sigma, p.height, p.pace, p.biasfactor, p.temperature,
+                                  walls=walls)
+    chain: list[Observer] = [
+        MonitorObserver(build_monitors(monitors or MonitorConfig(), atoms), p.check_every),
+        ColvarWriter(out / "COLVAR", calc, p.colvar_stride),
+    ]
+    traj = None
+    if p.trajectory_stride:
+        traj = out / "trajectory.extxyz"
+        chain.append(TrajectoryWriter(traj, p.trajectory_stride, extra=lambda state: {
+            **dict(zip(calc.hills.names, calc.cv_values.tolist())), "metad_bias": calc.bias_energy,
+            "walls_bias": calc.wall_energy, "epot_model": calc.base_energy}))
+    deposition = HillDeposition(out / "HILLS", calc)
+    chain.append(deposition)
     atoms.calc = calc
-
-    def record(global_step: int) -> None:
-        time = global_step * p.timestep
-        if global_step % p.colvar_stride == 0:
-            row = [time / FS_PER_PS, *(calc.cv_values * scales), calc.bias_energy / KJ_PER_MOL,
-                   calc.wall_energy / KJ_PER_MOL]
-            with open(out / "COLVAR", "a") as fh:
-                fh.write(" ".join(f"{v:.10g}" for v in row) + "\n")
-        if traj is not None and global_step % p.trajectory_stride == 0:
-            import ase.io
-
-            frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-            frame.info.update(step=global_step, time=time, bias=calc.bias_energy,
-                              energy=calc.base_energy, **dict(zip(calc.hills.names, calc.cv_values)))
-            ase.io.write(traj, frame, format="extxyz", append=True)
-        if global_step % p.pace == 0:
-            calc.deposit(atoms, time)
-
-    bar = tqdm(total=p.steps, initial=step, desc="metad", unit="step", disable=not progress)
-    while step < p.steps:
-        first = step
-        n = min(p.checkpoint_every, p.steps - step)
-        dyn = Langevin(atoms, timestep=p.timestep * units.fs, temperature_K=p.temperature,
-                       friction=p.friction / units.fs, fixcm=False,
-                       rng=np.random.default_rng([p.seed, first]))
-
-        def observer(dyn=dyn, first=first):
-            if dyn.nsteps == 0 and first > 0:
-                return  # recorded at the end of the previous segment
-            record(first + dyn.nsteps)
-            bar.update(1 if dyn.nsteps else 0)
-
-        dyn.attach(observer, interval=1)
-        dyn.run(n)
-        step = first + n
-        _save_checkpoint(checkpoint, step, atoms, calc.hills)
-    bar.close()
-    return MetadResult(out, out / "HILLS", out / "COLVAR", traj, calc.hills, step)
+    integrator = Integrator("langevin", p.timestep, p.temperature, friction_per_fs=p.friction,
+                            fix_com=False, stationary=False, zero_rotation=False)
+    if config is None:
+        config = {**asdict(p), "cvs": [cv.name for cv in cvs],
+                  "walls": [[w.cv.name, w.at, w.kappa, w.exponent, w.eps, w.upper] for w in walls],
+                  "monitors": (monitors or MonitorConfig()).model_dump(mode="json")}
+    stability = run(atoms, integrator, chain, out, steps=p.steps, seed=p.seed, config=config,
+                    config_name=config_name, checkpoint_every=p.checkpoint_every, progress=progress, desc="metad")
+    hills = calc.hills
+    if deposition.calc.hills_file is None:  # a finished run returned without restoring its observers
+        states = read_checkpoint(out)["observers"]
+        hills = hills_from_state(calc.hills, next(v for k, v in states.items() if k.endswith(":hills")))
+    return MetadResult(out, out / "HILLS", out / "COLVAR", traj, hills, stability.steps, stability)

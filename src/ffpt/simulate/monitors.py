@@ -1,5 +1,8 @@
 """Stability monitors: each ``check(atoms, time_fs)`` returns ``None`` or the reason the run failed.
 
+The MD engine runs them through :class:`ffpt.simulate.engine.MonitorObserver` (every ``check_every``
+steps); a monitor that keeps history across checks saves it with ``state_dict`` for resume.
+
 Criteria follow Fu et al., "Forces are not enough" (2023): non-finite energy/forces, atoms closer
 than a minimum distance, bonds of the start frame deviating more than 0.5 A, a windowed RDF drifting
 from a reference, and (reactive systems) molecules outside an allowed set of species.
@@ -17,7 +20,9 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.neighborlist import neighbor_list
 
-from ffpt.analysis.rdf import RDF, RDFAccumulator, compute_rdf, pair_name, parse_pair
+from ffpt.data.molecules import species_formulas
+from ffpt.observables.species import hill_formula
+from ffpt.observables.rdf import RDF, RDFAccumulator, compute_rdf, pair_name, parse_pair
 from ffpt.simulate.config import MonitorConfig
 
 
@@ -139,16 +144,6 @@ class BondMonitor(Monitor):
         )
 
 
-def molecule_formulas(atoms: Atoms) -> list[tuple[str, np.ndarray]]:
-    """Hill formula and atom indices of every molecule (covalent connectivity)."""
-    from ffpt.data import molecule_indices
-
-    return [
-        (Atoms(numbers=atoms.numbers[idx]).get_chemical_formula(mode="hill"), idx)
-        for idx in molecule_indices(atoms)
-    ]
-
-
 class SpeciesMonitor(Monitor):
     """Fails when molecules whose Hill formula (e.g. ``"H3O"``) is not in ``allowed`` have been
     present at every check for at least ``patience_fs`` (fs). A patience of a few tens of fs lets
@@ -161,12 +156,12 @@ class SpeciesMonitor(Monitor):
             raise ValueError("allowed_species must name at least one species")
         if patience_fs < 0:
             raise ValueError(f"species patience must be >= 0 fs, got {patience_fs}")
-        self.allowed = {Atoms(formula).get_chemical_formula(mode="hill") for formula in allowed}
+        self.allowed = {hill_formula(formula) for formula in allowed}
         self.patience_fs = float(patience_fs)
         self._since: float | None = None  # start of the current run of checks with foreign species
 
     def check(self, atoms: Atoms, time_fs: float) -> str | None:
-        foreign = [(formula, idx) for formula, idx in molecule_formulas(atoms) if formula not in self.allowed]
+        foreign = [(formula, idx) for formula, idx in species_formulas(atoms) if formula not in self.allowed]
         if not foreign:
             self._since = None
             return None

@@ -165,8 +165,8 @@ def trajectories_rdf(folder: Path, md) -> Path:
     """RDF of every saved frame of a batch's trajectories (the liquid each arm's model makes) -> rdf.json."""
     from ase.io import iread
 
-    from ffpt.analysis.rdf import RDFAccumulator
-    from ffpt.simulate.md import TRAJECTORY_FILES
+    from ffpt.observables.rdf import RDFAccumulator
+    from ffpt.simulate.trajectory import TRAJECTORY_FILES
 
     m = md.monitors
     acc = RDFAccumulator(m.rdf_rmax, m.rdf_bins, m.rdf_pairs)

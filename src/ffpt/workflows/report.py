@@ -48,7 +48,8 @@ def survival_plot(stability: dict, path: Path, title: str) -> Path:
 
 def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, title: str) -> dict[str, float]:
     """RDFs of each arm's MD against the reference configurations (plot); returns each arm's RDF error (A)."""
-    from ffpt.analysis.rdf import RDF, compute_rdf, plot_rdf
+    from ffpt.analysis.rdf import plot_rdf
+    from ffpt.observables.rdf import RDF, compute_rdf
     from ffpt.data.io import read_frames
 
     rdfs = {arm: RDF.load(batch["rdf"]) for arm, batch in stability.items() if batch.get("rdf")}

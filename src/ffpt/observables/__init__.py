@@ -1,0 +1,1 @@
+"""Pure functions of frames (no plots): radial distribution functions and chemical species."""

@@ -1,0 +1,480 @@
+"""The one MD engine of ffpt: an ASE integrator stepped in a loop, with observers.
+
+Used by ``ffpt md`` (:func:`ffpt.simulate.md.run_md`), ``ffpt metad``
+(:func:`ffpt.simulate.metad.run_metadynamics`) and FF-MD sampling (:func:`ffpt.sampling.md.md_frames`).
+Units: fs, K, eV, A.
+
+Integrators (:class:`Integrator`): ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT) and
+``bussi`` (canonical velocity rescaling, NVT), all ASE's, all drawing noise from one
+``numpy.random.Generator``.
+
+Observers
+---------
+An :class:`Observer` is called after the start frame (step 0) and after every step, in list order,
+with the :class:`MDState`. What the engine ships: trajectory sinks
+(:class:`ffpt.simulate.trajectory.TrajectoryWriter`), stability monitors (:class:`MonitorObserver`),
+hill deposition and COLVAR rows of metadynamics (:mod:`ffpt.simulate.metad`) and a progress bar
+(:class:`ProgressBar`). A new capability (e.g. an uncertainty monitor for committee MD) is one more
+observer: subclass :class:`Observer`, override what it needs::
+
+    class Uncertainty(Observer):
+        name = "uncertainty"
+
+        def on_step(self, state):
+            if state.step % 10 == 0 and committee_spread(state.atoms) > 0.2:
+                return Stop(self.name, "force spread above 0.2 eV/A")
+            return None
+
+``on_step`` returning a :class:`Stop` ends the run after this step (later observers of the step
+still see it in ``state.stop``, so the failing frame is saved). ``state_dict``/``load_state_dict``
+carry whatever the observer needs to continue exactly after a kill (a file's byte length to
+truncate back to, a window of past values); ``start`` begins its outputs anew.
+
+Checkpoint and resume
+---------------------
+:func:`run` writes ``checkpoint.json`` (atomically) every ``checkpoint_every`` steps, at the last
+step and when the run stops: step, positions, momenta, the RNG bit-generator state, the thermostat's
+bath energy, every observer's state and the run's config. Called again on the same folder it checks
+(:func:`check_resumable`) that config and structure match (``steps`` may grow), restores everything
+and continues bit-identically to an uninterrupted run (same machine). A finished run is not rerun.
+``stability.json`` holds the :class:`MDResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar, Literal, Sequence
+
+import numpy as np
+from ase import Atoms, units
+
+from ffpt.config import ConfigError
+from ffpt.errors import UserError
+from ffpt.fileio import atomic_write_json, atomic_write_text
+
+CHECKPOINT_FILE = "checkpoint.json"
+STABILITY_FILE = "stability.json"
+CHECKPOINT_FORMAT = "ffpt-md-checkpoint/1"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read (truncated, foreign or corrupted); the message names it."""
+
+
+# --------------------------------------------------------------------------- integrators
+
+
+@dataclass(frozen=True)
+class Integrator:
+    """An ASE integrator and the initial velocities. Units: fs, K, 1/fs.
+
+    ``fix_com`` keeps the centre of mass fixed (removes 3 degrees of freedom); ``stationary`` removes
+    the initial total momentum; ``zero_rotation`` the initial angular momentum of non-periodic systems.
+    """
+
+    ensemble: Literal["nve", "langevin", "bussi"]
+    timestep_fs: float
+    temperature_K: float
+    friction_per_fs: float = 0.01
+    taut_fs: float = 100.0
+    fix_com: bool = True
+    stationary: bool = True
+    zero_rotation: bool = True
+
+    def initialize_velocities(self, atoms: Atoms, rng: np.random.Generator) -> None:
+        """Maxwell-Boltzmann momenta at ``temperature_K``, then the requested momentum removals."""
+        from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+
+        thermalize_momenta(atoms, self.temperature_K, rng=rng)
+        if self.stationary:
+            Stationary(atoms)
+        if self.zero_rotation and not atoms.pbc.any() and len(atoms) > 2:
+            ZeroRotation(atoms)
+
+    def make(self, atoms: Atoms, rng: np.random.Generator):
+        """The ASE dynamics object on ``atoms`` (its noise from ``rng``)."""
+        dt = self.timestep_fs * units.fs
+        if self.ensemble == "nve":
+            from ase.md.verlet import VelocityVerlet
+
+            return VelocityVerlet(atoms, timestep=dt)
+        if self.ensemble == "langevin":
+            from ase.md.langevin import Langevin
+
+            return Langevin(atoms, timestep=dt, temperature_K=self.temperature_K,
+                            friction=self.friction_per_fs / units.fs, fixcm=False, rng=rng)
+        from ase.md.bussi import Bussi
+
+        return Bussi(atoms, timestep=dt, temperature_K=self.temperature_K, taut=self.taut_fs * units.fs, rng=rng)
+
+
+# --------------------------------------------------------------------------- observers
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stopped early: the observer or monitor that fired, and a one-line reason."""
+
+    monitor: str
+    reason: str
+
+
+@dataclass
+class MDState:
+    """What observers see after each step. ``step`` counts from the run's start (0 = start frame)."""
+
+    atoms: Atoms
+    step: int
+    time_fs: float
+    last: bool  # the last step the run will take (``steps`` reached)
+    wall_s: float  # wall time of the run so far, resumed parts included
+    dynamics: object  # the ASE integrator (e.g. ``transferred_energy`` of Bussi)
+    stop: Stop | None = None  # set by the first observer that stops the run at this step
+
+    @property
+    def bath_energy(self) -> float | None:
+        """Energy the Bussi thermostat put into the system so far (eV); ``None`` for other integrators."""
+        value = getattr(self.dynamics, "transferred_energy", None)
+        return None if value is None else float(value)
+
+
+class Observer:
+    """Something done after the start frame and after every MD step. Subclass and override.
+
+    The engine calls ``start`` once for a new run, ``load_state_dict`` instead when it resumes one,
+    ``on_step`` after step 0 and every later step, ``state_dict`` when it writes a checkpoint and
+    ``close`` at the end. Everything ``state_dict`` returns must be JSON-serialisable.
+    """
+
+    name: ClassVar[str] = "observer"
+
+    def start(self, state: MDState) -> None:
+        """Begin outputs anew (a fresh run)."""
+
+    def on_step(self, state: MDState) -> Stop | None:
+        """Observe ``state``; return a :class:`Stop` to end the run after this step."""
+        return None
+
+    def state_dict(self) -> dict:
+        """State needed to continue exactly after a kill (default: none)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output (and cut outputs back to it)."""
+
+    def close(self) -> None:
+        """Release files or bars at the end of a run."""
+
+
+class MonitorObserver(Observer):
+    """Stability monitors (:mod:`ffpt.simulate.monitors`) checked every ``every`` steps and at the
+    last step; the first that fires stops the run, reported under its own name."""
+
+    name = "monitors"
+
+    def __init__(self, monitors: Sequence, every: int = 1):
+        if every < 1:
+            raise ValueError(f"monitor interval must be >= 1 step, got {every}")
+        self.monitors = list(monitors)
+        self.every = int(every)
+
+    def on_step(self, state: MDState) -> Stop | None:
+        if state.stop is not None or (state.step % self.every and not state.last):
+            return None
+        for monitor in self.monitors:
+            reason = monitor.check(state.atoms, state.time_fs)
+            if reason is not None:
+                return Stop(monitor.name, reason)
+        return None
+
+    def state_dict(self) -> dict:
+        return {f"{k}:{m.name}": m.state_dict() for k, m in enumerate(self.monitors)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, monitor in enumerate(self.monitors):
+            monitor.load_state_dict(state.get(f"{k}:{monitor.name}", {}))
+
+
+class ProgressBar(Observer):
+    """A tqdm bar over the run's steps."""
+
+    name = "progress"
+
+    def __init__(self, total: int, desc: str | None = None, enabled: bool = True):
+        self.total, self.desc, self.enabled = total, desc, enabled
+        self._bar = None
+
+    def on_step(self, state: MDState) -> None:
+        if not self.enabled:
+            return None
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.total, initial=max(state.step - 1, 0), desc=self.desc, unit="step",
+                             mininterval=1.0)
+        if state.step > 0:
+            self._bar.update(1)
+        return None
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# --------------------------------------------------------------------------- the stepping loop
+
+
+class Dynamics:
+    """``atoms`` (calculator attached) moved by ``integrator``, observed by ``observers``.
+
+    ``step`` is the number of steps taken; :meth:`run` steps until a target step or a stop.
+    The caller sets the initial momenta (:meth:`initialize`) or restores them (:meth:`restore`).
+    With ``calculator_errors_stop`` a calculator exception during a step stops the run (monitor
+    ``"calculator"``) instead of propagating.
+    """
+
+    def __init__(self, atoms: Atoms, integrator: Integrator, rng: np.random.Generator,
+                 observers: Sequence[Observer] = (), *, calculator_errors_stop: bool = False):
+        self.atoms, self.integrator, self.rng = atoms, integrator, rng
+        self.observers = list(observers)
+        self.calculator_errors_stop = calculator_errors_stop
+        self.step = 0
+        self.stop: Stop | None = None
+        self.wall_before = 0.0
+        self._t0 = time.perf_counter()
+        self._dyn = None
+
+    @property
+    def time_fs(self) -> float:
+        return self.step * self.integrator.timestep_fs
+
+    @property
+    def wall_s(self) -> float:
+        return self.wall_before + time.perf_counter() - self._t0
+
+    def _dynamics(self):
+        if self._dyn is None:
+            self._dyn = self.integrator.make(self.atoms, self.rng)
+        return self._dyn
+
+    def _fix_com(self) -> None:
+        from ase.constraints import FixCom
+
+        if self.integrator.fix_com and not any(isinstance(c, FixCom) for c in self.atoms.constraints):
+            self.atoms.set_constraint(list(self.atoms.constraints) + [FixCom()])
+
+    def initialize(self) -> None:
+        """Fresh momenta; forces of the start frame (a calculator error here always propagates: it
+        is an input error, e.g. an element the model does not know, not an instability); observers
+        start and see step 0."""
+        self.integrator.initialize_velocities(self.atoms, self.rng)
+        self._fix_com()
+        self.atoms.get_forces()
+        state = self.state(last=False)
+        for observer in self.observers:
+            observer.start(state)
+        self._observe(state)
+
+    def restore(self, checkpoint: dict) -> None:
+        """Positions, momenta, step, RNG, bath energy and observer states of a checkpoint."""
+        self._fix_com()
+        self.atoms.set_positions(np.asarray(checkpoint["positions"], dtype=float), apply_constraint=False)
+        self.atoms.set_momenta(np.asarray(checkpoint["momenta"], dtype=float), apply_constraint=False)
+        self.rng.bit_generator.state = checkpoint["rng"]
+        self.step = int(checkpoint["step"])
+        self.wall_before = float(checkpoint["wall_s"])
+        self.stop = Stop(**checkpoint["stop"]) if checkpoint["stop"] is not None else None
+        if checkpoint.get("bath_energy") is not None:
+            self._dynamics().transferred_energy = float(checkpoint["bath_energy"])
+        states = checkpoint["observers"]
+        for k, observer in enumerate(self.observers):
+            observer.load_state_dict(states.get(f"{k}:{observer.name}", {}))
+
+    def state(self, last: bool) -> MDState:
+        return MDState(self.atoms, self.step, self.time_fs, last, self.wall_s, self._dynamics(), self.stop)
+
+    def _observe(self, state: MDState) -> None:
+        for observer in self.observers:
+            stop = observer.on_step(state)
+            if stop is not None and state.stop is None:
+                state.stop = stop
+        self.stop = state.stop
+
+    def advance(self, last: bool) -> bool:
+        """One step and its observers; ``False`` (and ``stop`` set) if the calculator raised and
+        ``calculator_errors_stop``: an exploding model often raises (e.g. a neighbour-list overflow),
+        which is an MD failure, recorded as monitor ``"calculator"``.
+        """
+        dyn = self._dynamics()
+        try:
+            dyn.step()
+        except Exception as exc:
+            if not self.calculator_errors_stop:
+                raise
+            self.step += 1
+            self.stop = Stop("calculator", f"{type(exc).__name__}: {exc}")
+            return False
+        self.step += 1
+        dyn.nsteps = self.step
+        self._observe(self.state(last))
+        return True
+
+    def run(self, until: int) -> None:
+        """Step until step ``until`` or a stop."""
+        while self.stop is None and self.step < until:
+            self.advance(last=self.step + 1 == until)
+
+    def checkpoint(self, config: dict) -> dict:
+        """JSON-serialisable state of the run (see the module docstring)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": config,
+            "numbers": self.atoms.numbers.tolist(),
+            "step": self.step,
+            "time_fs": self.time_fs,
+            "positions": self.atoms.positions.tolist(),
+            "momenta": self.atoms.get_momenta().tolist(),
+            "rng": self.rng.bit_generator.state,
+            "bath_energy": self.state(False).bath_energy,
+            "wall_s": self.wall_s,
+            "observers": {f"{k}:{o.name}": o.state_dict() for k, o in enumerate(self.observers)},
+            "stop": None if self.stop is None else asdict(self.stop),
+        }
+
+    def close(self) -> None:
+        for observer in self.observers:
+            observer.close()
+
+
+# --------------------------------------------------------------------------- resumable runs
+
+
+@dataclass(frozen=True)
+class MDResult:
+    """Outcome of one MD run; ``failed_at_fs`` and ``reason`` are ``None`` when stable."""
+
+    stable: bool
+    simulated_fs: float
+    failed_at_fs: float | None
+    reason: str | None
+    monitor: str | None  # name of the monitor that fired, or "calculator"
+    steps: int  # steps integrated
+    timestep_fs: float
+    n_frames: int
+    wall_s: float
+    trajectory: str | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MDResult":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def read_checkpoint(out: Path) -> dict | None:
+    """The checkpoint of run folder ``out`` (``None`` if there is none)."""
+    path = out / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupted checkpoint ({exc}); remove it or use a new output folder") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an ffpt MD checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return data
+
+
+def check_resumable(out: Path, checkpoint: dict, config: dict, atoms: Atoms, config_name: str) -> None:
+    """A run folder resumes only with the same structure and config (``steps`` aside); else ConfigError
+    naming the folder and the differing keys."""
+    if checkpoint["numbers"] != atoms.numbers.tolist():
+        raise ConfigError(f"{out}: checkpoint holds a different structure (atomic numbers differ)")
+    saved = checkpoint["config"]
+    differ = sorted(k for k in set(saved) | set(config) if k != "steps" and saved.get(k) != config.get(k))
+    if differ:
+        raise ConfigError(
+            f"{out}: cannot resume, config differs from {config_name} in {', '.join(differ)}"
+            " (use a new output directory)"
+        )
+
+
+def run(
+    atoms: Atoms,
+    integrator: Integrator,
+    observers: Sequence[Observer],
+    out: str | os.PathLike,
+    *,
+    steps: int,
+    seed: int,
+    config: dict,
+    config_name: str,
+    checkpoint_every: int,
+    progress: bool = True,
+    desc: str | None = None,
+) -> MDResult:
+    """Run (or resume, or return the finished result of) ``steps`` steps into folder ``out``.
+
+    ``atoms`` carries its calculator; ``config`` (JSON-able) is saved as ``config_name`` (YAML) and in
+    the checkpoint, and must match on resume. Writes ``checkpoint.json`` and ``stability.json``.
+    """
+    import yaml
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = json.loads(json.dumps(config))  # as it reads back from the checkpoint (tuples -> lists)
+    if steps < 0 or checkpoint_every < 1:
+        raise ValueError(f"need steps >= 0 and checkpoint_every >= 1 (got {steps}, {checkpoint_every})")
+    checkpoint = read_checkpoint(out)
+    if checkpoint is not None:
+        check_resumable(out, checkpoint, config, atoms, config_name)
+        finished = checkpoint["stop"] is not None or checkpoint["step"] >= steps
+        if finished and (out / STABILITY_FILE).exists():
+            return MDResult.from_dict(json.loads((out / STABILITY_FILE).read_text()))
+    atomic_write_text(out / config_name, yaml.safe_dump(config, sort_keys=False))
+
+    observers = list(observers) + [ProgressBar(steps, desc, progress)]
+    engine = Dynamics(atoms, integrator, np.random.default_rng(seed), observers, calculator_errors_stop=True)
+
+    def save() -> dict:
+        state = engine.checkpoint(config)
+        atomic_write_json(out / CHECKPOINT_FILE, state, indent=None)
+        return state
+
+    try:
+        if checkpoint is None:
+            engine.initialize()
+            checkpoint = save()
+        else:
+            engine.restore(checkpoint)
+        while engine.stop is None and engine.step < steps:
+            if not engine.advance(last=engine.step + 1 == steps):
+                checkpoint["stop"] = asdict(engine.stop)  # the failing step cannot be saved: mark the last
+                atomic_write_json(out / CHECKPOINT_FILE, checkpoint, indent=None)
+                break
+            if engine.stop is not None or engine.step % checkpoint_every == 0 or engine.step == steps:
+                checkpoint = save()
+    finally:
+        engine.close()
+
+    sinks = [o for o in observers if o.name == "trajectory"]  # a TrajectoryWriter: n_frames, path
+    stop, dt = engine.stop, integrator.timestep_fs
+    result = MDResult(
+        stable=stop is None,
+        simulated_fs=engine.step * dt,
+        failed_at_fs=engine.step * dt if stop else None,
+        reason=stop.reason if stop else None,
+        monitor=stop.monitor if stop else None,
+        steps=engine.step,
+        timestep_fs=dt,
+        n_frames=sinks[0].n_frames if sinks else 0,
+        wall_s=engine.wall_s,
+        trajectory=sinks[0].path.name if sinks else None,
+    )
+    atomic_write_json(out / STABILITY_FILE, result.as_dict())
+    return result
