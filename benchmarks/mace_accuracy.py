@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ffpt.fileio import atomic_write_json
-from ffpt.analysis.errors import error_table
+from ffpt.observables.errors import error_table
 from ffpt.data import set_labels
 from ffpt.systems.h2combustion import load_h2combustion
 from ffpt.data.io import read_frames, write_frames

@@ -14,7 +14,8 @@ import json
 import time
 from pathlib import Path
 
-from ffpt.analysis.errors import error_table, parity_plot
+from ffpt.analysis.errors import parity_plot
+from ffpt.observables.errors import error_table
 from ffpt.systems.h2combustion import load_h2combustion
 from ffpt.data.io import write_frames
 from ffpt.data.splits import split

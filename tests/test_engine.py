@@ -14,7 +14,7 @@ from ffpt.errors import UserError
 from ffpt.jobs.md import run_batch
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.cvs import Distance, Position
-from ffpt.simulate.engine import CHECKPOINT_FILE, CheckpointError, MDResult, Observer, Stop
+from ffpt.dynamics.engine import CHECKPOINT_FILE, CheckpointError, MDResult, Observer, Stop
 from ffpt.simulate.md import run_md
 from ffpt.simulate.metad import MetadParameters, run_metadynamics
 from test_md import ShiftedForceLJ, argon

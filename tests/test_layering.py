@@ -16,6 +16,7 @@ STAGES = [
     {"data"},
     {"systems"},
     {"observables"},  # pure functions of frames (RDF, species, errors against labels): no plots
+    {"dynamics"},  # the one MD engine, under FF-MD sampling and model MD alike
     {"teachers"},
     {"sampling"},
     {"models"},

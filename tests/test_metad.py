@@ -105,7 +105,7 @@ def test_well_tempered_heights_decay_with_the_bias_already_deposited():
 
 
 def test_hill_deposition_observer_deposits_every_pace_steps(tmp_path):
-    from ffpt.simulate.engine import Dynamics, Integrator
+    from ffpt.dynamics.engine import Dynamics, Integrator
     from ffpt.simulate.metad import HillDeposition
 
     atoms = cluster()

@@ -1,8 +1,7 @@
-"""Error tables and parity plots of a model against labelled frames."""
+"""Parity plots of a model against labelled frames (the error table: :mod:`ffpt.observables.errors`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -10,39 +9,7 @@ import numpy as np
 from ase import Atoms
 
 from ffpt.data.frames import energy_of, forces_of
-
-
-@dataclass(frozen=True)
-class ErrorTable:
-    """Errors of predictions: energies per atom in meV/atom, forces in meV/A (and kcal/mol)."""
-
-    n_frames: int
-    energy_mae_mev_per_atom: float
-    energy_rmse_mev_per_atom: float
-    forces_mae_mev_per_a: float
-    forces_rmse_mev_per_a: float
-    energy_mae_kcal_per_mol: float
-    forces_mae_kcal_per_mol_per_a: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def error_table(frames: Sequence[Atoms], energies: np.ndarray, forces: Sequence[np.ndarray]) -> ErrorTable:
-    from ffpt.units import KCAL_PER_MOL
-
-    n_atoms = np.array([len(a) for a in frames])
-    de = np.asarray(energies) - np.array([energy_of(a) for a in frames])
-    df = np.concatenate([(f - forces_of(a)).ravel() for a, f in zip(frames, forces)])
-    return ErrorTable(
-        n_frames=len(frames),
-        energy_mae_mev_per_atom=float(1e3 * np.mean(np.abs(de / n_atoms))),
-        energy_rmse_mev_per_atom=float(1e3 * np.sqrt(np.mean((de / n_atoms) ** 2))),
-        forces_mae_mev_per_a=float(1e3 * np.mean(np.abs(df))),
-        forces_rmse_mev_per_a=float(1e3 * np.sqrt(np.mean(df**2))),
-        energy_mae_kcal_per_mol=float(np.mean(np.abs(de)) / KCAL_PER_MOL),
-        forces_mae_kcal_per_mol_per_a=float(np.mean(np.abs(df)) / KCAL_PER_MOL),
-    )
+from ffpt.observables.errors import error_table
 
 
 def parity_plot(

@@ -16,7 +16,8 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from ffpt.analysis.errors import error_table, parity_plot
+    from ffpt.analysis.errors import parity_plot
+    from ffpt.observables.errors import error_table
     from ffpt.data.io import read_frames
     from ffpt.models.inference import predict_frames
     from ffpt.models.model_file import load_model

@@ -9,7 +9,7 @@ from ase import Atoms
 
 from ffpt.keys import SEED_NAME
 from ffpt.sampling.labelling import OVERLAP, bind, draw_frames, labelled_frame
-from ffpt.simulate.engine import Dynamics, Integrator
+from ffpt.dynamics.engine import Dynamics, Integrator
 from ffpt.teachers.base import Teacher
 
 

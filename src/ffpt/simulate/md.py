@@ -4,8 +4,8 @@ Ensembles: ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT) and ``bus
 velocity rescaling, NVT). Units: fs, K, eV, A.
 
 A run directory holds ``trajectory.extxyz`` (or ``.traj``; frames described in
-:mod:`ffpt.simulate.trajectory`) every ``save_every`` steps; ``checkpoint.json`` (see
-:mod:`ffpt.simulate.engine`) after each saved frame; ``md_config.yaml``; and, once finished,
+:mod:`ffpt.dynamics.trajectory`) every ``save_every`` steps; ``checkpoint.json`` (see
+:mod:`ffpt.dynamics.engine`) after each saved frame; ``md_config.yaml``; and, once finished,
 ``stability.json``. A killed run called again resumes from its last checkpoint and continues
 exactly as the uninterrupted run would (same seed, same machine).
 """
@@ -20,11 +20,11 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from ffpt.keys import ENERGY, FORCES
-from ffpt.simulate import engine
+from ffpt.dynamics import engine
 from ffpt.simulate.config import MDConfig
-from ffpt.simulate.engine import CHECKPOINT_FILE, STABILITY_FILE, Integrator, MDResult, MonitorObserver, Observer
+from ffpt.dynamics.engine import CHECKPOINT_FILE, STABILITY_FILE, Integrator, MDResult, MonitorObserver, Observer
 from ffpt.simulate.monitors import Monitor, build_monitors
-from ffpt.simulate.trajectory import TRAJECTORY_FILES, TrajectoryWriter
+from ffpt.dynamics.trajectory import TRAJECTORY_FILES, TrajectoryWriter
 
 CONFIG_FILE = "md_config.yaml"
 

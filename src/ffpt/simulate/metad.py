@@ -8,7 +8,7 @@ variables ``s`` (see :mod:`ffpt.simulate.cvs`), plus optional walls. Hills are d
 Bias forces are ``-sum_d dV/ds_d ds_d/dr`` from analytic CV gradients.
 
 :func:`run_metadynamics` runs ASE Langevin dynamics with the bias on the MD engine
-(:mod:`ffpt.simulate.engine`): hill deposition and COLVAR rows are observers beside the stability
+(:mod:`ffpt.dynamics.engine`): hill deposition and COLVAR rows are observers beside the stability
 monitors and the trajectory; it checkpoints, and resumes after a kill bit-identically to an
 uninterrupted run.
 """
@@ -27,7 +27,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ffpt.fileio import atomic_write_text
 from ffpt.simulate.config import MonitorConfig
 from ffpt.simulate.cvs import CollectiveVariable
-from ffpt.simulate.engine import (
+from ffpt.dynamics.engine import (
     CheckpointError,
     Integrator,
     MDResult,
@@ -39,7 +39,7 @@ from ffpt.simulate.engine import (
 )
 from ffpt.simulate.hills import FS_PER_PS, KJ_PER_MOL, Hills, format_hill, read_hills, write_hills
 from ffpt.simulate.monitors import build_monitors
-from ffpt.simulate.trajectory import TrajectoryWriter
+from ffpt.dynamics.trajectory import TrajectoryWriter
 
 
 @dataclass(frozen=True)
@@ -360,7 +360,7 @@ def run_metadynamics(
 
     Writes ``HILLS`` and ``COLVAR`` (PLUMED formats, see :mod:`ffpt.simulate.hills`),
     ``trajectory.extxyz`` (frames with the CV values, ``metad_bias``, ``walls_bias`` and the unbiased
-    ``epot_model``, eV), ``checkpoint.json`` and ``stability.json`` (see :mod:`ffpt.simulate.engine`).
+    ``epot_model``, eV), ``checkpoint.json`` and ``stability.json`` (see :mod:`ffpt.dynamics.engine`).
     Stability ``monitors`` (default :class:`MonitorConfig`: finite forces, atoms closer than 0.5 A)
     are checked every ``check_every`` steps; the first that fires stops the run, as in ``ffpt md``.
     ``config`` (default: the parameters and CV names) is saved as ``config_name`` and must match

@@ -1,6 +1,6 @@
 """Stability monitors: each ``check(atoms, time_fs)`` returns ``None`` or the reason the run failed.
 
-The MD engine runs them through :class:`ffpt.simulate.engine.MonitorObserver` (every ``check_every``
+The MD engine runs them through :class:`ffpt.dynamics.engine.MonitorObserver` (every ``check_every``
 steps); a monitor that keeps history across checks saves it with ``state_dict`` for resume.
 
 Criteria follow Fu et al., "Forces are not enough" (2023): non-finite energy/forces, atoms closer

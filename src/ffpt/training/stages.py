@@ -135,7 +135,7 @@ def train(config: TrainConfig) -> TrainResult:
     from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from ffpt.analysis.errors import error_table
+    from ffpt.observables.errors import error_table
     from ffpt.models.inference import predict_frames
 
     _quiet_lightning()

@@ -115,7 +115,8 @@ def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict
 
 
 def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
-    from ffpt.analysis.errors import error_table, parity_plot
+    from ffpt.analysis.errors import parity_plot
+    from ffpt.observables.errors import error_table
     from ffpt.models.inference import predict_frames
     from ffpt.models.model_file import load_model
 
@@ -166,7 +167,7 @@ def trajectories_rdf(folder: Path, md) -> Path:
     from ase.io import iread
 
     from ffpt.observables.rdf import RDFAccumulator
-    from ffpt.simulate.trajectory import TRAJECTORY_FILES
+    from ffpt.dynamics.trajectory import TRAJECTORY_FILES
 
     m = md.monitors
     acc = RDFAccumulator(m.rdf_rmax, m.rdf_bins, m.rdf_pairs)

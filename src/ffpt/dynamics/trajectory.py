@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ffpt.fileio import atomic_path
-from ffpt.simulate.engine import CheckpointError, MDState, Observer, Stop
+from ffpt.dynamics.engine import CheckpointError, MDState, Observer, Stop
 
 TRAJECTORY_FILES = {"extxyz": "trajectory.extxyz", "traj": "trajectory.traj"}
 

@@ -12,7 +12,7 @@ Observers
 ---------
 An :class:`Observer` is called after the start frame (step 0) and after every step, in list order,
 with the :class:`MDState`. What the engine ships: trajectory sinks
-(:class:`ffpt.simulate.trajectory.TrajectoryWriter`), stability monitors (:class:`MonitorObserver`),
+(:class:`ffpt.dynamics.trajectory.TrajectoryWriter`), stability monitors (:class:`MonitorObserver`),
 hill deposition and COLVAR rows of metadynamics (:mod:`ffpt.simulate.metad`) and a progress bar
 (:class:`ProgressBar`). A new capability (e.g. an uncertainty monitor for committee MD) is one more
 observer: subclass :class:`Observer`, override what it needs::
