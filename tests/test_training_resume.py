@@ -109,22 +109,27 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(emt_dataset, uninterrup
     for key in final_a:
         assert torch.equal(final_a[key], final_b[key]), key
 
-
-def test_folder_of_another_run_is_refused(emt_dataset, uninterrupted, tmp_path, capsys):
-    out = shutil.copytree(uninterrupted, tmp_path / "moved")  # a moved folder still resumes
-    config_before = (out / "config.yaml").read_text()
-    # another learning rate: refused, naming the folder and the key, and the folder is left as it was
-    assert main(argv(*emt_dataset, out, "training.lr=0.02")) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert str(out) in err and "training.lr: 0.05 -> 0.02" in err
-    assert (out / "config.yaml").read_text() == config_before
-    # more epochs (extend the run) is a resume, not another run
+    # more epochs (extend a finished run) is a resume, not another run
     extended = argv(*emt_dataset, out)
     extended[extended.index("--max-epochs") + 1] = str(MAX_EPOCHS + 1)
     assert main(extended) == 0
-    resumed = (out / "logs" / "version_1" / "metrics.csv").read_text().splitlines()
+    resumed = (out / "logs" / "version_2" / "metrics.csv").read_text().splitlines()
     assert {int(line.split(",")[0]) for line in resumed[1:]} == {MAX_EPOCHS}  # one more epoch, 0-based
+
+
+def test_folder_of_another_run_is_refused(emt_dataset, uninterrupted, tmp_path, capsys):
+    config_before = (uninterrupted / "config.yaml").read_text()
+    # another learning rate: refused, naming the folder and the key, and the folder is left as it was
+    assert main(argv(*emt_dataset, uninterrupted, "training.lr=0.02")) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(uninterrupted) in err and "training.lr: 0.05 -> 0.02" in err
+    assert (uninterrupted / "config.yaml").read_text() == config_before
+    # a moved folder: Lightning would forget which checkpoint is best, so it is not resumed either
+    moved = shutil.copytree(uninterrupted, tmp_path / "moved")
+    assert main(argv(*emt_dataset, moved)) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint written in {uninterrupted}, a moved folder" in err and "training.lr" not in err
 
 
 def test_changed_data_file_is_refused(emt_dataset, tmp_path, capsys):

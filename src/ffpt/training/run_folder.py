@@ -15,7 +15,8 @@ from ffpt.training.config import TrainConfig
 # - training.max_epochs, training.max_time_minutes: where the run stops (extend a finished run);
 # - training.progress_bar: output only;
 # - training.accelerator: where the same arithmetic runs (resume a GPU run on the CPU);
-# - out: the folder itself, which may have been moved.
+# - out: compared as the resolved folder instead ("folder"), so runs/x and ./runs/x are one folder;
+#   a moved folder is refused, since Lightning drops its best-checkpoint record when the folder moves.
 # Not training.devices or training.num_nodes: under DDP they change the effective batch and each
 # device's share of the shuffled frames. Data and init-model paths are compared by content
 # (FILE_KEYS) instead of by name, so a moved data file with the same frames still resumes.
@@ -37,9 +38,10 @@ def input_files(config: TrainConfig) -> dict[str, Path]:
 
 
 def run_record(config: TrainConfig) -> dict:
-    """What identifies a run: the resolved config and the SHA-256 of each input file."""
+    """What identifies a run: the resolved config, its folder and the SHA-256 of each input file."""
     return {
         "config": config.model_dump(mode="json"),
+        "folder": str(Path(config.out).resolve()),
         "sha256": {key: file_sha256(path) for key, path in input_files(config).items()},
     }
 
@@ -57,6 +59,8 @@ def _flatten(values: dict, prefix: str = "") -> dict:
 def differences(old: dict, new: dict) -> list[str]:
     """What differs between two run records, beyond :data:`RESUMABLE_KEYS`; one phrase per key."""
     found = []
+    if old.get("folder") != new["folder"]:
+        found.append(f"checkpoint written in {old.get('folder')}, a moved folder")
     same_content = {key for key, digest in new["sha256"].items() if old["sha256"].get(key) == digest}
     for key in sorted(set(old["sha256"]) | set(new["sha256"])):
         if key not in same_content:

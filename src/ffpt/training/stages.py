@@ -176,7 +176,7 @@ def train(config: TrainConfig) -> TrainResult:
         forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
         huber_delta=t.huber_delta, run_record=record,
     )
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = out.resolve() / "checkpoints"  # Lightning keeps its best-checkpoint record only for the same dirpath
     callbacks = _callbacks(t, ckpt_dir)
     best = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
     trainer = L.Trainer(
