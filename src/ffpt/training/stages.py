@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ffpt.fileio import atomic_write_json, file_sha256
+from ffpt.fileio import atomic_write_json
 from ffpt.data.io import read_frames
 from ffpt.data.splits import split, subset
 from ffpt.models.model_file import build_model, load_model, save_model
@@ -131,7 +131,7 @@ def _initial_model(config: TrainConfig, train, dtype) -> InteratomicPotential:
     return model
 
 
-def _provenance(config: TrainConfig, train, metrics: dict) -> dict:
+def _provenance(config: TrainConfig, train, metrics: dict, record: dict) -> dict:
     teachers = sorted({str(a.info.get("teacher")) for a in train if "teacher" in a.info})
     parent = None
     if config.training.stage == "finetune":
@@ -141,7 +141,7 @@ def _provenance(config: TrainConfig, train, metrics: dict) -> dict:
     return {
         "stage": config.training.stage,
         "train_data": str(config.data.train),
-        "train_data_sha256": file_sha256(config.data.train),
+        "train_data_sha256": record["sha256"]["data.train"],
         "n_train_frames": len(train),
         "teachers": teachers,
         "parent": parent,
@@ -214,7 +214,7 @@ def train(config: TrainConfig) -> TrainResult:
     metrics = error_table(valid_frames, energies, forces).as_dict()
     model_path = out / "model.pt"
     if trainer.is_global_zero:  # one writer under DDP
-        save_model(model, model_path, provenance=_provenance(config, train_frames, metrics))
+        save_model(model, model_path, provenance=_provenance(config, train_frames, metrics, record))
         atomic_write_json(out / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics)
 
