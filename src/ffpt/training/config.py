@@ -19,6 +19,20 @@ class DataConfig(Strict):
     split_seed: int = 0
     max_train_frames: int | None = None  # seeded subset of the training set
 
+    @field_validator("valid_fraction")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError("must be between 0 and 1 (exclusive)")
+        return v
+
+    @field_validator("max_train_frames")
+    @classmethod
+    def _some_frames(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be >= 1 or null for all frames")
+        return v
+
 
 class ModelConfig(Strict):
     architecture: str = "newtonnet"

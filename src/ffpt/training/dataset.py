@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from ase import Atoms
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ffpt.models.graph import AtomicGraph, NeighborListBuilder, collate, graph_from_atoms
 
@@ -30,6 +31,33 @@ class GraphDataset(Dataset):
         return max(edges / max(atoms, 1), 1.0)
 
 
+class EpochShuffle(RandomSampler):
+    """A shuffle that is a pure function of ``(seed, epoch)``: no generator state carries over from
+    one epoch to the next, so a run resumed at epoch k draws the order the uninterrupted run drew.
+
+    Lightning calls :meth:`set_epoch` before every training epoch (and, being a ``RandomSampler``,
+    replaces it by an equally epoch-seeded ``DistributedSampler`` under DDP).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0):
+        super().__init__(dataset)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        entropy = np.random.SeedSequence([self.seed, self.epoch]).generate_state(2, np.uint32)
+        generator = torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
+        return iter(torch.randperm(len(self.data_source), generator=generator).tolist())
+
+
 def loader(dataset: GraphDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Batches of ``dataset``; shuffled per epoch from ``(seed, epoch)`` when ``shuffle``.
+
+    The loader's own generator (worker seeds) is seeded too, so that no loader draws from the
+    global torch generator.
+    """
+    sampler = EpochShuffle(dataset, seed) if shuffle else None
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, generator=generator)

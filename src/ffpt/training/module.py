@@ -1,9 +1,14 @@
-"""The Lightning module: energy + force loss, metrics in meV/atom and meV/A."""
+"""The Lightning module: energy + force loss, metrics in meV/atom and meV/A; and what a checkpoint
+needs beyond Lightning's own state for a resumed run to repeat the uninterrupted one."""
 
 from __future__ import annotations
 
+import random
+
 import lightning as L
+import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from ffpt.models.graph import AtomicGraph
 from ffpt.models.potential import InteratomicPotential
@@ -48,8 +53,10 @@ class PotentialModule(L.LightningModule):
         lr_factor: float = 0.5,
         lr_patience: int = 10,
         huber_delta: float | None = None,
+        run_record: dict | None = None,
     ):
         super().__init__()
+        self.run_record = run_record  # resolved config and data hashes, stored in every checkpoint
         self.model = model
         self.lr, self.weight_decay = lr, weight_decay
         self.energy_weight, self.forces_weight = energy_weight, forces_weight
@@ -100,4 +107,51 @@ class PotentialModule(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=self.lr_factor, patience=self.lr_patience
         )
+        # Lightning saves and restores the scheduler's state; PlateauStep steps it
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        """No-op: Lightning would step the plateau scheduler after the epoch's checkpoint is written and
+        skip that step on resume, so a resumed run would drift; :class:`PlateauStep` steps it instead."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ffpt_run"] = self.run_record
+        checkpoint["ffpt_rng"] = rng_states()
+        checkpoint["ffpt_non_finite_in_a_row"] = self.non_finite_in_a_row
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "ffpt_rng" in checkpoint:
+            set_rng_states(checkpoint["ffpt_rng"])
+        self.non_finite_in_a_row = checkpoint.get("ffpt_non_finite_in_a_row", 0)
+
+
+class PlateauStep(Callback):
+    """Steps the ReduceLROnPlateau scheduler on the epoch's ``val_loss`` before the epoch's checkpoint
+    is written (Lightning runs ModelCheckpoint callbacks last), so the checkpoint holds the stepped state."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
+            return
+        for config in trainer.lr_scheduler_configs:
+            config.scheduler.step(trainer.callback_metrics["val_loss"])
+
+
+def rng_states() -> dict:
+    """The global random states (python, numpy, torch CPU and CUDA) of this process, as plain types
+    and tensors (which Lightning's ``weights_only`` checkpoint loading accepts)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))
+    states = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    """Restore what :func:`rng_states` returned."""
+    random.setstate(states["python"])
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -2,7 +2,10 @@
 
 scratch/pretrain build a new network (per-element references by least squares, energy scale from
 the force RMS); finetune starts from a model file's weights and can refit references, reset the
-output head, freeze parts and use its own learning rate. Runs resume from ``out/checkpoints/last.ckpt``.
+output head, freeze parts and use its own learning rate. Runs resume from ``out/checkpoints/last.ckpt``
+when it belongs to the same run (:mod:`ffpt.training.run_folder`), and a resumed run repeats the
+uninterrupted one: shuffling is a function of (seed, epoch), the global RNG states, the EMA weights and
+the learning-rate scheduler travel in the checkpoint.
 """
 
 from __future__ import annotations
@@ -12,16 +15,20 @@ from pathlib import Path
 
 import torch
 
-from ffpt.fileio import atomic_write_json, file_sha256
+from ffpt.fileio import atomic_write_json
 from ffpt.data.io import read_frames
 from ffpt.data.splits import split, subset
 from ffpt.models.model_file import build_model, load_model, save_model
 from ffpt.models.potential import InteratomicPotential
 from ffpt.models.references import element_counts, fit_references, force_rms, frame_energies
-from ffpt.config import save_config
+from ffpt.config import ConfigError
 from ffpt.training.config import TrainConfig
 from ffpt.training.dataset import GraphDataset, loader
-from ffpt.training.module import PotentialModule
+from ffpt.training.module import PlateauStep, PotentialModule
+from ffpt.training.run_folder import run_record, start_run
+
+# Fewer frames leave nothing to learn beyond the per-element references fitted to them.
+MIN_TRAIN_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ def freeze(model: InteratomicPotential, prefixes: list[str]) -> None:
         hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
         if not hits:
             tops = sorted({n.split(".")[0] for n in names})
-            raise ValueError(f"freeze: '{prefix}' matches no parameter; top-level parts: {tops}")
+            raise ConfigError(f"finetune.freeze: '{prefix}' matches no parameter; top-level parts: {tops}")
         for n, p in model.named_parameters():
             if n in hits:
                 p.requires_grad_(False)
@@ -61,14 +68,28 @@ def reset_head(model: InteratomicPotential) -> None:
 
 
 def _load_sets(config: TrainConfig):
-    train = read_frames(config.data.train)
-    if config.data.valid is not None:
-        valid = read_frames(config.data.valid)
+    """Training and validation frames; too few for either is a :class:`ConfigError` naming the file."""
+    data = config.data
+    train = read_frames(data.train)
+    n_file = len(train)
+    if data.valid is not None:
+        valid = read_frames(data.valid)
     else:
-        n_valid = max(1, int(round(config.data.valid_fraction * len(train))))
-        valid, train = split(train, [n_valid, len(train) - n_valid], seed=config.data.split_seed)
-    if config.data.max_train_frames is not None:
-        train = subset(train, min(config.data.max_train_frames, len(train)), seed=config.data.split_seed)
+        n_valid = max(1, int(round(data.valid_fraction * n_file)))
+        if n_file - n_valid < MIN_TRAIN_FRAMES:
+            raise ConfigError(
+                f"{data.train}: {n_file} frame(s); a validation split of {n_valid} leaves "
+                f"{max(n_file - n_valid, 0)} for training, at least {MIN_TRAIN_FRAMES} are needed "
+                f"(more frames, or a separate data.valid)"
+            )
+        valid, train = split(train, [n_valid, n_file - n_valid], seed=data.split_seed)
+    if data.max_train_frames is not None:
+        train = subset(train, min(data.max_train_frames, len(train)), seed=data.split_seed)
+    if len(train) < MIN_TRAIN_FRAMES:
+        raise ConfigError(
+            f"{data.train}: {len(train)} training frame(s) (of {n_file} in the file); "
+            f"at least {MIN_TRAIN_FRAMES} are needed"
+        )
     return train, valid
 
 
@@ -76,13 +97,13 @@ def _initial_model(config: TrainConfig, train, dtype) -> InteratomicPotential:
     stage = config.training.stage
     if stage == "finetune":
         if config.finetune.init is None:
-            raise ValueError("stage 'finetune' needs finetune.init (a pre-trained model file)")
+            raise ConfigError("stage 'finetune' needs finetune.init (a pre-trained model file)")
         model = load_model(config.finetune.init).to(dtype)
         missing = sorted({int(z) for a in train for z in a.numbers} - set(model.elements))
         if missing:
             from ase.data import chemical_symbols
 
-            raise ValueError(
+            raise ConfigError(
                 f"{config.finetune.init}: pre-trained model lacks element(s) "
                 f"{[chemical_symbols[z] for z in missing]} present in {config.data.train}"
             )
@@ -110,7 +131,7 @@ def _initial_model(config: TrainConfig, train, dtype) -> InteratomicPotential:
     return model
 
 
-def _provenance(config: TrainConfig, train, metrics: dict) -> dict:
+def _provenance(config: TrainConfig, train, metrics: dict, record: dict) -> dict:
     teachers = sorted({str(a.info.get("teacher")) for a in train if "teacher" in a.info})
     parent = None
     if config.training.stage == "finetune":
@@ -120,7 +141,7 @@ def _provenance(config: TrainConfig, train, metrics: dict) -> dict:
     return {
         "stage": config.training.stage,
         "train_data": str(config.data.train),
-        "train_data_sha256": file_sha256(config.data.train),
+        "train_data_sha256": record["sha256"]["data.train"],
         "n_train_frames": len(train),
         "teachers": teachers,
         "parent": parent,
@@ -132,7 +153,7 @@ def _provenance(config: TrainConfig, train, metrics: dict) -> dict:
 def train(config: TrainConfig) -> TrainResult:
     """Train one stage; returns the saved model file (best validation loss, EMA weights)."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from ffpt.observables.errors import error_table
@@ -140,12 +161,12 @@ def train(config: TrainConfig) -> TrainResult:
 
     _quiet_lightning()
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
     t = config.training
+    train_frames, valid_frames = _load_sets(config)
+    record = run_record(config)
+    resume = start_run(config, record)  # refuses a folder of another run
     L.seed_everything(t.seed, workers=True, verbose=False)
     dtype = getattr(torch, config.model.dtype)
-    train_frames, valid_frames = _load_sets(config)
     model = _initial_model(config, train_frames, dtype)
     train_set = GraphDataset(train_frames, model.elements, model.cutoff, dtype)
     valid_set = GraphDataset(valid_frames, model.elements, model.cutoff, dtype)
@@ -153,13 +174,11 @@ def train(config: TrainConfig) -> TrainResult:
     module = PotentialModule(
         model, lr=lr, weight_decay=t.weight_decay, energy_weight=t.energy_weight,
         forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
-        huber_delta=t.huber_delta,
+        huber_delta=t.huber_delta, run_record=record,
     )
-    ckpt_dir = out / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, save_last=True)
-    callbacks = [best, EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience)]
-    if t.ema_decay > 0:
-        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    ckpt_dir = out.resolve() / "checkpoints"  # Lightning keeps its best-checkpoint record only for the same dirpath
+    callbacks = _callbacks(t, ckpt_dir)
+    best = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
     trainer = L.Trainer(
         max_epochs=t.max_epochs,
         max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
@@ -181,7 +200,7 @@ def train(config: TrainConfig) -> TrainResult:
         module,
         loader(train_set, t.batch_size, shuffle=True, seed=t.seed),
         loader(valid_set, t.batch_size, shuffle=False),
-        ckpt_path=last if last.exists() else None,
+        ckpt_path=resume,
     )
     best_path = best.best_model_path or (str(last) if last.exists() else "")
     if best_path:
@@ -195,9 +214,20 @@ def train(config: TrainConfig) -> TrainResult:
     metrics = error_table(valid_frames, energies, forces).as_dict()
     model_path = out / "model.pt"
     if trainer.is_global_zero:  # one writer under DDP
-        save_model(model, model_path, provenance=_provenance(config, train_frames, metrics))
+        save_model(model, model_path, provenance=_provenance(config, train_frames, metrics, record))
         atomic_write_json(out / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics)
+
+
+def _callbacks(t, ckpt_dir: Path) -> list:
+    """The Lightning callbacks of a run: plateau LR steps, best/last checkpoints, early stopping, EMA."""
+    from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, save_last=True)
+    callbacks = [PlateauStep(), best, EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience)]
+    if t.ema_decay > 0:
+        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    return callbacks
 
 
 def _quiet_lightning() -> None:
