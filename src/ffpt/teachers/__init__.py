@@ -25,12 +25,22 @@ def register(name: str, target: str) -> None:
 
 
 def get(name: str, **options) -> Teacher:
-    """Build the teacher called ``name`` with backend ``options``."""
+    """Build the teacher called ``name`` with backend ``options``; an unknown name or an option the
+    teacher does not take is a :class:`ffpt.config.ConfigError`."""
+    import inspect
+
+    from ffpt.config import ConfigError
+
     key = name.lower()
     if key not in REGISTRY:
-        raise KeyError(f"unknown teacher '{name}'; known: {', '.join(sorted(REGISTRY))}")
-    module_name, factory = REGISTRY[key].split(":")
-    return getattr(importlib.import_module(module_name), factory)(**options)
+        raise ConfigError(f"unknown teacher '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    module_name, factory_name = REGISTRY[key].split(":")
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:
+        raise ConfigError(f"teacher '{name}': bad --teacher-option ({exc}); given: {options}") from None
+    return factory(**options)
 
 
 def available() -> list[str]:

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, model_validator
 
+from ffpt.config import Strict
 from ffpt.data.frames import set_labels
 from ffpt.teachers import REGISTRY, LabelFailure, Teacher, TeacherInfo, get, register
 
@@ -59,21 +60,40 @@ class LabelRun:
     n_computed: int
 
 
-class LabelConfig(BaseModel):
-    """Settings of ``ffpt label``; unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
+class LabelConfig(Strict):
+    """Settings of ``ffpt label``; unknown keys are errors. ``options`` is the deprecated name of
+    ``teacher_options``."""
 
     data: Path  # input extxyz (labels not required)
     out: Path  # output extxyz with REF_energy / REF_forces
     teacher: str  # registry name (pyscf, gfn2, mmff94, ...) or module:factory
-    options: dict[str, Any] = Field(default_factory=dict)  # teacher options, e.g. {xc: pbe, basis: def2-svp}
+    teacher_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {xc: pbe, basis: def2-svp}
     workers: int = Field(1, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     cache: Path | None = None  # default: <out stem>.cache next to the output
     failures: Path | None = None  # default: <out stem>.failures.json next to the output
     retry_failed: bool = False
     progress: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_options(cls, values):
+        if isinstance(values, dict) and "options" in values:
+            import warnings
+
+            values = dict(values)
+            old = values.pop("options") or {}
+            if not isinstance(old, dict):
+                raise ValueError("'options' (deprecated name of 'teacher_options') must be a mapping")
+            values["teacher_options"] = {**old, **(values.get("teacher_options") or {})}
+            warnings.warn("label config key 'options' is deprecated; use 'teacher_options'", FutureWarning,
+                          stacklevel=2)
+        return values
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Deprecated name of :attr:`teacher_options`."""
+        return self.teacher_options
 
     def cache_dir(self) -> Path:
         return self.cache or self.out.with_name(self.out.stem + ".cache")
