@@ -27,20 +27,23 @@ def register(name: str, target: str) -> None:
 def get(name: str, **options) -> Teacher:
     """Build the teacher called ``name`` with backend ``options``; an unknown name or an option the
     teacher does not take is a :class:`ffpt.config.ConfigError`."""
-    import inspect
-
     from ffpt.config import ConfigError
+    from ffpt.errors import UserError
 
     key = name.lower()
     if key not in REGISTRY:
         raise ConfigError(f"unknown teacher '{name}'; known: {', '.join(sorted(REGISTRY))}")
-    module_name, factory_name = REGISTRY[key].split(":")
-    factory = getattr(importlib.import_module(module_name), factory_name)
+    module_name, factory = REGISTRY[key].split(":")
     try:
-        inspect.signature(factory).bind(**options)
+        return getattr(importlib.import_module(module_name), factory)(**options)
     except TypeError as exc:
+        if "keyword argument" not in str(exc):  # a bug, not an option
+            raise
         raise ConfigError(f"teacher '{name}': bad --teacher-option ({exc}); given: {options}") from None
-    return factory(**options)
+    except ValueError as exc:  # a known option with a value the teacher refuses
+        if isinstance(exc, UserError):
+            raise
+        raise ConfigError(f"teacher '{name}': bad --teacher-option ({exc}); given: {options}") from None
 
 
 def available() -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ffpt.config import Strict
 from ffpt.data.frames import set_labels
@@ -74,6 +74,12 @@ class LabelConfig(Strict):
     failures: Path | None = None  # default: <out stem>.failures.json next to the output
     retry_failed: bool = False
     progress: bool = True
+
+    @field_validator("teacher")
+    @classmethod
+    def _known_teacher(cls, name: str) -> str:
+        teacher_target(name)  # unknown names fail here, before any frame is read
+        return name
 
     @model_validator(mode="before")
     @classmethod
