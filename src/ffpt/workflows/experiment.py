@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ffpt.config import ConfigError
+from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
 from ffpt.workflows.config import ExperimentConfig
@@ -149,7 +150,12 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
     from ffpt.sampling.run import load_seeds
 
     s = config.stability
-    structure = read(s.structure) if s.structure is not None else load_seeds(config.seeds[:1])[0].atoms
+    if s.structure is not None:
+        if not Path(s.structure).is_file():
+            raise DataError(f"{s.structure}: no such structure file (key 'stability.structure')")
+        structure = read(s.structure)
+    else:
+        structure = load_seeds(config.seeds[:1])[0].atoms
     md = s.md
     if md.monitors.reference_rdf is not None and str(md.monitors.reference_rdf) == "abinitio":
         if "configs" not in data:
