@@ -173,6 +173,8 @@ CASES = {
     "sample-teacher-option-value": (lambda f: _sample(f, "--teacher", "mmff94", "--teacher-option", "variant=X"),
                                     "mmff94"),
     "label-teacher-option-syntax": (lambda f: _label(f, "--teacher-option", "variant"), "variant"),
+    "label-teacher-option-value": (lambda f: _label(f, "--teacher", "mmff94", "--teacher-option", "variant=X"),
+                                   "mmff94"),
     "label-unknown-teacher": (lambda f: _label(f, "--teacher", "no-such-teacher"), "no-such-teacher"),
     "md-teacher-option-value": (lambda f: _md(f, "--calculator", "mmff94", "--teacher-option", "variant=X"),
                                 "mmff94"),

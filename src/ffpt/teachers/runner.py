@@ -25,8 +25,9 @@ import numpy as np
 from ase import Atoms
 from pydantic import Field, field_validator, model_validator
 
-from ffpt.config import Strict
+from ffpt.config import ConfigError, Strict
 from ffpt.data.frames import set_labels
+from ffpt.errors import UserError
 from ffpt.teachers import REGISTRY, LabelFailure, Teacher, TeacherInfo, get, register
 
 TEACHER_KEY = "teacher"  # info key of a labelled frame: the teacher's registry name
@@ -127,10 +128,12 @@ def build_teacher(name: str, options: dict | None = None) -> Teacher:
     register(name.lower(), target)
     try:
         return get(name, **(options or {}))
+    except UserError:  # teachers.get names the teacher and the option
+        raise
     except TypeError as exc:  # unknown or malformed option
         raise ValueError(f"teacher '{name}': bad options {options}: {exc}") from exc
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"teacher '{name}': cannot load {target} ({exc})") from exc
+        raise ConfigError(f"teacher '{name}': cannot load {target} ({exc})") from exc
 
 
 def frame_key(atoms: Atoms, teacher: TeacherInfo, decimals: int = POSITION_DECIMALS) -> str:
