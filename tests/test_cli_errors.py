@@ -15,7 +15,6 @@ import ase.io
 import pytest
 import torch
 import yaml
-from ase import Atoms
 from ase.build import molecule
 from conftest import emt_frames
 
