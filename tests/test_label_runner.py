@@ -19,7 +19,7 @@ from ase.calculators.morse import MorsePotential
 from helpers_teachers import CRASH_CHARGE, FAIL_CHARGE, CountingMorse, fingerprint
 
 from ffpt.cli import main
-from ffpt.cli.label import parse_options
+from ffpt.config import parse_option_items as parse_options
 from ffpt.data import read_frames, write_frames
 from ffpt.teachers.runner import (
     LEVEL_KEY,
@@ -200,7 +200,7 @@ def test_cli_yaml_config_flags_override_and_unknown_keys(tmp_path, capsys, monke
     assert rc == 0
     assert not (tmp_path / "a.extxyz").exists() and len(read_frames(tmp_path / "b.extxyz")) == 2
     resolved = yaml.safe_load((tmp_path / "b.label.yaml").read_text())
-    assert resolved["options"]["epsilon"] == 2 and resolved["workers"] == 1
+    assert resolved["teacher_options"]["epsilon"] == 2 and resolved["workers"] == 1
 
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**config, "wokers": 2}))
     assert main(["label", "--config", str(tmp_path / "bad.yaml")]) == 2

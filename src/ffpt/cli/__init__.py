@@ -45,7 +45,12 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     from ffpt.errors import UserError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # dotted.key=value words after flags: argparse leaves them over
+        if not hasattr(args, "overrides") or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args._run(args) or 0)
     except UserError as exc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ffpt.cli._config import add_config_arguments, resolve_config
+from ffpt.cli._config import add_config_arguments, add_teacher_option_argument, resolve_config
+from ffpt.cli._structures import calculator_flags, checked_calculator, normalise_calculator, read_structure
 
 HELP = "run MD (NVE/Langevin/Bussi) with stability monitors; writes trajectory and stability.json"
 
@@ -15,7 +16,8 @@ def _species(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, "MDConfig keys")
-    parser.add_argument("--calculator", help="model file or teacher name (name:key=value,...)")
+    parser.add_argument("--calculator", help="model file or teacher name (options: --teacher-option)")
+    add_teacher_option_argument(parser)
     parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
     parser.add_argument("--structure-index", type=int, help="frame of --structure to start from (default 0)")
     parser.add_argument("--out", required=True, help="output directory (resumes if it holds a checkpoint)")
@@ -42,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        "calculator": args.calculator,
+        **calculator_flags(args),
         "structure": args.structure,
         "structure_index": args.structure_index,
         "steps": args.steps,
@@ -64,22 +66,6 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
-def _read_structure(path, index: int):
-    import ase.io
-
-    from ffpt.data import DataError, validate_frame
-
-    try:
-        atoms = ase.io.read(path, index=index)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such structure file") from None
-    except Exception as exc:  # ase raises many types for malformed files
-        raise DataError(f"{path}: cannot read frame {index} ({exc})") from None
-    atoms.calc = None
-    validate_frame(atoms, source=str(path), index=index, require_labels=False)
-    return atoms
-
-
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -88,20 +74,20 @@ def run(args: argparse.Namespace) -> int:
     from ffpt.simulate.config import MDConfig
     from ffpt.simulate.md import run_md
 
-    config = resolve_config(MDConfig, args, _overrides(args))
+    config = normalise_calculator(args, resolve_config(MDConfig, args, _overrides(args)))
     missing = [k for k in ("calculator", "structure") if getattr(config, k) is None]
     if missing:
         raise ConfigError(f"missing {' and '.join('--' + k for k in missing)} (flag or config key)")
-    atoms = _read_structure(config.structure, config.structure_index)
+    atoms = read_structure(config.structure, config.structure_index)
+    calculator = checked_calculator(config, atoms, args.device)  # input errors end here, before any step
     if args.seeds:
         from ffpt.jobs.md import run_batch
 
-        batch = run_batch(atoms, lambda: resolve(config.calculator, args.device), args.seeds, config,
-                          args.out, progress=not args.no_progress)
+        batch = run_batch(atoms, lambda: resolve(config.calculator, args.device, config.teacher_options),
+                          args.seeds, config, args.out, progress=not args.no_progress)
         summary = {k: v for k, v in batch.as_dict().items() if k not in ("runs", "survival")}
     else:
-        result = run_md(atoms, resolve(config.calculator, args.device), config, args.out,
-                        progress=not args.no_progress)
+        result = run_md(atoms, calculator, config, args.out, progress=not args.no_progress)
         summary = {k: getattr(result, k) for k in ("stable", "simulated_fs", "failed_at_fs", "reason")}
     print(json.dumps(summary))
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ffpt.cli._config import add_config_arguments, resolve_config
+from ffpt.cli._config import add_config_arguments, add_teacher_option_argument, resolve_config
+from ffpt.cli._structures import calculator_flags, checked_calculator, normalise_calculator, read_structure
 
 HELP = "well-tempered metadynamics (PLUMED-style CVs and HILLS); writes HILLS, COLVAR, fes.dat, fes.png, species.png"
 
@@ -18,7 +19,8 @@ def _wall(text: str) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, "MetadConfig keys")
-    parser.add_argument("--calculator", help="model file or teacher name (name:key=value,...)")
+    parser.add_argument("--calculator", help="model file or teacher name (options: --teacher-option)")
+    add_teacher_option_argument(parser)
     parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
     parser.add_argument("--structure-index", type=int, help="frame of --structure (default 0)")
     parser.add_argument("--channel", help="reaction channel, e.g. 09 (CVs and multiplicity from --reactions)")
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        "calculator": args.calculator, "structure": args.structure, "structure_index": args.structure_index,
+        **calculator_flags(args), "structure": args.structure, "structure_index": args.structure_index,
         "channel": args.channel, "reactions": args.reactions, "cv": args.cv, "r0": args.r0,
         "sigma": args.sigma, "height": args.height, "pace": args.pace, "biasfactor": args.biasfactor,
         "temperature_K": args.temperature, "timestep_fs": args.timestep, "friction_per_fs": args.friction,
@@ -56,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ffpt.jobs.metad import MetadConfig, run_metad_job
 
-    config = resolve_config(MetadConfig, args, _overrides(args))
+    config = normalise_calculator(args, resolve_config(MetadConfig, args, _overrides(args)))
+    if config.calculator is not None and config.structure is not None:  # input errors end here, before any step
+        checked_calculator(config, read_structure(config.structure, config.structure_index), args.device)
     summary = run_metad_job(config, args.out, args.device, progress=not args.no_progress)
     print(json.dumps(summary))
     return 0

@@ -1,7 +1,7 @@
 """``ffpt sample``: cheap labelled configurations around seed structures (FF MD, normal modes, random).
 
 ``ffpt sample --seeds CCO water_box.extxyz --teacher mmff94 --out pretrain.extxyz`` or
-``ffpt sample sampling.yaml [--flags]`` with, for example::
+``ffpt sample sampling.yaml [dotted.key=value ...] [--flags]`` with, for example::
 
     seeds:
       - {smiles: CCO}
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 
+from ffpt.cli._config import add_config_arguments, add_teacher_option_argument, resolve_config, teacher_option_flags
+
 HELP = "sample and label pre-training frames around seeds (FF MD, normal modes, random displacements)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", help="YAML sampling config (flags below override its values)")
+    add_config_arguments(parser, "SamplingConfig keys: seeds, out, teacher, md, normal_modes, random, ...")
     parser.add_argument(
         "--seeds", nargs="+", metavar="SEED",
         help="structure files (xyz/extxyz; periodic frames are cut into molecules), the hydrogen-combustion "
@@ -31,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="output extxyz file")
     parser.add_argument("--teacher", help="teacher name (default uff): " + "mmff94, uff, spcfw, ...")
-    parser.add_argument("--teacher-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="teacher option (value parsed as YAML); repeatable")
+    add_teacher_option_argument(parser)
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--md-temperatures", type=float, nargs="+", metavar="K")
     parser.add_argument("--md-frames", type=int, help="MD frames per seed and temperature (0: no MD)")
@@ -43,15 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-sigmas", type=float, nargs="+", metavar="A")
     parser.add_argument("--random-frames", type=int, help="random frames per seed and width (0: none)")
     parser.add_argument("--workers", type=int, default=1, help="processes running tasks in parallel (default 1)")
-    parser.add_argument("--no-split", action="store_true",
+    parser.add_argument("--no-split", dest="split", action="store_false", default=None,
                         help="sample multi-molecule seeds whole instead of one molecule at a time")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-_SECTIONS = {
-    "md": {"md_temperatures": "temperatures", "md_frames": "frames", "md_stride": "stride", "md_timestep": "timestep"},
-    "normal_modes": {"nm_temperatures": "temperatures", "nm_frames": "frames"},
-    "random": {"random_sigmas": "sigmas", "random_frames": "frames"},
+# flag -> dotted config key
+FLAGS = {
+    "out": "out", "teacher": "teacher", "seed": "seed", "split": "split",
+    "md_temperatures": "md.temperatures", "md_frames": "md.frames", "md_stride": "md.stride",
+    "md_timestep": "md.timestep", "nm_temperatures": "normal_modes.temperatures", "nm_frames": "normal_modes.frames",
+    "random_sigmas": "random.sigmas", "random_frames": "random.frames",
 }
 
 
@@ -68,64 +71,23 @@ def seed_spec(text: str) -> dict:
 
 
 def build_config(args: argparse.Namespace):
-    """:class:`SamplingConfig` from the YAML file (if any) with the flags laid over it."""
-    from pathlib import Path
-
-    import yaml
-
-    from ffpt.data.frames import DataError
+    """:class:`SamplingConfig`: flags > overrides > YAML file > defaults."""
     from ffpt.sampling.config import SamplingConfig
 
-    values: dict = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.exists():
-            raise DataError(f"{path}: config file not found")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise DataError(f"{path}: a sampling config must be a mapping of keys to values")
-    if args.seeds:
-        values["seeds"] = [seed_spec(s) for s in args.seeds]
-    for flag, key in (("out", "out"), ("teacher", "teacher"), ("seed", "seed")):
-        if getattr(args, flag) is not None:
-            values[key] = getattr(args, flag)
-    if args.no_split:
-        values["split"] = False
-    for option in args.teacher_option:
-        key, sep, text = option.partition("=")
-        if not sep:
-            raise DataError(f"--teacher-option '{option}': expected KEY=VALUE")
-        values.setdefault("teacher_options", {})[key] = yaml.safe_load(text)
-    for section, flags in _SECTIONS.items():
-        given = {key: getattr(args, flag) for flag, key in flags.items() if getattr(args, flag) is not None}
-        if given:
-            if values.get(section) is None and section in values:
-                values[section] = {}
-            values.setdefault(section, {}).update(given)
-    return SamplingConfig.model_validate(values)
+    flags = {key: getattr(args, flag) for flag, key in FLAGS.items()}
+    flags["seeds"] = [seed_spec(s) for s in args.seeds] if args.seeds else None
+    return resolve_config(SamplingConfig, args, {**flags, **teacher_option_flags(args.teacher_option)})
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from pydantic import ValidationError
-
     from ffpt.data.frames import DataError
     from ffpt.sampling.run import sample
     from ffpt.teachers import LabelFailure
 
-    try:
-        config = build_config(args)
-    except DataError as exc:
-        print(f"ffpt sample: {exc}", file=sys.stderr)
-        return 2
-    except ValidationError as exc:
-        print(f"ffpt sample: invalid config ({args.config or 'flags'}):\n{exc}", file=sys.stderr)
-        return 2
+    config = build_config(args)
     try:
         out = sample(config, progress=not args.no_progress, workers=args.workers)
-    except (DataError, LabelFailure) as exc:  # bad input: the message names the file, frame or molecule
-        print(f"ffpt sample: {exc}", file=sys.stderr)
-        return 2
+    except LabelFailure as exc:  # the teacher cannot handle a seed molecule: an input error, named
+        raise DataError(str(exc)) from None
     print(f"wrote {out}")
     return 0

@@ -28,7 +28,8 @@ class WallConfig(Strict):
 class MetadConfig(Strict):
     """One metadynamics run. Units: fs, K, A, 1/fs; hill height in kJ/mol (as PLUMED's HEIGHT)."""
 
-    calculator: str | None = Field(None, description="model file or teacher name (name:key=value,...)")
+    calculator: str | None = Field(None, description="model file or teacher name")
+    teacher_options: dict[str, Any] = Field(default_factory=dict, description="options of a teacher calculator")
     structure: Path | None = Field(None, description="starting structure (any ASE-readable file)")
     structure_index: int = 0
     channel: str | None = Field(None, description="reaction channel id in 'reactions' (CVs, multiplicity)")
@@ -220,7 +221,7 @@ def run_metad_job(config: MetadConfig, out: str | Path, device: str = "cpu", pro
 
     out = Path(out)
     atoms, cvs, walls, params, reaction = prepare(config)
-    calculator = resolve(config.calculator, device)
+    calculator = resolve(config.calculator, device, config.teacher_options)
     result = run_metadynamics(atoms, calculator, cvs, params, out, walls=walls, monitors=config.monitors,
                               config=config.model_dump(mode="json"), config_name=CONFIG_NAME, progress=progress)
     summary = analyse(out, result, config, reaction, cvs, calculator)

@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
+from ase.data import chemical_symbols
 
+from ffpt.data.frames import DataError
 from ffpt import keys
 from ffpt.models.graph import NeighborListBuilder, graph_from_atoms
 from ffpt.models.model_file import load_model
 from ffpt.models.potential import InteratomicPotential
 
 
+class UnknownElementError(DataError, KeyError):
+    """A structure with an element the model was not trained on (also a ``KeyError``, as the graph's)."""
+
+    __str__ = BaseException.__str__  # no quotes around the message, unlike KeyError's
+
+
+def check_structure(model: InteratomicPotential, atoms, source: str, where: str | None = None) -> None:
+    """A :class:`DataError` for a structure ``model`` (read from the file ``source``) cannot evaluate:
+    an element it was not trained on (naming the atom index, element and model file) or a periodic
+    cell of zero volume. ``where`` (e.g. "water.xyz frame 3") prefixes the message."""
+    prefix = f"{where}, " if where else ""
+    known = np.isin(atoms.numbers, model.elements)
+    if not known.all():
+        i = int(np.flatnonzero(~known)[0])
+        missing = sorted({chemical_symbols[z] for z in atoms.numbers[~known]})
+        names = ", ".join(chemical_symbols[z] for z in model.elements)
+        raise UnknownElementError(f"{prefix}atom {i} ({chemical_symbols[atoms.numbers[i]]}): element(s) "
+                                  f"{missing} not known to model {source} (elements: {names})")
+    if atoms.pbc.any() and abs(np.linalg.det(atoms.cell.array)) < 1e-9:
+        raise DataError(f"{where or 'frame'}: periodic frame has a degenerate cell (zero volume)")
+
+
 class MLIPCalculator(Calculator):
-    """Serves any :class:`InteratomicPotential` to ASE."""
+    """Serves any :class:`InteratomicPotential` to ASE. ``source``: the model file, named in errors."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
@@ -24,11 +49,13 @@ class MLIPCalculator(Calculator):
         device: str = "cpu",
         dtype: torch.dtype | None = None,
         compile: bool = False,
+        source: str | os.PathLike | None = None,
         **kwargs,
     ):
         """``compile``: run the network through ``torch.compile`` (dynamic shapes). The first call then
         takes minutes (code generation); later calls are faster (about 3x for NewtonNet on CPU)."""
         super().__init__(**kwargs)
+        self.source = str(source) if source is not None else "in memory"
         self.device = torch.device(device)
         self.model = model.to(device=self.device, dtype=dtype) if dtype else model.to(self.device)
         self.model.eval()
@@ -44,7 +71,12 @@ class MLIPCalculator(Calculator):
         cls, path: str | os.PathLike, device: str = "cpu", dtype: torch.dtype | None = None, compile: bool = False,
         **kwargs,
     ):
-        return cls(load_model(path, device=device), device=device, dtype=dtype, compile=compile, **kwargs)
+        return cls(load_model(path, device=device), device=device, dtype=dtype, compile=compile, source=path,
+                   **kwargs)
+
+    def check_atoms(self, atoms, where: str | None = None) -> None:
+        """See :func:`check_structure`."""
+        check_structure(self.model, atoms, self.source, where)
 
     def check_state(self, atoms, tol=1e-15):
         """ASE's checks plus the frame's spin multiplicity and charge (inputs of the model)."""
@@ -58,6 +90,7 @@ class MLIPCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         self.model.check_frame(self.atoms)  # a spin the model would ignore is a user error naming the frame
+        self.check_atoms(self.atoms)
         graph = graph_from_atoms(self.atoms, self.model.elements, self.neighbors, dtype=self.dtype)
         graph = graph.to(self.device)
         want_stress = "stress" in properties and bool(self.atoms.pbc.all())

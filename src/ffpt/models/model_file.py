@@ -13,11 +13,17 @@ from pathlib import Path
 import torch
 
 from ffpt import __version__
+from ffpt.config import ConfigError
+from ffpt.errors import UserError
 from ffpt.fileio import atomic_path
 from ffpt.models.potential import InteratomicPotential
 
 FORMAT = "ffpt-model"
 FORMAT_VERSION = 1
+
+
+class ModelFileError(UserError):
+    """A model file that is missing, truncated, corrupted or not an ffpt model; names the file."""
 
 
 def _architectures() -> dict:
@@ -30,7 +36,8 @@ def build_model(architecture: str, **hparams) -> InteratomicPotential:
     """Instantiate an architecture by name."""
     archs = _architectures()
     if architecture not in archs:
-        raise KeyError(f"unknown architecture '{architecture}'; known: {', '.join(sorted(archs))}")
+        raise ConfigError(f"key 'model.architecture': unknown architecture '{architecture}'; "
+                          f"known: {', '.join(sorted(archs))}")
     return archs[architecture](**hparams)
 
 
@@ -53,26 +60,34 @@ def save_model(model: InteratomicPotential, path: str | os.PathLike, provenance:
 
 
 def read_model_file(path: str | os.PathLike) -> dict:
-    """The raw content of a model file, checked for format."""
+    """The raw content of a model file, checked for format; any problem is a :class:`ModelFileError`."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not an ffpt model file ({exc})") from exc
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelFileError(f"{path}: cannot read model file, truncated or corrupted? ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an ffpt model file (missing format tag '{FORMAT}')")
+        raise ModelFileError(f"{path}: not an ffpt model file (missing format tag '{FORMAT}')")
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: model file version {payload['format_version']} is newer than this ffpt")
+        raise ModelFileError(f"{path}: model file version {payload['format_version']} is newer than this ffpt")
+    missing = [key for key in ("architecture", "hparams", "state_dict") if key not in payload]
+    if missing:
+        raise ModelFileError(f"{path}: model file lacks {', '.join(missing)}")
     return payload
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> InteratomicPotential:
     """Rebuild the model of a file, weights and references included, in its saved dtype."""
     payload = read_model_file(path)
-    model = build_model(payload["architecture"], **payload["hparams"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = build_model(payload["architecture"], **payload["hparams"])
+        model.load_state_dict(payload["state_dict"])
+    except (UserError, TypeError, RuntimeError) as exc:  # unknown architecture, hparams or weights
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelFileError(f"{path}: cannot rebuild the model ({reason})") from None
     model.to(device=device, dtype=getattr(torch, payload.get("dtype", "float32")))
     model.provenance = payload["provenance"]
     return model.eval()

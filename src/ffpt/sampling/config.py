@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
+from ffpt.config import Strict
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SeedSpec(_Strict):
+class SeedSpec(Strict):
     """One source of seed structures: exactly one of ``smiles``, ``file``, ``combustion``."""
 
     smiles: str | None = None
@@ -34,7 +31,7 @@ class SeedSpec(_Strict):
         return self
 
 
-class MDConfig(_Strict):
+class MDConfig(Strict):
     """Langevin MD with the teacher: ``frames`` per seed and temperature (K), one every ``stride`` steps."""
 
     temperatures: list[PositiveFloat] = [300.0, 1000.0, 3000.0]
@@ -46,7 +43,7 @@ class MDConfig(_Strict):
     overlap: float = Field(0.5, ge=0)  # skip frames with atoms closer than this x covalent-radius sum
 
 
-class NormalModeConfig(_Strict):
+class NormalModeConfig(Strict):
     """Normal-mode sampling: ``frames`` per seed and temperature (K)."""
 
     temperatures: list[PositiveFloat] = [300.0, 1000.0, 3000.0]
@@ -56,7 +53,7 @@ class NormalModeConfig(_Strict):
     overlap: float = Field(0.5, ge=0)  # redraw when atoms are closer than this x covalent-radius sum (see labelling)
 
 
-class RandomConfig(_Strict):
+class RandomConfig(Strict):
     """Random Gaussian displacements: ``frames`` per seed and width ``sigma`` (A)."""
 
     sigmas: list[PositiveFloat] = [0.02, 0.05, 0.1]
@@ -64,15 +61,21 @@ class RandomConfig(_Strict):
     overlap: float = Field(0.5, ge=0)  # redraw when atoms are closer than this x covalent-radius sum (see labelling)
 
 
-class SamplingConfig(_Strict):
-    """Everything ``ffpt sample`` needs; ``None`` for a sampler switches it off."""
+class SamplerSettings(Strict):
+    """How to sample and label around seeds (everything but the seeds and the output file);
+    ``None`` for a sampler switches it off. The ``pretraining`` section of an experiment."""
 
-    seeds: list[SeedSpec] = Field(min_length=1)
-    out: Path
     teacher: str = "uff"
-    teacher_options: dict = {}
+    teacher_options: dict[str, Any] = {}  # --teacher-option KEY=VALUE
     seed: int = 0
     split: bool = True  # sample each molecule of a seed on its own (lone atoms dropped)
     md: MDConfig | None = MDConfig()
     normal_modes: NormalModeConfig | None = NormalModeConfig()
     random: RandomConfig | None = RandomConfig()
+
+
+class SamplingConfig(SamplerSettings):
+    """Everything ``ffpt sample`` needs: the settings, the seeds and the output file."""
+
+    seeds: list[SeedSpec] = Field(min_length=1)
+    out: Path

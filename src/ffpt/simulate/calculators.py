@@ -1,40 +1,52 @@
-"""Turn a calculator spec (teacher name or model file) into an ASE calculator.
+"""Turn a calculator spec (teacher name or model file) and teacher options into an ASE calculator.
 
-Specs: ``"mmff94"``, ``"gfn2:accuracy=0.5,charge=0"`` (teacher name with options; values are
-parsed as YAML scalars), or a path to an ffpt model file.
+Specs: ``"mmff94"`` with options ``{"accuracy": 0.5}`` (``--teacher-option accuracy=0.5``, config
+key ``teacher_options``), or a path to an ffpt model file. The older ``"gfn2:accuracy=0.5,charge=0"``
+(options in the spec, values read as YAML) still works for one release: :func:`split_legacy_spec`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import yaml
 from ase.calculators.calculator import Calculator
 
-from ffpt.config import ConfigError
+from ffpt.config import ConfigError, parse_option_items
 
 
-def _parse_options(spec: str, text: str) -> dict:
-    options = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"calculator '{spec}': option '{item}' must look like key=value")
-        options[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else None
-    return options
-
-
-def resolve(spec: str, device: str = "cpu") -> Calculator:
-    """A teacher (``ffpt.teachers.get``) if ``spec`` names one, else ``ffpt.load_calculator(spec)``."""
+def split_legacy_spec(spec: str) -> tuple[str, dict[str, Any]] | None:
+    """``"gfn2:accuracy=0.5,charge=0"`` -> ``("gfn2", {"accuracy": 0.5, "charge": 0})`` when the part
+    before ``:`` names a registered teacher; ``None`` for any other spec (a plain name, a file)."""
     from ffpt import teachers
 
-    name, _, option_text = spec.partition(":")
-    if name.lower() in teachers.REGISTRY:
-        return teachers.get(name, **_parse_options(spec, option_text))
+    name, sep, option_text = spec.partition(":")
+    if not sep or name.lower() not in teachers.REGISTRY:
+        return None
+    items = [part.strip() for part in option_text.split(",") if part.strip()]
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"calculator '{spec}': option '{item}' must look like key=value")
+    return name, parse_option_items(items, what=f"calculator '{spec}': option")
+
+
+def resolve(spec: str, device: str = "cpu", options: dict[str, Any] | None = None) -> Calculator:
+    """A teacher (``ffpt.teachers.get(spec, **options)``) if ``spec`` names one, else the model file
+    ``spec`` (:func:`ffpt.load_calculator`), which takes no options."""
+    from ffpt import teachers
+
+    options = dict(options or {})
+    legacy = split_legacy_spec(spec)
+    if legacy is not None:
+        spec, options = legacy[0], {**legacy[1], **options}
+    if spec.lower() in teachers.REGISTRY:
+        return teachers.get(spec, **options)
     path = Path(spec)
     if path.is_file():
         from ffpt import load_calculator
 
+        if options:
+            raise ConfigError(f"calculator '{spec}' is a model file; it takes no teacher options ({options})")
         return load_calculator(path, device=device)
     raise ConfigError(
         f"calculator '{spec}' is neither a registered teacher ({', '.join(teachers.available())}) "

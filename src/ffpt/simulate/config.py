@@ -7,7 +7,7 @@ next to every run (``md_config.yaml``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -41,7 +41,8 @@ class MonitorConfig(Strict):
 class MDConfig(Strict):
     """One MD run: integrator, thermostat, output and monitors."""
 
-    calculator: str | None = Field(None, description="model file or teacher name (name:key=value,...)")
+    calculator: str | None = Field(None, description="model file or teacher name")
+    teacher_options: dict[str, Any] = Field(default_factory=dict, description="options of a teacher calculator")
     structure: Path | None = Field(None, description="starting structure (any ASE-readable file)")
     structure_index: int = Field(0, description="frame of the structure file to start from")
     steps: int = Field(1000, ge=1)

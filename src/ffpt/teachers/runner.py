@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, field_validator, model_validator
 
+from ffpt.config import ConfigError, Strict
 from ffpt.data.frames import set_labels
 from ffpt.errors import UserError
 from ffpt.fileio import atomic_write_json
@@ -70,21 +71,46 @@ class LabelRun:
     n_computed: int
 
 
-class LabelConfig(BaseModel):
-    """Settings of ``ffpt label``; unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
+class LabelConfig(Strict):
+    """Settings of ``ffpt label``; unknown keys are errors. ``options`` is the deprecated name of
+    ``teacher_options``."""
 
     data: Path  # input extxyz (labels not required)
     out: Path  # output extxyz with REF_energy / REF_forces
     teacher: str  # registry name (pyscf, gfn2, mmff94, ...) or module:factory
-    options: dict[str, Any] = Field(default_factory=dict)  # teacher options, e.g. {xc: pbe, basis: def2-svp}
+    teacher_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {xc: pbe, basis: def2-svp}
     workers: int = Field(1, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     cache: Path | None = None  # default: <out stem>.cache next to the output
     failures: Path | None = None  # default: <out stem>.failures.json next to the output
     retry_failed: bool = False
     progress: bool = True
+
+    @field_validator("teacher")
+    @classmethod
+    def _known_teacher(cls, name: str) -> str:
+        teacher_target(name)  # unknown names fail here, before any frame is read
+        return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_options(cls, values):
+        if isinstance(values, dict) and "options" in values:
+            import warnings
+
+            values = dict(values)
+            old = values.pop("options") or {}
+            if not isinstance(old, dict):
+                raise ValueError("'options' (deprecated name of 'teacher_options') must be a mapping")
+            values["teacher_options"] = {**old, **(values.get("teacher_options") or {})}
+            warnings.warn("label config key 'options' is deprecated; use 'teacher_options'", FutureWarning,
+                          stacklevel=2)
+        return values
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Deprecated name of :attr:`teacher_options`."""
+        return self.teacher_options
 
     def cache_dir(self) -> Path:
         return self.cache or self.out.with_name(self.out.stem + ".cache")
@@ -112,10 +138,12 @@ def build_teacher(name: str, options: dict | None = None) -> Teacher:
     register(name.lower(), target)
     try:
         return get(name, **(options or {}))
+    except UserError:  # teachers.get names the teacher and the option
+        raise
     except TypeError as exc:  # unknown or malformed option
         raise ValueError(f"teacher '{name}': bad options {options}: {exc}") from exc
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"teacher '{name}': cannot load {target} ({exc})") from exc
+        raise ConfigError(f"teacher '{name}': cannot load {target} ({exc})") from exc
 
 
 def frame_key(atoms: Atoms, teacher: TeacherInfo, decimals: int = POSITION_DECIMALS) -> str:

@@ -7,7 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ffpt.training.config import FinetuneConfig, ModelConfig, Strict, TrainingConfig
+from ffpt.config import Strict
+from ffpt.jobs.metad import MetadConfig
+from ffpt.sampling.config import SamplerSettings, SeedSpec
+from ffpt.simulate.config import MDConfig
+from ffpt.training.config import FinetuneConfig, ModelConfig, TrainingConfig
 
 
 class CombustionSource(Strict):
@@ -19,12 +23,19 @@ class CombustionSource(Strict):
     test_channels: list[str] | None = None  # held-out channels for the test set (default: random split)
 
 
+class AbInitioSampling(SamplerSettings):
+    """Sampling of the configurations the ab initio teacher labels: laid over ``pretraining``
+    (only the keys given here change), optionally with seeds of its own."""
+
+    seeds: list[SeedSpec] | None = Field(None, min_length=1)
+
+
 class AbInitioConfig(Strict):
     """Where fine-tuning and test labels come from: exactly one of ``teacher``, ``data``, ``h2combustion``."""
 
     teacher: str | None = None  # label configurations sampled with the force field
     teacher_options: dict[str, Any] = {}
-    sampling: dict[str, Any] = {}  # SamplingConfig fields (no seeds/out) for those configurations
+    sampling: AbInitioSampling = AbInitioSampling()
     data: Path | None = None  # or: an existing labelled extxyz file
     h2combustion: CombustionSource | None = None
     workers: int = 2
@@ -41,11 +52,19 @@ class AbInitioConfig(Strict):
 
 
 class StabilityConfig(Strict):
-    """MD stability batches of the models at the largest budget (``md``: ffpt.simulate MDConfig fields)."""
+    """MD stability batches of the models at the largest budget. ``md.monitors.reference_rdf:
+    abinitio`` means the RDF of the ab initio configurations."""
 
     structure: Path | None = None  # default: the first seed structure
     n_runs: int = Field(4, ge=1)
-    md: dict[str, Any] = {}
+    md: MDConfig = MDConfig()
+
+    @model_validator(mode="after")
+    def _model_is_the_calculator(self):
+        given = sorted({"calculator", "teacher_options", "structure"} & self.md.model_fields_set)
+        if given:
+            raise ValueError(f"md: {given} are set by the experiment (each arm's model; stability.structure)")
+        return self
 
 
 class MetadStageConfig(Strict):
@@ -54,13 +73,34 @@ class MetadStageConfig(Strict):
     channel: str
     geometries: Path  # folder with TS_<channel>.xyz
     reactions: Path  # reactions.json (CV definitions)
-    options: dict[str, Any] = {}  # further MetadParameters / run options
+    options: MetadConfig = MetadConfig()  # further run options (steps, temperature_K, upper_walls, ...)
+
+    @model_validator(mode="after")
+    def _stage_sets_the_source(self):
+        given = sorted({"calculator", "teacher_options", "structure", "channel", "reactions", "cv"}
+                       & self.options.model_fields_set)
+        if given:
+            raise ValueError(f"options: {given} are set by the stage (model, geometries, channel, reactions)")
+        return self
+
+    def job_config(self, model_path: str | Path) -> MetadConfig:
+        """The metadynamics job of one arm's model from the channel's TS geometry."""
+        from ffpt.config import parse_config
+        from ffpt.systems.h2combustion import stationary_point_path
+
+        return parse_config(MetadConfig, {
+            **self.options.model_dump(exclude_unset=True),
+            "calculator": str(model_path),
+            "structure": str(stationary_point_path(self.geometries, "TS", self.channel)),
+            "channel": self.channel,
+            "reactions": str(self.reactions),
+        }, source="metad")
 
 
 class ExperimentConfig(Strict):
     name: str
-    seeds: list[dict[str, Any]] = Field(min_length=1)  # ffpt.sampling SeedSpec entries
-    pretraining: dict[str, Any] = {}  # SamplingConfig fields (no seeds/out): FF teacher and samplers
+    seeds: list[SeedSpec] = Field(min_length=1)
+    pretraining: SamplerSettings = SamplerSettings()  # FF teacher and samplers
     abinitio: AbInitioConfig
     budgets: list[int] = Field(min_length=1)  # numbers of fine-tuning frames
     arm_seeds: int = Field(1, ge=1)  # independent repeats per arm and budget

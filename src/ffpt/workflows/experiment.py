@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ffpt.config import ConfigError
+from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
 from ffpt.workflows.config import ExperimentConfig
@@ -17,11 +19,19 @@ from ffpt.workflows.stages import RunDirectory
 ARMS = ("ffpt-ft", "scratch")
 
 
-def _sampling(config: ExperimentConfig, out: Path, **fields):
+def _given(section) -> dict:
+    """The keys a config section was given (JSON values): stage inputs stay as the YAML wrote them."""
+    return section.model_dump(mode="json", exclude_unset=True)
+
+
+def _sampling(config: ExperimentConfig, out: Path, over=None):
+    """``pretraining`` with the seeds, ``over``'s given keys laid over it, writing to ``out``."""
     from ffpt.sampling.config import SamplingConfig
 
-    values = {**config.pretraining, "seeds": config.seeds, **fields, "out": str(out)}
-    return SamplingConfig.model_validate(values)
+    values = {**config.pretraining.model_dump(mode="json"), "seeds": [_given(s) for s in config.seeds]}
+    if over is not None:
+        values.update(_given(over))
+    return SamplingConfig.model_validate({**values, "out": str(out)})
 
 
 def ff_sampling(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
@@ -85,7 +95,7 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dic
             from ffpt.sampling.run import sample
             from ffpt.teachers.runner import label_frames
 
-            configs_path = sample(_sampling(config, folder / "configs.extxyz", **src.sampling), progress=progress)
+            configs_path = sample(_sampling(config, folder / "configs.extxyz", src.sampling), progress=progress)
             configs = read_frames(configs_path)
             run = label_frames(configs, src.teacher, src.teacher_options, folder / "label_cache",
                                workers=src.workers, report_path=folder / "label_failures.json", progress=progress)
@@ -93,7 +103,8 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dic
             failures = [f.__dict__ for f in run.failures]
         need = src.n_test + src.n_valid + largest
         if len(frames) < need:
-            raise ValueError(f"{config.name}: {len(frames)} ab initio frames, need {need} (test + valid + largest budget)")
+            raise ConfigError(f"{config.name}: {len(frames)} ab initio frames, need {need} "
+                              "(abinitio.n_test + abinitio.n_valid + the largest of budgets)")
         test, valid, pool = split(frames, [src.n_test, src.n_valid, len(frames) - src.n_test - src.n_valid],
                                   seed=src.split_seed)
     paths = {name: str(write_frames(folder / f"{name}.extxyz", part))
@@ -107,7 +118,7 @@ def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict
               progress: bool = True) -> dict:
     pool = read_frames(data["pool"])
     if budget > len(pool):
-        raise ValueError(f"{config.name}: budget {budget} exceeds the {len(pool)} fine-tuning frames")
+        raise ConfigError(f"{config.name}: key 'budgets': {budget} exceeds the {len(pool)} fine-tuning frames")
     train_path = write_frames(folder / "train.extxyz", subset(pool, budget, seed=seed))
     stage = "finetune" if arm == "ffpt-ft" else "scratch"
     return train_stage(config, folder / "model", str(train_path), data["valid"], stage, seed, init=pretrained,
@@ -136,24 +147,23 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
     from ase.io import read
 
     from ffpt import load_calculator
-    from ffpt.sampling.run import load_seeds
-    from ffpt.sampling.config import SeedSpec
     from ffpt.jobs.md import run_batch
-    from ffpt.simulate.config import MDConfig
+    from ffpt.sampling.run import load_seeds
 
     s = config.stability
     if s.structure is not None:
+        if not Path(s.structure).is_file():
+            raise DataError(f"{s.structure}: no such structure file (key 'stability.structure')")
         structure = read(s.structure)
     else:
-        structure = load_seeds([SeedSpec.model_validate(config.seeds[0])])[0].atoms
-    values = dict(s.md)
-    monitors = dict(values.get("monitors", {}))
-    if monitors.get("reference_rdf") == "abinitio":
+        structure = load_seeds(config.seeds[:1])[0].atoms
+    md = s.md
+    if md.monitors.reference_rdf is not None and str(md.monitors.reference_rdf) == "abinitio":
         if "configs" not in data:
-            raise ValueError(f"{config.name}: reference_rdf 'abinitio' needs ab initio configurations from a teacher")
-        monitors["reference_rdf"] = data["configs"]
-        values["monitors"] = monitors
-    md = MDConfig.model_validate(values)
+            raise ConfigError(f"{config.name}: key 'stability.md.monitors.reference_rdf': 'abinitio' needs "
+                              "ab initio configurations from a teacher (abinitio.teacher)")
+        monitors = md.monitors.model_copy(update={"reference_rdf": Path(data["configs"])})
+        md = md.model_copy(update={"monitors": monitors})
     batch = run_batch(structure, lambda: load_calculator(model_path), list(range(s.n_runs)), md, folder,
                       progress=progress, label=arm)
     result = batch.as_dict()
@@ -182,10 +192,12 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     from ffpt.workflows.report import write_report
 
     run = RunDirectory(out)
-    ff = run.stage("ff_sampling", {"seeds": config.seeds, "pretraining": config.pretraining},
+    seeds, pretraining = [_given(s) for s in config.seeds], _given(config.pretraining)
+    abinitio = {**config.abinitio.model_dump(mode="json"), "sampling": _given(config.abinitio.sampling)}
+    ff = run.stage("ff_sampling", {"seeds": seeds, "pretraining": pretraining},
                    lambda d: ff_sampling(config, d, progress))
-    data = run.stage("abinitio", {"abinitio": config.abinitio.model_dump(mode="json"), "seeds": config.seeds,
-                                  "pretraining": config.pretraining, "budgets": max(config.budgets)},
+    data = run.stage("abinitio", {"abinitio": abinitio, "seeds": seeds,
+                                  "pretraining": pretraining, "budgets": max(config.budgets)},
                      lambda d: abinitio_data(config, d, progress))
     common = {"model": config.model.model_dump(mode="json"), "data": data}
     pretrained = {}
@@ -214,7 +226,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     if config.stability is not None:
         for arm, path in final.items():
             stability[arm] = run.stage(
-                f"stability_{arm}", {"model": path, "stability": config.stability.model_dump(mode="json")},
+                f"stability_{arm}", {"model": path, "stability": {**config.stability.model_dump(mode="json"),
+                                                                  "md": _given(config.stability.md)}},
                 lambda d, a=arm, p=path: stability_stage(config, d, a, p, data, progress),
             )
     metad = {}
@@ -223,7 +236,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
 
         for arm, path in final.items():
             metad[arm] = run.stage(
-                f"metad_{arm}", {"model": path, "metad": config.metad.model_dump(mode="json")},
+                f"metad_{arm}", {"model": path, "metad": {**config.metad.model_dump(mode="json"),
+                                                          "options": _given(config.metad.options)}},
                 lambda d, p=path: metad_stage(config.metad, d, p, progress),
             )
     return write_report(config, Path(out), ff, data, errors["rows"], stability, metad)
