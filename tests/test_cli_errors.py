@@ -152,8 +152,8 @@ CASES = {
     "metad-unknown-element": (lambda f: _metad(f, "--structure", str(f["nitrogen"])), "atom 0 (N)"),
     "eval-unknown-element": (lambda f: ["eval", str(f["model"]), str(f["nitrogen_frames"])], "atom 0 (N)"),
     # degenerate cells: file and frame
-    "md-degenerate-cell": (lambda f: _md(f, "--structure", str(f["flat"])), "flat.extxyz frame 0"),
-    "metad-degenerate-cell": (lambda f: _metad(f, "--structure", str(f["flat"])), "flat.extxyz frame 0"),
+    "md-degenerate-cell": (lambda f: _md(f, "--structure", str(f["flat"])), "flat.extxyz, frame 0"),
+    "metad-degenerate-cell": (lambda f: _metad(f, "--structure", str(f["flat"])), "flat.extxyz, frame 0"),
     "eval-degenerate-cell": (lambda f: ["eval", str(f["model"]), str(f["flat_frames"])], "flat_labelled.extxyz"),
     # corrupted model files
     "eval-corrupted-model": (lambda f: ["eval", str(f["truncated_model"]), str(f["frames"])], "truncated.pt"),

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from ffpt.cli._config import teacher_option_flags, warn_deprecated
 
 
@@ -30,15 +28,6 @@ def normalise_calculator(args: argparse.Namespace, config):
     return config.model_copy(update={"calculator": name, "teacher_options": {**options, **config.teacher_options}})
 
 
-def check_cell(atoms, where: str) -> None:
-    """A :class:`DataError` when the periodic directions of the cell span zero length, area or volume."""
-    from ffpt.data import DataError
-
-    vectors = atoms.cell.array[np.asarray(atoms.pbc, dtype=bool)]
-    if len(vectors) and abs(np.linalg.det(vectors @ vectors.T)) < 1e-12:
-        raise DataError(f"{where}: periodic frame has a degenerate cell (zero volume; cell {atoms.cell.lengths()})")
-
-
 def read_structure(path, index: int):
     """Frame ``index`` of an ASE-readable file, validated (elements, positions, overlaps, cell)."""
     import ase.io
@@ -52,8 +41,6 @@ def read_structure(path, index: int):
     except Exception as exc:  # ase raises many types for malformed files
         raise DataError(f"{path}: cannot read frame {index} ({' '.join(str(exc).split())})") from None
     atoms.calc = None
-    where = f"{path} frame {index}"
-    check_cell(atoms, where)
     validate_frame(atoms, source=str(path), index=index, require_labels=False)
     return atoms
 

@@ -121,7 +121,7 @@ def validate_frame(
 ) -> None:
     """Raise :class:`DataError` naming the place of the first problem found.
 
-    Checks: known elements, finite positions, no two atoms closer than ``min_distance`` (A), a
+    Checks: known elements, finite positions, a cell of non-zero volume along periodic directions, no two atoms closer than ``min_distance`` (A), a
     consistent charge and spin (:func:`spin_of`), and, if ``require_labels``, presence, shape and finiteness of ``REF_energy``/``REF_forces``.
     """
     where = _where(source, index)
@@ -135,6 +135,9 @@ def validate_frame(
     if not np.all(np.isfinite(positions)):
         i = int(np.argwhere(~np.isfinite(positions))[0, 0])
         raise DataError(f"{where}, atom {i}: non-finite position")
+    periodic = atoms.cell.array[atoms.pbc]
+    if len(periodic) and abs(np.linalg.det(periodic @ periodic.T)) < 1e-12:
+        raise DataError(f"{where}: periodic frame has a degenerate cell (zero volume or length along pbc)")
     if len(atoms) > 1 and min_distance > 0:
         from ase.neighborlist import neighbor_list
 
