@@ -9,9 +9,33 @@ from typing import Any
 from ffpt.cli._config import teacher_option_flags, warn_deprecated
 
 
-def calculator_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """``--calculator`` and ``--teacher-option`` as dotted config keys."""
-    return {"calculator": args.calculator, **teacher_option_flags(args.teacher_option)}
+def add_run_arguments(parser: argparse.ArgumentParser, config_keys: str) -> None:
+    """The arguments ``ffpt md`` and ``ffpt metad`` share: config, calculator, start, output, device."""
+    from ffpt.cli._config import add_config_arguments, add_teacher_option_argument
+
+    add_config_arguments(parser, config_keys)
+    parser.add_argument("--calculator", help="model file or teacher name (options: --teacher-option)")
+    add_teacher_option_argument(parser)
+    parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
+    parser.add_argument("--structure-index", type=int, help="frame of --structure to start from (default 0)")
+    parser.add_argument("--out", required=True, help="output directory (resumes if it holds a checkpoint)")
+    parser.add_argument("--steps", type=int, help="number of MD steps")
+    parser.add_argument("--timestep", type=float, help="time step, fs")
+    parser.add_argument("--temperature", type=float, help="temperature (initial and thermostat), K")
+    parser.add_argument("--friction", type=float, help="Langevin friction, 1/fs")
+    parser.add_argument("--seed", type=int, help="random seed (velocities, thermostat)")
+    parser.add_argument("--device", default="cpu", help="device for model files (default cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags of :func:`add_run_arguments` as config keys (MDConfig and MetadConfig share them)."""
+    return {
+        "calculator": args.calculator, **teacher_option_flags(args.teacher_option),
+        "structure": args.structure, "structure_index": args.structure_index, "steps": args.steps,
+        "timestep_fs": args.timestep, "temperature_K": args.temperature, "friction_per_fs": args.friction,
+        "seed": args.seed,
+    }
 
 
 def normalise_calculator(args: argparse.Namespace, config):

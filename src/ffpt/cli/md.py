@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ffpt.cli._config import add_config_arguments, add_teacher_option_argument, resolve_config
-from ffpt.cli._structures import calculator_flags, checked_calculator, normalise_calculator, read_structure
+from ffpt.cli._config import resolve_config
+from ffpt.cli._structures import add_run_arguments, checked_calculator, normalise_calculator, read_structure, run_flags
 
 HELP = "run MD (NVE/Langevin/Bussi) with stability monitors; writes trajectory and stability.json"
 
@@ -15,19 +15,9 @@ def _species(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, "MDConfig keys")
-    parser.add_argument("--calculator", help="model file or teacher name (options: --teacher-option)")
-    add_teacher_option_argument(parser)
-    parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
-    parser.add_argument("--structure-index", type=int, help="frame of --structure to start from (default 0)")
-    parser.add_argument("--out", required=True, help="output directory (resumes if it holds a checkpoint)")
-    parser.add_argument("--steps", type=int, help="number of MD steps")
-    parser.add_argument("--timestep", type=float, help="time step, fs")
-    parser.add_argument("--temperature", type=float, help="initial/target temperature, K")
+    add_run_arguments(parser, "MDConfig keys")
     parser.add_argument("--ensemble", choices=["nve", "langevin", "bussi"])
-    parser.add_argument("--friction", type=float, help="Langevin friction, 1/fs")
     parser.add_argument("--taut", type=float, help="Bussi coupling time, fs")
-    parser.add_argument("--seed", type=int, help="random seed (velocities, thermostat)")
     parser.add_argument("--seeds", type=int, nargs="+", help="batch mode: one run per seed, survival statistics")
     parser.add_argument("--save-every", type=int, help="steps between saved frames")
     parser.add_argument("--check-every", type=int, help="steps between stability checks")
@@ -38,22 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--species-patience", type=float, help="fs a foreign species may persist (default 0)")
     parser.add_argument("--reference-rdf", help="RDF json or reference trajectory for the RDF monitor")
     parser.add_argument("--rdf-threshold", type=float, help="RDF error threshold (A)")
-    parser.add_argument("--device", default="cpu", help="device for model files (default cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        **calculator_flags(args),
-        "structure": args.structure,
-        "structure_index": args.structure_index,
-        "steps": args.steps,
-        "timestep_fs": args.timestep,
-        "temperature_K": args.temperature,
+        **run_flags(args),
         "ensemble": args.ensemble,
-        "friction_per_fs": args.friction,
         "taut_fs": args.taut,
-        "seed": args.seed,
         "save_every": args.save_every,
         "check_every": args.check_every,
         "trajectory_format": args.format,

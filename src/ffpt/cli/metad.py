@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ffpt.cli._config import add_config_arguments, add_teacher_option_argument, resolve_config
-from ffpt.cli._structures import calculator_flags, checked_calculator, normalise_calculator, read_structure
+from ffpt.cli._config import resolve_config
+from ffpt.cli._structures import add_run_arguments, run_flags, checked_calculator, normalise_calculator, read_structure
 
 HELP = "well-tempered metadynamics (PLUMED-style CVs and HILLS); writes HILLS, COLVAR, fes.dat, fes.png, species.png"
 
@@ -18,11 +18,7 @@ def _wall(text: str) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, "MetadConfig keys")
-    parser.add_argument("--calculator", help="model file or teacher name (options: --teacher-option)")
-    add_teacher_option_argument(parser)
-    parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
-    parser.add_argument("--structure-index", type=int, help="frame of --structure (default 0)")
+    add_run_arguments(parser, "MetadConfig keys")
     parser.add_argument("--channel", help="reaction channel, e.g. 09 (CVs and multiplicity from --reactions)")
     parser.add_argument("--reactions", help="reactions.json of the hydrogen-combustion data")
     parser.add_argument("--cv", action="append", help="coordination CV: pair labels summed, e.g. O1_H2,O1_H1 (repeat)")
@@ -31,25 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=float, help="initial hill height, kJ/mol")
     parser.add_argument("--pace", type=int, help="MD steps between hills")
     parser.add_argument("--biasfactor", type=float, help="well-tempered bias factor gamma > 1")
-    parser.add_argument("--temperature", type=float, help="temperature, K")
-    parser.add_argument("--timestep", type=float, help="time step, fs")
-    parser.add_argument("--friction", type=float, help="Langevin friction, 1/fs")
-    parser.add_argument("--steps", type=int, help="number of MD steps")
-    parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--multiplicity", type=int, help="spin multiplicity (default: the channel's)")
     parser.add_argument("--upper-wall", action="append", type=_wall, help="upper distance wall PAIR=AT (A), repeat")
-    parser.add_argument("--out", required=True, help="output directory (resumes if it holds a checkpoint)")
-    parser.add_argument("--device", default="cpu", help="device for model files (default cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        **calculator_flags(args), "structure": args.structure, "structure_index": args.structure_index,
-        "channel": args.channel, "reactions": args.reactions, "cv": args.cv, "r0": args.r0,
+        **run_flags(args), "channel": args.channel, "reactions": args.reactions, "cv": args.cv, "r0": args.r0,
         "sigma": args.sigma, "height": args.height, "pace": args.pace, "biasfactor": args.biasfactor,
-        "temperature_K": args.temperature, "timestep_fs": args.timestep, "friction_per_fs": args.friction,
-        "steps": args.steps, "seed": args.seed, "multiplicity": args.multiplicity, "upper_walls": args.upper_wall,
+        "multiplicity": args.multiplicity, "upper_walls": args.upper_wall,
     }
 
 
