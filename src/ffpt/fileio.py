@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ffpt.errors import UserError
+
 
 def _file_mode() -> int:
     """0o666 less the process umask: the mode ``open(path, "w")`` would give a new file."""
@@ -59,3 +61,44 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextmanager
+def output_lock(out: str | os.PathLike, verb: str) -> Iterator[Path]:
+    """Hold an exclusive lock on ``<out>.lock`` while the body writes ``out``; yields the lock path.
+
+    A second holder is refused at once with a :class:`UserError`. The lock is released when the
+    body ends or the process dies (``flock``), so a lock file left by a killed run does not block
+    the next one; the file is removed on release. Without ``fcntl`` (Windows) nothing is locked.
+    """
+    out = Path(out)
+    lock = out.with_name(out.name + ".lock")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield lock
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{out}: another {verb} run is writing it (lock {lock})") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed the file while we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        try:
+            os.unlink(lock)
+        except FileNotFoundError:
+            pass
+        os.close(fd)

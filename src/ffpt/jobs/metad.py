@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from ffpt import keys
 from ffpt.config import Strict
 from ffpt.simulate.config import MonitorConfig
 from ffpt.units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
@@ -99,7 +100,7 @@ def prepare(config: MetadConfig):
     if config.channel is not None:
         channel = load_channel(config.reactions, config.channel)
         cvs = channel_cvs(channel, atoms, **kw)
-        atoms.info["spin"] = channel.multiplicity
+        atoms.info[keys.SPIN] = channel.multiplicity
         reaction = channel.reaction
     elif config.cv is not None:
         cvs = [coordination_from_labels(text.split(","), atoms, r0, d0=config.d0, name=f"cn{k + 1}", **kw)
@@ -107,9 +108,9 @@ def prepare(config: MetadConfig):
     else:
         raise ValueError("give 'channel' (with 'reactions') or 'cv' with 'r0'")
     if config.multiplicity is not None:
-        atoms.info["spin"] = config.multiplicity
+        atoms.info[keys.SPIN] = config.multiplicity
     if config.charge is not None:
-        atoms.info["charge"] = config.charge
+        atoms.info[keys.CHARGE] = config.charge
     sigma = config.sigma * len(cvs) if len(config.sigma) == 1 else config.sigma
     if len(sigma) != len(cvs):
         raise ValueError(f"key 'sigma': {len(config.sigma)} values for {len(cvs)} CVs")
@@ -153,7 +154,7 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
         out["reference_reverse_barrier_kcal_per_mol"] = (hartree["TS"] - hartree["product"]) * HARTREE / KCAL_PER_MOL
     energies = {}
     for kind, atoms in geometries.items():
-        atoms.info["spin"] = config.multiplicity or atoms.info.get("spin")
+        atoms.info[keys.SPIN] = config.multiplicity or atoms.info.get(keys.SPIN)
         atoms.calc = calculator
         energies[kind] = atoms.get_potential_energy()
     out["model_barrier_kcal_per_mol"] = (energies["TS"] - energies["reactant"]) / KCAL_PER_MOL

@@ -9,6 +9,7 @@ from ase import Atoms
 from ase.data import covalent_radii
 from ase.geometry import get_distances
 
+from ffpt import keys
 from ffpt.data.frames import set_labels
 from ffpt.teachers.base import Teacher, TeacherInfo
 from ffpt.teachers.topology import MoleculeTeacher
@@ -53,7 +54,7 @@ def draw_frames(
             if np.any(d < limits):
                 rejected += 1
                 if rejected > max_tries * max(n_frames, 1):
-                    name = template.info.get("seed_name", template.get_chemical_formula())
+                    name = template.info.get(keys.SEED_NAME, template.get_chemical_formula())
                     raise RuntimeError(f"{name}: {rejected} draws put atoms closer than {factor} x covalent radii")
                 continue
         frames.append(label(positions))
@@ -80,7 +81,7 @@ def labelled_frame(
     ``info`` gets ``config_type``, ``teacher`` (registry name) and ``level_of_theory``.
     """
     frame = Atoms(numbers=template.numbers, positions=positions, cell=template.cell, pbc=template.pbc)
-    frame.info.update({k: template.info[k] for k in ("seed_name", "charge", "spin") if k in template.info})
+    frame.info.update({k: template.info[k] for k in (keys.SEED_NAME, keys.CHARGE, keys.SPIN) if k in template.info})
     frame.info["config_type"] = config_type
     frame.info["teacher"] = teacher.name
     frame.info["level_of_theory"] = teacher.level

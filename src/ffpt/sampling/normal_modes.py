@@ -18,6 +18,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.optimize import BFGS
 
+from ffpt import keys
 from ffpt.sampling.labelling import OVERLAP, bind, draw_frames, label_positions
 from ffpt.teachers.base import Teacher
 from ffpt.teachers.topology import Topology
@@ -53,7 +54,7 @@ def minimize(seed: Atoms, teacher: Teacher, fmax: float = 1e-3, steps: int = 200
     atoms.calc = teacher
     if not BFGS(atoms, logfile=None).run(fmax=fmax, steps=steps):
         raise RuntimeError(
-            f"normal modes: {seed.info.get('seed_name', seed.get_chemical_formula())}: "
+            f"normal modes: {seed.info.get(keys.SEED_NAME, seed.get_chemical_formula())}: "
             f"force-field minimisation did not reach fmax={fmax} eV/A in {steps} steps"
         )
     atoms.calc = None

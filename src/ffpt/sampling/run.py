@@ -44,7 +44,8 @@ from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
 from ffpt.sampling.seeds import Seed, from_combustion, from_file, from_smiles, split_molecules
 from ffpt.teachers.base import LabelFailure
-from ffpt.teachers.runner import die_with_parent, output_lock
+from ffpt.fileio import output_lock
+from ffpt.teachers.runner import die_with_parent
 
 
 @dataclass(frozen=True)

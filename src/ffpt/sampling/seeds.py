@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ase import Atoms
 
+from ffpt import keys
 from ffpt.data.frames import DataError, validate_frame
 from ffpt.data.molecules import isolate_molecules
 from ffpt.systems.h2combustion import GEOMETRIES, REACTIONS_FILE, load_channels, read_stationary_point
@@ -35,7 +36,7 @@ class Seed:
 def _clean(atoms: Atoms, name: str, charge: int = 0, spin: int | None = None) -> Atoms:
     """Unlabelled copy of ``atoms`` with only ffpt's identity keys in ``info``."""
     out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    out.info["seed_name"] = name
+    out.info[keys.SEED_NAME] = name
     out.info["charge"] = int(atoms.info.get("charge", charge))
     if spin is not None or "spin" in atoms.info:
         out.info["spin"] = int(atoms.info.get("spin", spin))
@@ -130,7 +131,7 @@ def from_combustion(
         reference = None if topology == "self" else read(topology)
         for kind in kinds:
             atoms = read(kind)
-            seeds.append(Seed(atoms.info["seed_name"], atoms, reference))
+            seeds.append(Seed(atoms.info[keys.SEED_NAME], atoms, reference))
     return seeds
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ffpt.errors import UserError
 from ffpt.fileio import atomic_write_text
 from ffpt.units import KJ_PER_MOL
 
@@ -30,7 +31,7 @@ FS_PER_PS = 1000.0
 _CHUNK = 2_000_000  # max. elements of a (points x hills x dims) block when summing hills
 
 
-class HillsError(ValueError):
+class HillsError(UserError):
     """A malformed or incompatible HILLS file; the message names the file and line."""
 
 

@@ -7,7 +7,7 @@ level, options). A run that is killed, or stops on an unexpected error, keeps it
 finished result, on purpose): rerunning it reads the cache first and computes only the frames still
 missing. A run refused on bad input (data, teacher, options) writes nothing.
 
-One run at a time per output: :func:`output_lock` holds an exclusive lock on ``<out>.lock`` for the
+One run at a time per output: :func:`ffpt.fileio.output_lock` holds an exclusive lock on ``<out>.lock`` for the
 run; a second run on the same output is refused. The lock dies with its process, so a lock file
 left by a killed run never blocks. Worker processes end with the run that started them
 (:func:`die_with_parent`), also when it is killed.
@@ -34,13 +34,14 @@ import numpy as np
 from ase import Atoms
 from pydantic import Field, field_validator, model_validator
 
+from ffpt import keys
 from ffpt.config import ConfigError, Strict
-from ffpt.data.frames import set_labels
+from ffpt.data.frames import DataError, set_labels
 from ffpt.errors import UserError
-from ffpt.fileio import atomic_write_json
+from ffpt.fileio import atomic_write_json, output_lock
 from ffpt.teachers import REGISTRY, LabelFailure, Teacher, TeacherInfo, get, register
 
-TEACHER_KEY = "teacher"  # info key of a labelled frame: the teacher's registry name
+TEACHER_KEY = keys.TEACHER  # info key of a labelled frame: the teacher's registry name
 LEVEL_KEY = "level_of_theory"  # info key of a labelled frame: the teacher's level of theory
 POSITION_DECIMALS = 6  # positions and cell are rounded to 1e-6 A in the cache key
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -107,11 +108,6 @@ class LabelConfig(Strict):
                           stacklevel=2)
         return values
 
-    @property
-    def options(self) -> dict[str, Any]:
-        """Deprecated name of :attr:`teacher_options`."""
-        return self.teacher_options
-
     def cache_dir(self) -> Path:
         return self.cache or self.out.with_name(self.out.stem + ".cache")
 
@@ -153,11 +149,11 @@ def frame_key(atoms: Atoms, teacher: TeacherInfo, decimals: int = POSITION_DECIM
         # + 0.0 turns -0.0 into 0.0 so that both hash alike
         return (np.round(np.asarray(x, dtype=np.float64), decimals) + 0.0).tobytes()
 
-    spin = atoms.info.get("spin")
+    spin = atoms.info.get(keys.SPIN)
     header = {
         "numbers": [int(z) for z in atoms.numbers],
         "pbc": [bool(p) for p in atoms.pbc],
-        "charge": float(atoms.info.get("charge", 0)),
+        "charge": float(atoms.info.get(keys.CHARGE, 0)),
         "spin": None if spin is None else float(spin),
         "teacher": teacher.name,
         "level": teacher.level,
@@ -187,14 +183,15 @@ def read_cached(path: Path, n_atoms: int) -> dict | None:
 
 
 def _compute(teacher: Teacher, atoms: Atoms, key: str, cache_dir: Path) -> dict:
-    """Label one frame and store the result; a LabelFailure is stored as a failure entry."""
+    """Label one frame and store the result; a LabelFailure or a DataError (e.g. a spin the teacher
+    cannot treat) is stored as a failure entry."""
     entry: dict = {"key": key, "n_atoms": len(atoms), "teacher": teacher.info.as_dict()}
     try:
         label = teacher.label(atoms)
         forces = np.asarray(label.forces, dtype=float).reshape(len(atoms), 3)
         if not (np.isfinite(label.energy) and np.all(np.isfinite(forces))):
             raise LabelFailure("teacher returned non-finite energy or forces")
-    except LabelFailure as exc:
+    except (LabelFailure, DataError) as exc:  # deterministic: cached, not retried on a rerun
         entry["failure"] = str(exc) or type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - an unexpected error fails this frame, not the run
         # not cached: it may be transient (memory, I/O), so a rerun tries the frame again
@@ -239,47 +236,6 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="ffpt-parent-watch", daemon=True).start()
 
 
-@contextmanager
-def output_lock(out: str | os.PathLike, verb: str) -> Iterator[Path]:
-    """Hold an exclusive lock on ``<out>.lock`` while the body writes ``out``; yields the lock path.
-
-    A second holder is refused at once with a :class:`UserError`. The lock is released when the
-    body ends or the process dies (``flock``), so a lock file left by a killed run does not block
-    the next one; the file is removed on release. Without ``fcntl`` (Windows) nothing is locked.
-    """
-    out = Path(out)
-    lock = out.with_name(out.name + ".lock")
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield lock
-        return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserError(f"{out}: another {verb} run is writing it (lock {lock})") from None
-        try:
-            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # the previous holder removed the file while we opened it: lock the new one
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield lock
-    finally:
-        try:
-            os.unlink(lock)
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
 def _init_worker(name: str, target: str, options: dict, parent: int) -> None:
     """Worker initializer: end with process ``parent``; build the teacher once per process."""
     global _WORKER_TEACHER
@@ -311,7 +267,7 @@ def _thread_limit(threads: int) -> Iterator[None]:
 def _bare(atoms: Atoms) -> Atoms:
     """Copy of a frame without calculator or earlier labels, as sent to a teacher."""
     clean = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    clean.info = {k: v for k, v in atoms.info.items() if k in ("charge", "spin")}
+    clean.info = {k: v for k, v in atoms.info.items() if k in (keys.CHARGE, keys.SPIN)}
     return clean
 
 
@@ -424,7 +380,7 @@ def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
     """Run a :class:`LabelConfig`: read ``data``, label, write ``out``, the failure report and the
     resolved config (``<out stem>.label.yaml``). Returns the run and the number of input frames.
 
-    The output is locked for the run (:func:`output_lock`). Nothing is written before the data and
+    The output is locked for the run (:func:`ffpt.fileio.output_lock`). Nothing is written before the data and
     the teacher are checked; the resolved config is written once the labelling has finished.
     """
     from ffpt.config import save_config
@@ -435,7 +391,7 @@ def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
         run = label_frames(
             frames,
             config.teacher,
-            config.options,
+            config.teacher_options,
             config.cache_dir(),
             config.workers,
             threads_per_worker=config.threads_per_worker,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ffpt import keys
 from ffpt.config import ConfigError
 from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
@@ -64,7 +65,7 @@ def train_stage(config: ExperimentConfig, folder: Path, train_path: str, valid_p
 def _in_channels(channels):
     """Predicate: a frame's channel (e.g. '12a') is listed, itself or by its number ('12')."""
     wanted = {str(c) for c in channels}
-    return lambda f: f.info["channel"] in wanted or f.info["channel"][:2] in wanted
+    return lambda f: f.info[keys.CHANNEL] in wanted or f.info[keys.CHANNEL][:2] in wanted
 
 
 def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
