@@ -12,7 +12,7 @@ import ffpt
 
 # Earlier stages first; a module may import its own stage and earlier ones only.
 STAGES = [
-    {"units", "keys", "errors", "config", "fileio"},
+    {"units", "keys", "errors", "config", "fileio", "execution"},
     {"data"},
     {"systems"},
     {"observables"},  # pure functions of frames (RDF, species, errors against labels): no plots
