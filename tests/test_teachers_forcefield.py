@@ -245,3 +245,12 @@ def test_teachers_survive_pickling_for_worker_processes(name):
     after = pickle.loads(pickle.dumps(teacher)).label(frame)
     assert after.energy == before.energy
     np.testing.assert_array_equal(after.forces, before.forces)
+
+
+@pytest.mark.parametrize("name", ["uff", "mmff94", "spcfw", "tip3p"])
+def test_a_misspelt_option_of_a_classical_teacher_is_refused(name):
+    """ASE calculators take any keyword; ffpt's classical teachers must not swallow a typo."""
+    from ffpt.teachers import TeacherOptionError, get
+
+    with pytest.raises(TeacherOptionError, match="colour"):
+        get(name, colour="red")

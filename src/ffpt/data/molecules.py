@@ -125,6 +125,16 @@ def molecule_indices(atoms: Atoms, scale: float = BOND_SCALE) -> list[np.ndarray
     return [np.array(m.indices, dtype=int) for m in molecules(atoms, scale)]
 
 
+def hill_formula(formula: str, where: str | None = None) -> str:
+    """Canonical Hill formula of a formula string (``"OH" -> "HO"``); a bad one is a DataError."""
+    from ase.formula import Formula
+
+    try:
+        return Formula(formula).format("hill")
+    except ValueError as exc:
+        raise DataError(f"{where + ': ' if where else ''}bad chemical formula '{formula}' ({exc})") from None
+
+
 def species_formulas(atoms: Atoms, scale: float = BOND_SCALE) -> list[tuple[str, np.ndarray]]:
     """Hill formula (e.g. ``"HO2"``) and atom indices of every molecule, ordered by first atom."""
     from ase.formula import Formula

@@ -15,18 +15,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.formula import Formula
 
-from ffpt.data.molecules import BOND_SCALE, species_formulas
+from ffpt.data.molecules import BOND_SCALE, hill_formula, species_formulas
 from ffpt.systems.h2combustion import Reaction
-
-def hill_formula(formula: str) -> str:
-    """Canonical Hill formula of a formula string, e.g. ``"OH" -> "HO"``."""
-    try:
-        return Formula(formula).format("hill")
-    except ValueError as exc:
-        raise ValueError(f"bad chemical formula '{formula}' ({exc})") from exc
-
 
 def species_of(atoms: Atoms, scale: float = BOND_SCALE) -> Counter:
     """Molecule counts of one frame by Hill formula."""

@@ -27,10 +27,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.formula import Formula
 
 from ffpt import keys
 from ffpt.data.frames import DataError, validate_frame
+from ffpt.data.molecules import hill_formula
 from ffpt.units import KCAL_PER_MOL
 
 REACTIONS_FILE = "reactions.json"
@@ -39,14 +39,7 @@ NPZ = "npz"  # subfolder of ROOT with the frames
 KINDS = ("reactant", "TS", "product")  # stationary points of a channel
 
 
-def _hill(formula: str, where: str) -> str:
-    try:
-        return Formula(formula).format("hill")
-    except ValueError as exc:
-        raise DataError(f"{where}: bad chemical formula '{formula}' ({exc})") from None
-
-
-COMBUSTION_SPECIES = frozenset(_hill(f, "species") for f in ("H", "O", "OH", "H2", "O2", "H2O", "HO2", "H2O2"))
+COMBUSTION_SPECIES = frozenset(hill_formula(f, "species") for f in ("H", "O", "OH", "H2", "O2", "H2O", "HO2", "H2O2"))
 
 
 @dataclass(frozen=True)
@@ -77,7 +70,7 @@ def parse_reaction(text: str) -> Reaction:
             match = _TERM.match(term.strip())
             if not match:
                 raise DataError(f"reaction '{text}': cannot read term '{term.strip()}'")
-            c[_hill(match.group(2), f"reaction '{text}'")] += int(match.group(1) or 1)
+            c[hill_formula(match.group(2), f"reaction '{text}'")] += int(match.group(1) or 1)
         counts.append(c)
     return Reaction(counts[0], counts[1])
 

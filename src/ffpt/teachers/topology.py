@@ -101,8 +101,8 @@ class MoleculeTeacher(Teacher):
 
     caches: tuple[str, ...] = ()  # attributes holding backend objects: rebuilt, not pickled
 
-    def __init__(self, topology: TopologySource | None = None, bond_scale: float = BOND_SCALE, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, topology: TopologySource | None = None, bond_scale: float = BOND_SCALE):
+        super().__init__()  # no **kwargs: ASE's Calculator would accept a misspelt option silently
         self.bond_scale = float(bond_scale)
         self.topology = None if topology is None else as_topology(topology, self.bond_scale)
 
