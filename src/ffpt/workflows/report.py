@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffpt.fileio import atomic_write_json
+from ffpt.fileio import atomic_write_json, atomic_write_text
 
 
 def _mean(rows, key):
@@ -107,7 +107,7 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
                 results["arms"][arm]["rdf_error_A"] = error
             figures.append("rdf.png")
     atomic_write_json(out / "results.json", results)
-    (out / "report.md").write_text(_markdown(config, results, figures, out))
+    atomic_write_text(out / "report.md", _markdown(config, results, figures, out))
     return results
 
 
