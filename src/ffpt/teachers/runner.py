@@ -214,8 +214,12 @@ def process_teacher(name: str, options: dict) -> Teacher:
 
 
 def _label_task(name: str, options: dict, atoms: Atoms, key: str, cache_dir: Path) -> dict:
-    """One frame, run where the executor puts it: the worker writes the cache entry itself."""
-    return _compute(process_teacher(name, options), atoms, key, cache_dir)
+    """One frame, run where the executor puts it: the worker writes the cache entry itself.
+
+    A stored result is returned as it is: Dask reruns a finished task whose result died with its
+    worker before the client fetched it, and that must not call the teacher twice."""
+    entry = read_cached(cache_path(cache_dir, key), len(atoms))
+    return entry if entry is not None else _compute(process_teacher(name, options), atoms, key, cache_dir)
 
 
 def _bare(atoms: Atoms) -> Atoms:
@@ -269,6 +273,8 @@ def label_frames(
         if entry is not None and not (retry_failed and "failure" in entry):
             results[key] = entry
         else:
+            if entry is not None:  # a failure to retry: the task must not read it back
+                cache_path(cache_dir, key).unlink()
             todo[key] = _bare(atoms)
     n_cached = len(results)
 
