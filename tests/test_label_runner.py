@@ -220,7 +220,8 @@ def _env() -> dict:
 
 
 def _workers_of(parent: int) -> set[int]:
-    """Live (not zombie) pool workers started by process ``parent``, read from /proc."""
+    """Live (not zombie) worker processes spawned by process ``parent`` (the embedded Dask
+    cluster's nannies live in the parent and spawn one process per worker), read from /proc."""
     workers = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -262,7 +263,7 @@ def test_label_workers_end_when_their_parent_is_killed(tmp_path):
     try:
         _wait_for(lambda: len(_workers_of(proc.pid)) == 2 and log_lines(log), proc, "two computing workers")
         workers = _workers_of(proc.pid)
-        proc.kill()  # SIGKILL the parent alone: no chance to shut its pool down
+        proc.kill()  # SIGKILL the parent alone: no chance to shut its Dask cluster down
         proc.wait()
         deadline = time.monotonic() + 5
         while any(_alive(w) for w in workers) and time.monotonic() < deadline:

@@ -33,6 +33,16 @@ def add_teacher_option_argument(parser: argparse.ArgumentParser) -> None:
                         "config key teacher_options")
 
 
+def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` and ``--scheduler ADDRESS`` (config keys ``workers``, ``scheduler``): where
+    independent tasks run (:func:`ffpt.execution.executor`). Both default to ``None`` (not given)."""
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="worker processes of the embedded local Dask cluster (default 1: in this process)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on a running Dask scheduler: tcp://HOST:PORT or a scheduler JSON file "
+                        "(then --workers does not apply)")
+
+
 def warn_deprecated(args: argparse.Namespace, old: str, new: str) -> None:
     """One warning line on stderr for a form that keeps working for one release."""
     print(f"ffpt {args.verb}: warning: {old} is deprecated; use {new}", file=sys.stderr)

@@ -6,6 +6,9 @@ Example::
     ffpt label --data in.extxyz --teacher pyscf --teacher-option xc=pbe --teacher-option basis=def2-svp \\
         --workers 2 --out out.extxyz
 
+``--workers N`` starts an embedded Dask cluster of N processes; ``--scheduler tcp://HOST:PORT`` (or a
+scheduler JSON file) labels on a running Dask cluster instead.
+
 ``--option KEY=VALUE`` and ``--config FILE`` are deprecated aliases (one release).
 """
 
@@ -14,13 +17,13 @@ from __future__ import annotations
 import argparse
 
 from ffpt.cli._config import (
-    add_config_arguments, add_teacher_option_argument, resolve_config, teacher_option_flags, warn_deprecated,
+    add_config_arguments, add_execution_arguments, add_teacher_option_argument, resolve_config, teacher_option_flags, warn_deprecated,
 )
 
 HELP = "label frames with a teacher (PySCF DFT, GFN2-xTB, force fields); parallel, cached, resumable"
 
 # flag -> config key
-FLAGS = ("data", "out", "teacher", "workers", "threads_per_worker", "cache", "failures", "retry_failed", "progress")
+FLAGS = ("data", "out", "teacher", "workers", "scheduler", "threads_per_worker", "cache", "failures", "retry_failed", "progress")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", help="teacher name (pyscf, gfn2, ...) or module:factory")
     add_teacher_option_argument(parser)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    add_execution_arguments(parser)
     parser.add_argument("--threads-per-worker", type=int, help="OpenMP/BLAS threads per worker (default 1)")
     parser.add_argument("--cache", help="cache folder (default: <out>.cache)")
     parser.add_argument("--failures", help="JSON report of failed frames (default: <out>.failures.json)")

@@ -13,13 +13,16 @@
     md: {temperatures: [300, 1000, 3000], frames: 100, stride: 10}
     normal_modes: {temperatures: [300, 1000], frames: 100}
     random: null                                          # switched off
+    workers: 2                                            # or scheduler: tcp://HOST:8786
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ffpt.cli._config import add_config_arguments, add_teacher_option_argument, resolve_config, teacher_option_flags
+from ffpt.cli._config import (
+    add_config_arguments, add_execution_arguments, add_teacher_option_argument, resolve_config, teacher_option_flags,
+)
 
 HELP = "sample and label pre-training frames around seeds (FF MD, normal modes, random displacements)"
 
@@ -43,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nm-frames", type=int, help="normal-mode frames per seed and temperature (0: none)")
     parser.add_argument("--random-sigmas", type=float, nargs="+", metavar="A")
     parser.add_argument("--random-frames", type=int, help="random frames per seed and width (0: none)")
-    parser.add_argument("--workers", type=int, default=1, help="processes running tasks in parallel (default 1)")
+    add_execution_arguments(parser)
     parser.add_argument("--no-split", dest="split", action="store_false", default=None,
                         help="sample multi-molecule seeds whole instead of one molecule at a time")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -51,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # flag -> dotted config key
 FLAGS = {
-    "out": "out", "teacher": "teacher", "seed": "seed", "split": "split",
+    "out": "out", "teacher": "teacher", "seed": "seed", "split": "split", "workers": "workers",
+    "scheduler": "scheduler",
     "md_temperatures": "md.temperatures", "md_frames": "md.frames", "md_stride": "md.stride",
     "md_timestep": "md.timestep", "nm_temperatures": "normal_modes.temperatures", "nm_frames": "normal_modes.frames",
     "random_sigmas": "random.sigmas", "random_frames": "random.frames",
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     try:
-        out = sample(config, progress=not args.no_progress, workers=args.workers)
+        out = sample(config, progress=not args.no_progress)
     except LabelFailure as exc:  # the teacher cannot handle a seed molecule: an input error, named
         raise DataError(str(exc)) from None
     print(f"wrote {out}")

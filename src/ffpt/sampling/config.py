@@ -79,3 +79,5 @@ class SamplingConfig(SamplerSettings):
 
     seeds: list[SeedSpec] = Field(min_length=1)
     out: Path
+    workers: int = Field(1, ge=1)  # processes of the embedded Dask cluster (1: in this process)
+    scheduler: str | None = None  # tcp://HOST:PORT or scheduler file of a running Dask cluster

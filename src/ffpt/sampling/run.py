@@ -1,6 +1,9 @@
 """Run a :class:`SamplingConfig`: every (seed, sampler, temperature or width) is one task.
 
-Each finished task is written atomically to ``<out>.parts/``; a rerun after a kill skips them.
+Tasks run on :func:`ffpt.execution.executor` (in this process, an embedded Dask cluster of
+``workers`` processes, or a running ``scheduler``) or on any ``concurrent.futures.Executor``.
+Each finished task is written atomically to ``<out>.parts/`` by the worker that ran it; a rerun
+after a kill skips them, and Dask reruns a task lost with its worker.
 Each task draws from its own random stream (config ``seed`` and the task id), so results do not
 depend on which tasks ran before a restart. The output and its resolved config
 (``<out stem>.config.yaml``) are written at the end and ``<out>.parts/`` is removed.
@@ -17,14 +20,14 @@ stderr naming their seed, and a config whose seeds are all lone atoms is refused
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import hashlib
 import json
-import multiprocessing
-import os
 import re
 import shutil
 import sys
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ import yaml
 from ase import Atoms
 from tqdm import tqdm
 
+from ffpt import execution
 from ffpt.config import save_config
 from ffpt.data.frames import DataError, validate_frame
 from ffpt.data.io import read_frames, write_frames
@@ -45,7 +49,6 @@ from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
 from ffpt.sampling.seeds import Seed, from_combustion, from_file, from_smiles, split_molecules
 from ffpt.teachers.base import LabelFailure
 from ffpt.fileio import output_lock
-from ffpt.teachers.runner import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,11 @@ def config_path(out: Path) -> Path:
     return out.with_name(out.stem + ".config.yaml")
 
 
+EXECUTION_KEYS = {"workers", "scheduler"}  # where tasks run, not what they compute
+
+
 def _resolved(config: SamplingConfig) -> dict:
-    return config.model_dump(mode="json")
+    return config.model_dump(mode="json", exclude=EXECUTION_KEYS)
 
 
 def _parts_dir(config: SamplingConfig) -> Path:
@@ -134,16 +140,26 @@ def _parts_dir(config: SamplingConfig) -> Path:
     return parts
 
 
-def sample(config: SamplingConfig, progress: bool = True, workers: int = 1) -> Path:
+def _finished_with(saved: Path) -> dict:
+    values = yaml.safe_load(saved.read_text()) or {}
+    return {key: value for key, value in values.items() if key not in EXECUTION_KEYS}
+
+
+def sample(
+    config: SamplingConfig, progress: bool = True, workers: int | None = None, *,
+    scheduler: str | None = None, executor: cf.Executor | None = None,
+) -> Path:
     """Run ``config`` and return the path of the labelled extxyz it wrote (``config.out``).
 
-    ``workers`` > 1 runs tasks in that many processes; the output is the same as with one.
+    Tasks run on ``executor`` if given, else on :func:`ffpt.execution.executor` with ``workers``
+    and ``scheduler`` (default: ``config.workers``, ``config.scheduler``); the output is the same
+    wherever they run.
     """
     from ffpt import teachers
 
     out = Path(config.out)
     saved = config_path(out)
-    if out.exists() and saved.exists() and yaml.safe_load(saved.read_text()) == _resolved(config):
+    if out.exists() and saved.exists() and _finished_with(saved) == _resolved(config):
         return out  # finished earlier with the same config
     teacher = teachers.get(config.teacher, **config.teacher_options)
     seeds = sampled_seeds(load_seeds(config.seeds, config.seed), config.split)
@@ -152,7 +168,10 @@ def sample(config: SamplingConfig, progress: bool = True, workers: int = 1) -> P
         parts = config.out.with_name(config.out.name + ".parts")
         resumed = parts.exists()
         try:
-            results = _run_tasks(tasks, seeds, teacher, config, _parts_dir(config), progress, workers)
+            with nullcontext(executor) if executor is not None else execution.executor(
+                workers or config.workers, scheduler or config.scheduler
+            ) as pool:
+                results = _run_tasks(tasks, seeds, teacher, config, _parts_dir(config), progress, pool)
         except (UserError, LabelFailure):  # bad input: rerunning the same config cannot resume it
             if not resumed:
                 shutil.rmtree(parts, ignore_errors=True)
@@ -164,9 +183,11 @@ def sample(config: SamplingConfig, progress: bool = True, workers: int = 1) -> P
 
 
 def _run_tasks(
-    tasks: list[Task], seeds: list[Seed], teacher, config: SamplingConfig, parts: Path, progress: bool, workers: int
+    tasks: list[Task], seeds: list[Seed], teacher, config: SamplingConfig, parts: Path, progress: bool,
+    pool: cf.Executor,
 ) -> dict[str, list[Atoms]]:
-    """Frames of every task by task id: read from ``parts`` if finished earlier, else computed and saved."""
+    """Frames of every task by task id: read from ``parts`` if finished earlier, else computed on
+    ``pool`` and saved; the bar counts the frames of finished tasks."""
     results: dict[str, list[Atoms]] = {}
     with tqdm(total=sum(t.n_frames for t in tasks), desc="sampling", unit="frame", disable=not progress) as bar:
         pending = []
@@ -176,57 +197,53 @@ def _run_tasks(
                 results[task.id] = read_frames(part)
                 bar.update(task.n_frames)
             else:
-                pending.append((task, part))
-        if workers > 1 and len(pending) > 1:
-            context = multiprocessing.get_context("spawn")  # no fork of a process holding RDKit/OpenMM state
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
-            ) as pool:
-                futures = {
-                    pool.submit(_run_and_save, task, seeds[task.seed_index], teacher, config, part): task
-                    for task, part in pending
-                }
-                for future in as_completed(futures):
-                    results[futures[future].id] = future.result()
-                    bar.update(futures[future].n_frames)
-        else:
-            modes: dict = {}
-            for task, part in pending:
-                results[task.id] = _run_and_save(task, seeds[task.seed_index], teacher, config, part, modes, bar.update)
+                pending.append((task, seeds[task.seed_index], teacher, config, part))
+        for index, frames in execution.completed(pool, _run_and_save, pending):
+            task = pending[index][0]
+            results[task.id] = frames
+            bar.update(task.n_frames)
     return results
 
 
-def _run_and_save(
-    task: Task, seed: Seed, teacher, config: SamplingConfig, part: Path, modes: dict | None = None, update=None
-) -> list[Atoms]:
+def _run_and_save(task: Task, seed: Seed, teacher, config: SamplingConfig, part: Path) -> list[Atoms]:
     """Run one task and write its frames atomically to ``part``; a non-finite frame raises DataError naming it."""
-    frames = _run_task(task, seed, teacher, config, {} if modes is None else modes, update)
+    frames = _run_task(task, seed, teacher, config)
     for k, frame in enumerate(frames):
         validate_frame(frame, source=f"seed {seed.name}, {task.kind} {task.value:g}", index=k, min_distance=0)
     write_frames(part, frames)
     return frames
 
 
-def _run_task(task: Task, seed: Seed, teacher, config: SamplingConfig, modes: dict, update) -> list[Atoms]:
+_MODES: dict[str, object] = {}  # normal modes of the last seed this process analysed, by content key
+
+
+def _seed_modes(seed: Seed, teacher, config: SamplingConfig):
+    """Normal modes of ``seed``, computed once per process for the tasks of one seed."""
+    nm = config.normal_modes
+    digest = hashlib.sha256(json.dumps([teacher.info.as_dict(), nm.optimize, nm.delta], default=str).encode())
+    for array in (seed.atoms.numbers, seed.atoms.positions, seed.atoms.cell.array):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    key = digest.hexdigest()
+    if key not in _MODES:
+        _MODES.clear()
+        _MODES[key] = normal_modes(seed.atoms, teacher, reference=seed.reference, optimize=nm.optimize, delta=nm.delta)
+    return _MODES[key]
+
+
+def _run_task(task: Task, seed: Seed, teacher, config: SamplingConfig) -> list[Atoms]:
     rng = task.rng(config.seed)
     if task.kind == "md":
         md = config.md
         return md_frames(
             seed.atoms, teacher, task.value, task.n_frames, rng, reference=seed.reference, stride=md.stride,
             timestep=md.timestep, friction=md.friction, equilibration=md.equilibration, overlap=md.overlap,
-            progress=update,
         )
     if task.kind == "nm":
-        if task.seed_index not in modes:
-            nm = config.normal_modes
-            modes[task.seed_index] = normal_modes(
-                seed.atoms, teacher, reference=seed.reference, optimize=nm.optimize, delta=nm.delta
-            )
         return normal_mode_frames(
-            modes[task.seed_index], teacher, task.value, task.n_frames, rng,
-            overlap=config.normal_modes.overlap, progress=update,
+            _seed_modes(seed, teacher, config), teacher, task.value, task.n_frames, rng,
+            overlap=config.normal_modes.overlap,
         )
     return random_frames(
         seed.atoms, teacher, task.value, task.n_frames, rng, reference=seed.reference,
-        overlap=config.random.overlap, progress=update,
+        overlap=config.random.overlap,
     )

@@ -1,4 +1,4 @@
-"""Label a dataset with a teacher: parallel worker processes, an atomic per-frame cache, resume.
+"""Label a dataset with a teacher: one task per frame on a Dask cluster, an atomic per-frame cache, resume.
 
 Every result (a label or a recorded :class:`~ffpt.teachers.base.LabelFailure`) is one small JSON
 file in the cache, written atomically (:mod:`ffpt.fileio`) by the worker that computed it, under a
@@ -9,8 +9,9 @@ missing. A run refused on bad input (data, teacher, options) writes nothing.
 
 One run at a time per output: :func:`ffpt.fileio.output_lock` holds an exclusive lock on ``<out>.lock`` for the
 run; a second run on the same output is refused. The lock dies with its process, so a lock file
-left by a killed run never blocks. Worker processes end with the run that started them
-(:func:`die_with_parent`), also when it is killed.
+left by a killed run never blocks. Tasks run on :func:`ffpt.execution.executor`: the embedded
+cluster's worker processes end with the run that started them, also when it is killed; a task
+lost with its worker is rerun on another.
 """
 
 from __future__ import annotations
@@ -18,14 +19,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import multiprocessing
 import os
-import signal
-import sys
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,17 +30,17 @@ import numpy as np
 from ase import Atoms
 from pydantic import Field, field_validator, model_validator
 
-from ffpt import keys
+from ffpt import execution, keys
 from ffpt.config import ConfigError, Strict
 from ffpt.data.frames import DataError, set_labels
 from ffpt.errors import UserError
+from ffpt.execution import completed
 from ffpt.fileio import atomic_write_json, output_lock
 from ffpt.teachers import REGISTRY, LabelFailure, Teacher, TeacherInfo, get, register
 
 TEACHER_KEY = keys.TEACHER  # info key of a labelled frame: the teacher's registry name
 LEVEL_KEY = "level_of_theory"  # info key of a labelled frame: the teacher's level of theory
 POSITION_DECIMALS = 6  # positions and cell are rounded to 1e-6 A in the cache key
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,8 @@ class LabelConfig(Strict):
     out: Path  # output extxyz with REF_energy / REF_forces
     teacher: str  # registry name (pyscf, gfn2, mmff94, ...) or module:factory
     teacher_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {xc: pbe, basis: def2-svp}
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1)  # processes of the embedded Dask cluster (1: in this process)
+    scheduler: str | None = None  # tcp://HOST:PORT or scheduler file of a running Dask cluster
     threads_per_worker: int = Field(1, ge=1)
     cache: Path | None = None  # default: <out stem>.cache next to the output
     failures: Path | None = None  # default: <out stem>.failures.json next to the output
@@ -204,64 +201,25 @@ def _compute(teacher: Teacher, atoms: Atoms, key: str, cache_dir: Path) -> dict:
     return entry
 
 
-_WORKER_TEACHER: Teacher | None = None
+_TEACHERS: dict[tuple, Teacher] = {}  # this process's teacher (one at a time), built on first use
 
 
-PARENT_POLL = 0.5  # s between checks of a worker that its parent process is still alive
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+def process_teacher(name: str, options: dict) -> Teacher:
+    """The teacher ``name`` with ``options``, built once per process (a Dask worker, or this one)."""
+    key = (name, teacher_target(name), json.dumps(options, sort_keys=True, default=str))
+    if key not in _TEACHERS:
+        _TEACHERS.clear()
+        _TEACHERS[key] = build_teacher(name, options)
+    return _TEACHERS[key]
 
 
-def die_with_parent(parent: int) -> None:
-    """End this (worker) process as soon as process ``parent`` ends, however it ends.
+def _label_task(name: str, options: dict, atoms: Atoms, key: str, cache_dir: Path) -> dict:
+    """One frame, run where the executor puts it: the worker writes the cache entry itself.
 
-    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere
-    a daemon thread also exits the process once its parent pid changes (checked every
-    ``PARENT_POLL`` s). Call it first thing in a worker initializer with the pid of the starter.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # no libc or no prctl: the thread below still watches
-            pass
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="ffpt-parent-watch", daemon=True).start()
-
-
-def _init_worker(name: str, target: str, options: dict, parent: int) -> None:
-    """Worker initializer: end with process ``parent``; build the teacher once per process."""
-    global _WORKER_TEACHER
-    die_with_parent(parent)
-    register(name.lower(), target)
-    _WORKER_TEACHER = get(name, **options)
-
-
-def _worker_task(atoms: Atoms, key: str, cache_dir: Path) -> dict:
-    assert _WORKER_TEACHER is not None, "worker used before _init_worker"
-    return _compute(_WORKER_TEACHER, atoms, key, cache_dir)
-
-
-@contextmanager
-def _thread_limit(threads: int) -> Iterator[None]:
-    """Set the OpenMP/BLAS thread variables that spawned workers inherit, restore them afterwards."""
-    saved = {v: os.environ.get(v) for v in _THREAD_VARIABLES}
-    os.environ.update({v: str(threads) for v in _THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for variable, value in saved.items():
-            if value is None:
-                os.environ.pop(variable, None)
-            else:
-                os.environ[variable] = value
+    A stored result is returned as it is: Dask reruns a finished task whose result died with its
+    worker before the client fetched it, and that must not call the teacher twice."""
+    entry = read_cached(cache_path(cache_dir, key), len(atoms))
+    return entry if entry is not None else _compute(process_teacher(name, options), atoms, key, cache_dir)
 
 
 def _bare(atoms: Atoms) -> Atoms:
@@ -278,6 +236,8 @@ def label_frames(
     cache_dir: str | os.PathLike,
     workers: int = 1,
     *,
+    scheduler: str | None = None,
+    executor: cf.Executor | None = None,
     threads_per_worker: int = 1,
     retry_failed: bool = False,
     report_path: str | os.PathLike | None = None,
@@ -285,9 +245,12 @@ def label_frames(
 ) -> LabelRun:
     """Label ``frames`` with a teacher, reusing and filling the cache in ``cache_dir``.
 
-    ``workers`` > 1 labels in that many spawned processes (each with ``threads_per_worker``
-    OpenMP/BLAS threads, each building its teacher once); ``workers`` = 1 labels in this process.
-    Identical geometries are labelled once. Failures recorded in the cache are reused unless
+    Frames run as tasks on ``executor`` (any ``concurrent.futures.Executor``) if given, else on
+    :func:`ffpt.execution.executor` (``workers``, ``scheduler``, ``threads_per_worker``): in this
+    process for one worker, an embedded Dask cluster, or a running scheduler. Each worker builds
+    its teacher once and writes each result to the cache itself, so finished frames survive a
+    dead worker or client; Dask reruns a task lost with its worker. Identical geometries are
+    labelled once. Failures recorded in the cache are reused unless
     ``retry_failed``. A JSON report of failures is written to ``report_path`` if given.
     """
     from tqdm.auto import tqdm
@@ -295,8 +258,7 @@ def label_frames(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     options = dict(teacher_options or {})
-    target = teacher_target(teacher_name)
-    teacher = build_teacher(teacher_name, options)
+    teacher = process_teacher(teacher_name, options)
     info = teacher.info
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -311,38 +273,22 @@ def label_frames(
         if entry is not None and not (retry_failed and "failure" in entry):
             results[key] = entry
         else:
+            if entry is not None:  # a failure to retry: the task must not read it back
+                cache_path(cache_dir, key).unlink()
             todo[key] = _bare(atoms)
     n_cached = len(results)
 
     bar = tqdm(total=n_cached + len(todo), initial=n_cached, desc=f"label [{info.name}]", unit="frame",
                disable=not progress)
+    calls = [(teacher_name, options, atoms, key, cache_dir) for key, atoms in todo.items()]
     try:
-        if workers == 1 or len(todo) <= 1:
-            for key, atoms in todo.items():
-                results[key] = _compute(teacher, atoms, key, cache_dir)
-                bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with _thread_limit(threads_per_worker), cf.ProcessPoolExecutor(
-                max_workers=min(workers, len(todo)),
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(teacher_name, target, options, os.getpid()),
+        if calls:
+            with nullcontext(executor) if executor is not None else execution.executor(
+                min(workers, len(calls)), scheduler, threads_per_worker
             ) as pool:
-                futures = [pool.submit(_worker_task, atoms, key, cache_dir) for key, atoms in todo.items()]
-                try:
-                    for future in cf.as_completed(futures):
-                        entry = future.result()
-                        results[entry["key"]] = entry
-                        bar.update()
-                except cf.process.BrokenProcessPool as exc:
-                    raise RuntimeError(
-                        f"a labelling worker died ({exc}); finished frames are cached in {cache_dir}, rerun to resume"
-                    ) from exc
-                except BaseException:
-                    # e.g. Ctrl-C: drop queued frames instead of finishing them on the way out
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+                for _, entry in completed(pool, _label_task, calls):
+                    results[entry["key"]] = entry
+                    bar.update()
     finally:
         bar.close()
 
@@ -394,6 +340,7 @@ def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
             config.teacher_options,
             config.cache_dir(),
             config.workers,
+            scheduler=config.scheduler,
             threads_per_worker=config.threads_per_worker,
             retry_failed=config.retry_failed,
             report_path=config.failures_path(),
