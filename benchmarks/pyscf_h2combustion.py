@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ffpt.teachers.runner import label_frames, write_json_atomic
+from ffpt.fileio import atomic_write_json
+from ffpt.teachers.runner import label_frames
 from ffpt.systems.h2combustion import REACTIONS_FILE, load_channel
 from ffpt.units import HARTREE, KCAL_PER_MOL
 
@@ -119,7 +120,7 @@ def main() -> None:
         "atoms_hartree": {"ours": own_atom, "dataset": DATASET_ATOM_ENERGY},
         "frames": rows, "pairs": pairs, "failures": [f.__dict__ for f in run.failures],
     }
-    write_json_atomic(args.out / "results.json", results)
+    atomic_write_json(args.out / "results.json", results)
 
     print(f"\n{run.teacher.level}, {len(frames) + len(atoms)} single points "
           f"({run.n_computed} computed, {run.n_cached} cached) in {wall:.0f} s with {args.workers} workers\n")
