@@ -5,10 +5,19 @@ from ffpt.cli._config import add_config_arguments, resolve_config
 HELP = "run an FFPT-FT vs scratch experiment (YAML); finished stages are skipped, killed ones resume"
 
 
+def add_execution_arguments(parser) -> None:
+    """``--workers N`` (an embedded Dask LocalCluster of N processes; 1: in this process) and
+    ``--scheduler ADDRESS`` (a running Dask scheduler, ``tcp://HOST:PORT`` or a scheduler file)."""
+    parser.add_argument("--workers", type=int, default=1,
+                        help="parallel tasks: an embedded Dask cluster of this many processes (default 1: in process)")
+    parser.add_argument("--scheduler", help="address (tcp://HOST:PORT) or scheduler file of a running Dask cluster")
+
+
 def add_arguments(parser):
     add_config_arguments(parser, "experiment, see experiments/")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_execution_arguments(parser)
 
 
 def run(args) -> int:
@@ -20,6 +29,7 @@ def run(args) -> int:
     if args.config is None and args.config_flag is None:
         raise ConfigError("missing the experiment YAML: ffpt run EXPERIMENT.yaml [key=value ...] --out DIR")
     config = resolve_config(ExperimentConfig, args, {})
-    results = run_experiment(config, args.out, progress=not args.quiet)
+    results = run_experiment(config, args.out, progress=not args.quiet, workers=args.workers,
+                             scheduler=args.scheduler)
     print_summary(results, args.out)
     return 0
