@@ -69,12 +69,14 @@ def test_every_stage_runs_then_rerun_skips_all(toy_yaml, tmp_path):
     for stage in STAGES:
         assert f"[{stage}] up to date, skipped" in second.stdout, stage
     assert "running" not in second.stdout
-    # a changed fine-tuning budget reruns only what depends on it
-    third = ffpt("run", str(toy_yaml), "budgets=[4]", "--out", str(out), "--quiet")
+    # a changed fine-tuning budget reruns only what depends on it; stability seeds on 2 Dask workers
+    third = ffpt("run", str(toy_yaml), "budgets=[4]", "--out", str(out), "--quiet", "--workers", "2")
     assert third.returncode == 0, third.stderr[-3000:]
     assert "[pretrain_s0] up to date, skipped" in third.stdout
     assert "[ffpt-ft_n4_s0] up to date, skipped" in third.stdout
     assert "[evaluate] running" in third.stdout
+    assert "[stability_ffpt-ft] running" in third.stdout  # the n4 model now
+    assert all((out / "stability_ffpt-ft" / f"seed_{s}" / "stability.json").exists() for s in (0, 1))
 
 
 def test_killed_run_resumes(toy_yaml, tmp_path):

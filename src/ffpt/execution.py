@@ -54,15 +54,17 @@ def connect(scheduler: str):
 
 
 @contextmanager
-def executor(workers: int = 1, scheduler: str | None = None, threads_per_worker: int = 1) -> Iterator[cf.Executor]:
+def executor(workers: int | None = 1, scheduler: str | None = None, threads_per_worker: int = 1) -> Iterator[cf.Executor]:
     """An executor for independent tasks; closed (and its local cluster shut down) on exit.
 
     ``scheduler``: address (``tcp://HOST:PORT``) or scheduler-file path of a running Dask cluster;
     ``workers`` then does not apply (the cluster's workers set their own thread variables). Without
     it, ``workers`` > 1 starts an embedded ``LocalCluster`` of that many processes with
     ``threads_per_worker`` threads each; OMP/OpenBLAS/MKL_NUM_THREADS are set to
-    ``threads_per_worker`` in those processes before they start. No dashboard is served.
+    ``threads_per_worker`` in those processes before they start. Its dashboard listens on a free
+    local port (never a fixed one that a second run would collide on).
     """
+    workers = workers or 1  # None: the flag was not given
     if scheduler is None and workers <= 1:
         yield InlineExecutor()
         return
@@ -84,7 +86,7 @@ def executor(workers: int = 1, scheduler: str | None = None, threads_per_worker:
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
             n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR,
+            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
         ) as cluster, Client(cluster) as client:
             yield client.get_executor(pure=False)
     finally:

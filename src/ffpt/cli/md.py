@@ -6,6 +6,7 @@ import argparse
 
 from ffpt.cli._config import resolve_config
 from ffpt.cli._structures import add_run_arguments, checked_calculator, normalise_calculator, read_structure, run_flags
+from ffpt.cli._config import add_execution_arguments
 
 HELP = "run MD (NVE/Langevin/Bussi) with stability monitors; writes trajectory and stability.json"
 
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble", choices=["nve", "langevin", "bussi"])
     parser.add_argument("--taut", type=float, help="Bussi coupling time, fs")
     parser.add_argument("--seeds", type=int, nargs="+", help="batch mode: one run per seed, survival statistics")
+    add_execution_arguments(parser)
     parser.add_argument("--save-every", type=int, help="steps between saved frames")
     parser.add_argument("--check-every", type=int, help="steps between stability checks")
     parser.add_argument("--format", choices=["extxyz", "traj"], help="trajectory file format")
@@ -51,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ffpt.config import ConfigError
-    from ffpt.simulate.calculators import resolve
     from ffpt.simulate.config import MDConfig
     from ffpt.simulate.md import run_md
 
@@ -62,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
     atoms = read_structure(config.structure, config.structure_index)
     calculator = checked_calculator(config, atoms, args.device)  # input errors end here, before any step
     if args.seeds:
-        from ffpt.jobs.md import run_batch
+        from ffpt.execution import executor
+        from ffpt.jobs.md import CalculatorSpec, run_batch
 
-        batch = run_batch(atoms, lambda: resolve(config.calculator, args.device, config.teacher_options),
-                          args.seeds, config, args.out, progress=not args.no_progress)
+        factory = CalculatorSpec(config.calculator, args.device, dict(config.teacher_options))
+        with executor(args.workers, args.scheduler) as pool:
+            batch = run_batch(atoms, factory, args.seeds, config, args.out, progress=not args.no_progress,
+                              executor=pool)
         summary = {k: v for k, v in batch.as_dict().items() if k not in ("runs", "survival")}
     else:
         result = run_md(atoms, calculator, config, args.out, progress=not args.no_progress)

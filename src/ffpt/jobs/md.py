@@ -1,24 +1,44 @@
 """Many MD runs from one structure with different seeds: time-to-failure and survival statistics.
 
-Each seed runs in ``out_dir/seed_<seed>/`` (resumable; finished seeds are not rerun); the batch
-writes ``batch.json`` (per-seed results, survival curve, median time-to-failure) and ``survival.png``.
+Each seed runs in ``out_dir/seed_<seed>/`` (resumable; finished seeds are not rerun), as one task
+of a :class:`concurrent.futures.Executor` (:func:`ffpt.execution.executor`: in-process, an embedded
+Dask ``LocalCluster`` or a running scheduler), so seeds run concurrently on as many workers as
+there are. A seed's trajectory does not depend on where or alongside what it ran. The batch writes
+``batch.json`` (per-seed results, survival curve, median time-to-failure) and ``survival.png``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from ffpt.analysis.survival import SurvivalCurve, plot_survival, survival_curve
-from ffpt.simulate.config import MDConfig
+from ffpt.execution import InlineExecutor
 from ffpt.fileio import atomic_write_text
+from ffpt.simulate.config import MDConfig
 from ffpt.simulate.md import MDResult, run_md
+
+
+@dataclass(frozen=True)
+class CalculatorSpec:
+    """A picklable recipe for a calculator, built where it is called (in the worker): a teacher
+    name with its options, or a model file on ``device`` (:func:`ffpt.simulate.calculators.resolve`)."""
+
+    spec: str
+    device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> Calculator:
+        from ffpt.simulate.calculators import resolve
+
+        return resolve(self.spec, self.device, self.options)
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,12 @@ class BatchResult:
         }
 
 
+def _run_seed(structure: Atoms, calculator_factory: Callable[[], Calculator], config: MDConfig,
+              out: Path) -> MDResult:
+    """One seed of a batch (a task: the calculator is built here, in the worker)."""
+    return run_md(structure, calculator_factory(), config, out, progress=False)
+
+
 def run_batch(
     structure: Atoms,
     calculator_factory: Callable[[], Calculator],
@@ -54,18 +80,32 @@ def run_batch(
     *,
     progress: bool = True,
     label: str | None = None,
+    executor: cf.Executor | None = None,
 ) -> BatchResult:
-    """Run ``config`` once per seed (a fresh calculator each) and summarise survival."""
+    """Run ``config`` once per seed (a fresh calculator each) on ``executor`` and summarise survival.
+
+    ``calculator_factory`` is called inside each task; give a picklable one (a
+    :class:`CalculatorSpec`, a calculator class) for an executor of other processes. Without
+    ``executor`` the seeds run one after another in this process. An error of one seed (e.g. an
+    input error on the start frame) cancels the seeds not yet started and is raised.
+    """
     from tqdm.auto import tqdm
 
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     out = Path(out_dir)
-    results = []
-    for seed in tqdm(seeds, desc="seeds", unit="run", disable=not progress):
-        run_config = config.model_copy(update={"seed": seed})
-        results.append(run_md(structure, calculator_factory(), run_config, out / f"seed_{seed}", progress=False))
+    pool = executor if executor is not None else InlineExecutor()
+    futures = {pool.submit(_run_seed, structure, calculator_factory, config.model_copy(update={"seed": seed}),
+                           out / f"seed_{seed}"): seed for seed in seeds}
+    try:
+        for future in tqdm(cf.as_completed(futures), total=len(futures), desc="seeds", unit="run",
+                           disable=not progress):
+            future.result()  # raises the first failing seed's error
+    finally:
+        for future in futures:
+            future.cancel()
+    results = [future.result() for future in futures]  # in the order of seeds
     curve = survival_curve([r.simulated_fs for r in results], [not r.stable for r in results])
     batch = BatchResult(seeds, results, curve)
     atomic_write_text(out / "batch.json", json.dumps(batch.as_dict(), indent=2))

@@ -7,7 +7,10 @@ repeat: finetune (from the pre-trained model) and scratch (same labels, architec
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Callable
 
 from ffpt import keys
 from ffpt.config import ConfigError
@@ -142,13 +145,14 @@ def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
     return {"rows": rows}
 
 
-def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict, progress: bool) -> dict:
-    """MD batch of one arm's model; ``monitors.reference_rdf: abinitio`` means the RDF of the
-    ab initio configurations (e.g. GFN2-xTB MD of the box)."""
+def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict, progress: bool,
+                    executor: cf.Executor | None = None) -> dict:
+    """MD batch of one arm's model, its seeds as tasks of ``executor`` (in process when ``None``);
+    ``monitors.reference_rdf: abinitio`` means the RDF of the ab initio configurations (e.g.
+    GFN2-xTB MD of the box)."""
     from ase.io import read
 
-    from ffpt import load_calculator
-    from ffpt.jobs.md import run_batch
+    from ffpt.jobs.md import CalculatorSpec, run_batch
     from ffpt.sampling.run import load_seeds
 
     s = config.stability
@@ -165,8 +169,8 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
                               "ab initio configurations from a teacher (abinitio.teacher)")
         monitors = md.monitors.model_copy(update={"reference_rdf": Path(data["configs"])})
         md = md.model_copy(update={"monitors": monitors})
-    batch = run_batch(structure, lambda: load_calculator(model_path), list(range(s.n_runs)), md, folder,
-                      progress=progress, label=arm)
+    batch = run_batch(structure, CalculatorSpec(str(model_path)), list(range(s.n_runs)), md, folder,
+                      progress=progress, label=arm, executor=executor)
     result = batch.as_dict()
     if structure.pbc.all():
         result["rdf"] = str(trajectories_rdf(folder, md))
@@ -188,8 +192,27 @@ def trajectories_rdf(folder: Path, md) -> Path:
     return acc.result().save(folder / "rdf.json")
 
 
-def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True) -> dict:
-    """Run (or resume, skipping finished stages) the experiment into ``out``; returns results."""
+def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True, *, workers: int = 1,
+                   scheduler: str | None = None, executor: cf.Executor | None = None) -> dict:
+    """Run (or resume, skipping finished stages) the experiment into ``out``; returns results.
+
+    The seeds of the stability batches run as parallel tasks: on ``executor`` if given, else on
+    :func:`ffpt.execution.executor` ``(workers, scheduler)``, started only when a stage needs it.
+    """
+    with ExitStack() as stack:
+        def pool() -> cf.Executor:
+            nonlocal executor
+            if executor is None:
+                from ffpt.execution import executor as open_executor
+
+                executor = stack.enter_context(open_executor(workers, scheduler))
+            return executor
+
+        return _run_stages(config, Path(out), progress, pool)
+
+
+def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Callable[[], cf.Executor]) -> dict:
+    """The stages of :func:`run_experiment`; ``pool()`` gives the executor of parallel tasks."""
     from ffpt.workflows.report import write_report
 
     run = RunDirectory(out)
@@ -229,7 +252,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
             stability[arm] = run.stage(
                 f"stability_{arm}", {"model": path, "stability": {**config.stability.model_dump(mode="json"),
                                                                   "md": _given(config.stability.md)}},
-                lambda d, a=arm, p=path: stability_stage(config, d, a, p, data, progress),
+                lambda d, a=arm, p=path: stability_stage(config, d, a, p, data, progress, pool()),
             )
     metad = {}
     if config.metad is not None:
