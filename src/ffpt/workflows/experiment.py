@@ -38,10 +38,10 @@ def _sampling(config: ExperimentConfig, out: Path, over=None):
     return SamplingConfig.model_validate({**values, "out": str(out)})
 
 
-def ff_sampling(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
+def ff_sampling(config: ExperimentConfig, folder: Path, progress: bool, executor: cf.Executor | None = None) -> dict:
     from ffpt.sampling.run import sample
 
-    path = sample(_sampling(config, folder / "ff.extxyz"), progress=progress)
+    path = sample(_sampling(config, folder / "ff.extxyz"), progress=progress, executor=executor)
     return {"frames": str(path), "n_frames": len(read_frames(path))}
 
 
@@ -71,7 +71,7 @@ def _in_channels(channels):
     return lambda f: f.info[keys.CHANNEL] in wanted or f.info[keys.CHANNEL][:2] in wanted
 
 
-def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dict:
+def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool, executor: cf.Executor | None = None) -> dict:
     """Writes pool.extxyz (fine-tuning candidates), valid.extxyz and test.extxyz."""
     src = config.abinitio
     largest = max(config.budgets)
@@ -99,10 +99,12 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool) -> dic
             from ffpt.sampling.run import sample
             from ffpt.teachers.runner import label_frames
 
-            configs_path = sample(_sampling(config, folder / "configs.extxyz", src.sampling), progress=progress)
+            configs_path = sample(_sampling(config, folder / "configs.extxyz", src.sampling), progress=progress,
+                                  executor=executor)
             configs = read_frames(configs_path)
             run = label_frames(configs, src.teacher, src.teacher_options, folder / "label_cache",
-                               workers=src.workers, report_path=folder / "label_failures.json", progress=progress)
+                               workers=src.workers, executor=executor, report_path=folder / "label_failures.json",
+                               progress=progress)
             frames = run.frames
             failures = [f.__dict__ for f in run.failures]
         need = src.n_test + src.n_valid + largest
@@ -192,13 +194,16 @@ def trajectories_rdf(folder: Path, md) -> Path:
     return acc.result().save(folder / "rdf.json")
 
 
-def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True, *, workers: int = 1,
+def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True, *, workers: int | None = None,
                    scheduler: str | None = None, executor: cf.Executor | None = None) -> dict:
     """Run (or resume, skipping finished stages) the experiment into ``out``; returns results.
 
     The seeds of the stability batches run as parallel tasks: on ``executor`` if given, else on
     :func:`ffpt.execution.executor` ``(workers, scheduler)``, started only when a stage needs it.
+    Given any of the three, FF sampling and labelling run there too; else labelling uses
+    ``abinitio.workers`` of the config.
     """
+    shared = executor is not None or workers is not None or scheduler is not None
     with ExitStack() as stack:
         def pool() -> cf.Executor:
             nonlocal executor
@@ -208,21 +213,23 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
                 executor = stack.enter_context(open_executor(workers, scheduler))
             return executor
 
-        return _run_stages(config, Path(out), progress, pool)
+        return _run_stages(config, Path(out), progress, pool, shared)
 
 
-def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Callable[[], cf.Executor]) -> dict:
-    """The stages of :func:`run_experiment`; ``pool()`` gives the executor of parallel tasks."""
+def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Callable[[], cf.Executor],
+                shared: bool = False) -> dict:
+    """The stages of :func:`run_experiment`; ``pool()`` gives the executor of parallel tasks (also of
+    sampling and labelling when ``shared``)."""
     from ffpt.workflows.report import write_report
 
     run = RunDirectory(out)
     seeds, pretraining = [_given(s) for s in config.seeds], _given(config.pretraining)
     abinitio = {**config.abinitio.model_dump(mode="json"), "sampling": _given(config.abinitio.sampling)}
     ff = run.stage("ff_sampling", {"seeds": seeds, "pretraining": pretraining},
-                   lambda d: ff_sampling(config, d, progress))
+                   lambda d: ff_sampling(config, d, progress, pool() if shared else None))
     data = run.stage("abinitio", {"abinitio": abinitio, "seeds": seeds,
                                   "pretraining": pretraining, "budgets": max(config.budgets)},
-                     lambda d: abinitio_data(config, d, progress))
+                     lambda d: abinitio_data(config, d, progress, pool() if shared else None))
     common = {"model": config.model.model_dump(mode="json"), "data": data}
     pretrained = {}
     for seed in range(config.arm_seeds):
