@@ -143,3 +143,19 @@ def test_ddp_on_two_cpu_processes_trains_writes_once_and_resumes(emt_dataset, tm
     assert sorted(p.name for p in (out / "logs").iterdir()) == ["version_0", "version_1"]
     resumed = (out / "logs" / "version_1" / "metrics.csv").read_text().splitlines()
     assert {int(line.split(",")[0]) for line in resumed[1:]} == {1}  # only the new epoch
+
+
+def test_strategy_is_checked_and_plain_ddp_tolerates_unused_parameters(tmp_path):
+    from ffpt.config import ConfigError
+    from ffpt.training import TrainConfig, parse_config
+    from ffpt.training.stages import _strategy
+
+    data = {"train": str(tmp_path / "train.extxyz")}
+    assert parse_config(TrainConfig, {"data": data}).training.strategy == "auto"
+    with pytest.raises(ConfigError, match=r"training\.strategy.*unknown strategy 'dpp'.*ddp_spawn"):
+        parse_config(TrainConfig, {"data": data, "training": {"strategy": "dpp"}})
+    # NewtonNet's last vector gate gets no gradient: plain DDP launchers search for such parameters
+    assert _strategy("ddp") == "ddp_find_unused_parameters_true"
+    assert _strategy("ddp_spawn") == "ddp_spawn_find_unused_parameters_true"
+    assert _strategy("ddp_find_unused_parameters_false") == "ddp_find_unused_parameters_false"
+    assert _strategy("auto") == "auto" and _strategy("fsdp") == "fsdp"
