@@ -152,10 +152,12 @@ def test_strategy_is_checked_and_plain_ddp_tolerates_unused_parameters(tmp_path)
 
     data = {"train": str(tmp_path / "train.extxyz")}
     assert parse_config(TrainConfig, {"data": data}).training.strategy == "auto"
-    with pytest.raises(ConfigError, match=r"training\.strategy.*unknown strategy 'dpp'.*ddp_spawn"):
+    with pytest.raises(ConfigError, match=r"training\.strategy.*unknown strategy 'dpp'.*ddp_fork"):
         parse_config(TrainConfig, {"data": data, "training": {"strategy": "dpp"}})
+    with pytest.raises(ConfigError, match=r"training\.strategy.*'ddp_spawn' is not supported.*use ddp"):
+        parse_config(TrainConfig, {"data": data, "training": {"strategy": "ddp_spawn"}})
     # NewtonNet's last vector gate gets no gradient: plain DDP launchers search for such parameters
     assert _strategy("ddp") == "ddp_find_unused_parameters_true"
-    assert _strategy("ddp_spawn") == "ddp_spawn_find_unused_parameters_true"
+    assert _strategy("ddp_fork") == "ddp_fork_find_unused_parameters_true"
     assert _strategy("ddp_find_unused_parameters_false") == "ddp_find_unused_parameters_false"
     assert _strategy("auto") == "auto" and _strategy("fsdp") == "fsdp"

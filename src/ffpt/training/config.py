@@ -90,7 +90,7 @@ class TrainingConfig(Strict):
     accelerator: str = "cpu"
     devices: int | str = 1  # per node
     num_nodes: int = 1
-    strategy: str = "auto"  # Lightning strategy, e.g. ddp, ddp_spawn, ddp_find_unused_parameters_true
+    strategy: str = "auto"  # Lightning strategy, e.g. ddp, ddp_fork, ddp_find_unused_parameters_false
     progress_bar: bool = True
 
     @field_validator("max_epochs", "batch_size")
@@ -107,7 +107,9 @@ class TrainingConfig(Strict):
             return value
         from lightning.pytorch.strategies import StrategyRegistry
 
-        known = StrategyRegistry.available_strategies()
+        known = [name for name in StrategyRegistry.available_strategies() if "spawn" not in name]
+        if "spawn" in value:  # spawn pickles the run for each process; Lightning's EMA callback does not pickle
+            raise ValueError(f"'{value}' is not supported (a spawned process cannot take over the run); use ddp")
         if value not in known:
             raise ValueError(f"unknown strategy '{value}'; known: auto, {', '.join(known)}")
         return value

@@ -255,8 +255,8 @@ def _callbacks(t, ckpt_dir: Path) -> list:
 
 
 def _strategy(name: str) -> str:
-    """Lightning's strategy for ``training.strategy``: a plain DDP launcher (ddp, ddp_spawn, ddp_fork,
-    ddp_notebook) becomes its ``_find_unused_parameters_true`` variant, since some networks hold
+    """Lightning's strategy for ``training.strategy``: a plain DDP launcher (ddp, ddp_fork, ddp_notebook)
+    becomes its ``_find_unused_parameters_true`` variant, since some networks hold
     parameters the loss does not reach (NewtonNet's last vector gate) and DDP stops at them otherwise.
     Name the ``_false`` variant to skip that search."""
     from lightning.pytorch.strategies import StrategyRegistry
