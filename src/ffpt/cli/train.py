@@ -19,6 +19,7 @@ FLAGS = {
     "accelerator": "training.accelerator",
     "devices": "training.devices",
     "num_nodes": "training.num_nodes",
+    "strategy": "training.strategy",
 }
 
 
@@ -34,8 +35,9 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--accelerator", help="cpu, gpu or auto")
-    parser.add_argument("--devices", help="number of devices (Lightning)")
+    parser.add_argument("--devices", help="number of devices per node (Lightning)")
     parser.add_argument("--num-nodes", type=int)
+    parser.add_argument("--strategy", help="Lightning strategy for several devices or nodes, e.g. ddp (default auto)")
     parser.add_argument("--out", help="output folder (default runs/train)")
 
 
@@ -45,6 +47,8 @@ def run(args) -> int:
 
     config = resolve_config(TrainConfig, args, {key: getattr(args, flag) for flag, key in FLAGS.items()})
     result = train(config)
+    if not result.is_global_zero:  # the other DDP ranks run this command too; one prints
+        return 0
     m = result.metrics
     print(
         f"validation: {m['n_frames']} frames, energy MAE {m['energy_mae_mev_per_atom']:.2f} meV/atom, "

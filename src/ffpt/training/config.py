@@ -88,8 +88,9 @@ class TrainingConfig(Strict):
     early_stopping_patience: int = 30
     seed: int = 0
     accelerator: str = "cpu"
-    devices: int | str = 1
+    devices: int | str = 1  # per node
     num_nodes: int = 1
+    strategy: str = "auto"  # Lightning strategy, e.g. ddp, ddp_fork, ddp_find_unused_parameters_false
     progress_bar: bool = True
 
     @field_validator("max_epochs", "batch_size")
@@ -98,6 +99,20 @@ class TrainingConfig(Strict):
         if v < 1:
             raise ValueError("must be >= 1")
         return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        from lightning.pytorch.strategies import StrategyRegistry
+
+        known = [name for name in StrategyRegistry.available_strategies() if "spawn" not in name]
+        if "spawn" in value:  # spawn pickles the run for each process; Lightning's EMA callback does not pickle
+            raise ValueError(f"'{value}' is not supported (a spawned process cannot take over the run); use ddp")
+        if value not in known:
+            raise ValueError(f"unknown strategy '{value}'; known: auto, {', '.join(known)}")
+        return value
 
     @field_validator("huber_delta")
     @classmethod

@@ -35,8 +35,9 @@ class EpochShuffle(RandomSampler):
     """A shuffle that is a pure function of ``(seed, epoch)``: no generator state carries over from
     one epoch to the next, so a run resumed at epoch k draws the order the uninterrupted run drew.
 
-    Lightning calls :meth:`set_epoch` before every training epoch (and, being a ``RandomSampler``,
-    replaces it by an equally epoch-seeded ``DistributedSampler`` under DDP).
+    Lightning calls :meth:`set_epoch` before every training epoch. Under DDP it replaces this sampler,
+    a ``RandomSampler``, by a ``DistributedSampler`` seeded with ``L.seed_everything``'s seed and set
+    to each epoch: each rank draws its shard of a permutation of (seed, epoch) (tests/test_training_ddp.py).
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0):

@@ -69,18 +69,25 @@ class PotentialModule(L.LightningModule):
         with torch.enable_grad():
             terms = loss_terms(self.model, batch, training=stage == "train", huber_delta=self.huber_delta)
         loss = self.energy_weight * terms["energy_loss"] + self.forces_weight * terms["forces_loss"]
-        if stage == "train" and not torch.isfinite(loss):
+        if stage == "train" and not self._all_finite(loss):
             return self._skip_non_finite(loss)
         if stage == "train":
             self.non_finite_in_a_row = 0
-        size = batch.n_graphs
-        self.log(f"{stage}_loss", loss, batch_size=size, prog_bar=stage == "val", on_epoch=True, on_step=False)
-        self.log(f"{stage}_energy_mae_mev_per_atom", 1e3 * terms["energy_mae"], batch_size=size, on_epoch=True, on_step=False)
-        self.log(
-            f"{stage}_forces_mae_mev_per_a", 1e3 * terms["forces_mae"], batch_size=size,
-            prog_bar=stage == "val", on_epoch=True, on_step=False,
-        )
+        # sync_dist: under DDP the epoch values are means over all ranks' shards, so that every rank
+        # steps the plateau scheduler, stops early and picks the best checkpoint on the same numbers
+        log = dict(batch_size=batch.n_graphs, on_epoch=True, on_step=False, sync_dist=True)
+        self.log(f"{stage}_loss", loss, prog_bar=stage == "val", **log)
+        self.log(f"{stage}_energy_mae_mev_per_atom", 1e3 * terms["energy_mae"], **log)
+        self.log(f"{stage}_forces_mae_mev_per_a", 1e3 * terms["forces_mae"], prog_bar=stage == "val", **log)
         return loss
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: under DDP all ranks skip a batch together, since
+        one rank skipping its backward would leave the others waiting for its gradients."""
+        finite = bool(torch.isfinite(loss))
+        if self._trainer is not None and self.trainer.world_size > 1:  # (no trainer: a direct call)
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        return finite
 
     def _skip_non_finite(self, loss: torch.Tensor) -> None:
         """Skip the optimiser step of a batch whose loss is inf/NaN; stop if it keeps happening."""

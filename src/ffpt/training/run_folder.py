@@ -17,8 +17,8 @@ from ffpt.training.config import TrainConfig
 # - training.accelerator: where the same arithmetic runs (resume a GPU run on the CPU);
 # - out: compared as the resolved folder instead ("folder"), so runs/x and ./runs/x are one folder;
 #   a moved folder is refused, since Lightning drops its best-checkpoint record when the folder moves.
-# Not training.devices or training.num_nodes: under DDP they change the effective batch and each
-# device's share of the shuffled frames. Data and init-model paths are compared by content
+# Not training.devices, training.num_nodes or training.strategy: under DDP they change the effective
+# batch, each device's share of the shuffled frames or how gradients are reduced. Data and init-model paths are compared by content
 # (FILE_KEYS) instead of by name, so a moved data file with the same frames still resumes.
 RESUMABLE_KEYS = frozenset(
     {"training.max_epochs", "training.max_time_minutes", "training.progress_bar", "training.accelerator", "out"}
@@ -87,11 +87,12 @@ def read_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def start_run(config: TrainConfig, record: dict) -> Path | None:
+def start_run(config: TrainConfig, record: dict, write: bool = True) -> Path | None:
     """Check the folder ``config.out`` and record this run in it; returns the checkpoint to resume, if any.
 
     A checkpoint of a different run (config beyond :data:`RESUMABLE_KEYS`, or input file content)
-    is refused with a :class:`ConfigError` that names the folder and what differs.
+    is refused with a :class:`ConfigError` that names the folder and what differs. Under DDP every
+    rank checks (and so refuses alike) but only global rank zero passes ``write`` and records the run.
     """
     out = Path(config.out)
     last = out / "checkpoints" / "last.ckpt"
@@ -107,6 +108,8 @@ def start_run(config: TrainConfig, record: dict) -> Path | None:
                 f"rerun with its config to resume, or use a new --out"
             )
         resume = last
+    if not write:
+        return resume
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     atomic_write_json(out / "inputs_sha256.json", {k: {"path": str(p), "sha256": record["sha256"][k]}

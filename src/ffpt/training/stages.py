@@ -35,6 +35,7 @@ MIN_TRAIN_FRAMES = 2
 class TrainResult:
     model_path: Path
     metrics: dict  # validation errors of the saved (best, EMA) model
+    is_global_zero: bool = True  # False on the other ranks of a DDP run (which print nothing)
 
 
 def set_references(model: InteratomicPotential, frames) -> None:
@@ -156,15 +157,34 @@ def train(config: TrainConfig) -> TrainResult:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from ffpt.observables.errors import error_table
-    from ffpt.models.inference import predict_frames
-
     _quiet_lightning()
     out = Path(config.out)
     t = config.training
     train_frames, valid_frames = _load_sets(config)
     record = run_record(config)
-    resume = start_run(config, record)  # refuses a folder of another run
+    ckpt_dir = out.resolve() / "checkpoints"  # Lightning keeps its best-checkpoint record only for the same dirpath
+    callbacks = _callbacks(t, ckpt_dir)
+    best = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=_strategy(t.strategy),
+        precision="64-true" if config.model.dtype == "float64" else "32-true",
+        gradient_clip_val=t.grad_clip,
+        callbacks=callbacks,
+        logger=CSVLogger(out, name="logs"),  # a resumed run logs to the next version
+        inference_mode=False,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+    )
+    # refuses a folder of another run; under DDP only global rank zero writes files (the trainer knows
+    # its rank from the launcher's environment before fit), here and below
+    resume = start_run(config, record, write=trainer.is_global_zero)
     L.seed_everything(t.seed, workers=True, verbose=False)
     dtype = getattr(torch, config.model.dtype)
     model = _initial_model(config, train_frames, dtype)
@@ -176,58 +196,73 @@ def train(config: TrainConfig) -> TrainResult:
         forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
         huber_delta=t.huber_delta, run_record=record,
     )
-    ckpt_dir = out.resolve() / "checkpoints"  # Lightning keeps its best-checkpoint record only for the same dirpath
-    callbacks = _callbacks(t, ckpt_dir)
-    best = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
-    trainer = L.Trainer(
-        max_epochs=t.max_epochs,
-        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        precision="64-true" if dtype == torch.float64 else "32-true",
-        gradient_clip_val=t.grad_clip,
-        callbacks=callbacks,
-        logger=CSVLogger(out, name="logs"),  # a resumed run logs to the next version
-        inference_mode=False,
-        enable_progress_bar=t.progress_bar,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        num_sanity_val_steps=0,
-    )
-    last = ckpt_dir / "last.ckpt"
+    # Under DDP Lightning swaps the shuffle for a DistributedSampler seeded with t.seed (seed_everything
+    # exports it) and set to each epoch: each rank draws its shard of a permutation of (seed, epoch).
+    distributed = torch.distributed.is_available()
+    own_group = distributed and not torch.distributed.is_initialized()  # else the caller's, left open
     trainer.fit(
         module,
         loader(train_set, t.batch_size, shuffle=True, seed=t.seed),
         loader(valid_set, t.batch_size, shuffle=False),
         ckpt_path=resume,
     )
-    best_path = best.best_model_path or (str(last) if last.exists() else "")
-    if best_path:
+    model_path = out / "model.pt"
+    metrics = None
+    if trainer.is_global_zero:
+        metrics = _save_best(config, module, best.best_model_path or ckpt_dir / "last.ckpt", train_frames,
+                             valid_frames, record)
+    # every rank returns the same metrics, once the model file is written
+    metrics = trainer.strategy.broadcast(metrics)
+    if own_group and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # the one fit opened; its threads would abort the exit
+    return TrainResult(model_path=model_path, metrics=metrics, is_global_zero=trainer.is_global_zero)
+
+
+def _save_best(config: TrainConfig, module: PotentialModule, best_path, train_frames, valid_frames,
+               record: dict) -> dict:
+    """Write ``out/model.pt`` (the best checkpoint's EMA weights) and ``out/metrics.json``; returns the
+    model's validation errors."""
+    from ffpt.observables.errors import error_table
+    from ffpt.models.inference import predict_frames
+
+    if Path(best_path).exists():
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     model = module.model.cpu().eval()
-    if t.stage == "finetune" and config.finetune.refit_references:
+    if config.training.stage == "finetune" and config.finetune.refit_references:
         # the network moved during fine-tuning: refit the offsets once more (closed form, training labels)
         set_references(model, train_frames)
     energies, forces = predict_frames(model, valid_frames)
     metrics = error_table(valid_frames, energies, forces).as_dict()
-    model_path = out / "model.pt"
-    if trainer.is_global_zero:  # one writer under DDP
-        save_model(model, model_path, provenance=_provenance(config, train_frames, metrics, record))
-        atomic_write_json(out / "metrics.json", metrics)
-    return TrainResult(model_path=model_path, metrics=metrics)
+    out = Path(config.out)
+    save_model(model, out / "model.pt", provenance=_provenance(config, train_frames, metrics, record))
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
 
 
 def _callbacks(t, ckpt_dir: Path) -> list:
     """The Lightning callbacks of a run: plateau LR steps, best/last checkpoints, early stopping, EMA."""
     from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1, save_last=True)
-    callbacks = [PlateauStep(), best, EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience)]
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1)
+    # every epoch (Lightning's save_last writes last.ckpt only in epochs that improve val_loss); after
+    # `best`, so that last.ckpt records the best checkpoint of its epoch
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    callbacks = [PlateauStep(), best, last, EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience)]
     if t.ema_decay > 0:
         callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
     return callbacks
+
+
+def _strategy(name: str) -> str:
+    """Lightning's strategy for ``training.strategy``: a plain DDP launcher (ddp, ddp_fork, ddp_notebook)
+    becomes its ``_find_unused_parameters_true`` variant, since some networks hold
+    parameters the loss does not reach (NewtonNet's last vector gate) and DDP stops at them otherwise.
+    Name the ``_false`` variant to skip that search."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    searching = f"{name}_find_unused_parameters_true"
+    return searching if searching in StrategyRegistry else name
 
 
 def _quiet_lightning() -> None:
@@ -240,3 +275,4 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # expected when resuming
+    warnings.filterwarnings("ignore", message=".*Grad strides do not match bucket view strides.*")  # DDP, harmless
