@@ -1,7 +1,7 @@
 """ffpt models in OpenMM through openmmml: ``MLPotential("ffpt", model=...)``.
 
 OpenMM's energy and forces (kJ/mol, kJ/mol/nm) equal the ASE calculator's (eV, eV/A) converted with
-``ffpt.units``, at the start and after 5 Verlet steps; an ML subset in a mixed ML/MM System sees the
+``ffpt.units``, at the start and after 5 Verlet steps, and in a periodic box; an ML subset in a mixed ML/MM System sees the
 model on the subset only; the ``openmmml.potentials`` entry point of pyproject.toml is what openmmml
 discovers at import.
 """
@@ -22,6 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
 import numpy as np
 import openmm
 import pytest
+from ase import Atoms
 from ase.build import molecule
 from openmm import app, unit
 from openmmml import MLPotential
@@ -119,6 +120,21 @@ def test_mixed_system_puts_the_model_on_the_ml_atoms_only(model_path, ethanol):
     np.testing.assert_allclose(e_ml, e_ase, rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(f_ml[ml_atoms], f_ase, rtol=1e-5, atol=1e-3)
     assert np.all(f_ml[: len(water)] == 0)  # the water is left to the MM force field
+
+
+def test_a_periodic_box_is_the_models_cell(model_path):
+    waters = [molecule("H2O") for _ in range(3)]
+    for i, w in enumerate(waters):
+        w.positions += [2.0 * i, 0.3 * i, 0.0]  # the first and last water are neighbours across the box
+    top, pos = _topology(*waters)
+    top.setPeriodicBoxVectors(np.eye(3) * 0.6 * unit.nanometer)
+    e_omm, f_omm, _ = _openmm_energy_forces(_context(MLPotential("ffpt", model=str(model_path)).createSystem(top), pos))
+    box = Atoms(numbers=np.concatenate([w.numbers for w in waters]), positions=pos, cell=np.eye(3) * 6.0, pbc=True)
+    e_ase, f_ase = _ase_energy_forces(box, model_path)
+    np.testing.assert_allclose(e_omm, e_ase, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(f_omm, f_ase, rtol=1e-5, atol=1e-3)
+    box.pbc = False
+    assert abs(_ase_energy_forces(box, model_path)[0] - e_omm) > 0.1  # the images matter here
 
 
 def test_inputs_the_model_cannot_take_are_user_errors(model_path):

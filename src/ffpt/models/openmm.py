@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 from ase import Atoms
+from openmm import unit
 from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
 
 from ffpt import keys
 from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.model_file import load_model
 from ffpt.models.potential import InteratomicPotential, ModelInputError
+from ffpt.units import NM_PER_A
 
 
 class FfptPotentialImplFactory(MLPotentialImplFactory):
@@ -65,8 +68,9 @@ class FfptPotentialImpl(MLPotentialImpl):
         unknown = [a.index for a in included if a.element is None]
         if unknown:
             raise ModelInputError(f"OpenMM topology atom {unknown[0]}: no element; the ffpt model needs one")
-        ase_atoms = Atoms(numbers=[a.element.atomic_number for a in included],
-                          pbc=topology.getPeriodicBoxVectors() is not None)
+        box = topology.getPeriodicBoxVectors()  # nm; OpenMM sets the current box at each evaluation
+        cell = None if box is None else np.asarray(box.value_in_unit(unit.nanometer)) / NM_PER_A
+        ase_atoms = Atoms(numbers=[a.element.atomic_number for a in included], cell=cell, pbc=box is not None)
         for key in (keys.SPIN, keys.CHARGE):
             value = args.get(key, getattr(self, key))
             if value is not None:
