@@ -1,9 +1,9 @@
 """ffpt models in OpenMM through openmmml: ``MLPotential("ffpt", model=...)``.
 
 OpenMM's energy and forces (kJ/mol, kJ/mol/nm) equal the ASE calculator's (eV, eV/A) converted with
-``ffpt.units``, at the start and after 5 Verlet steps, and in a periodic box; an ML subset in a mixed ML/MM System sees the
-model on the subset only; the ``openmmml.potentials`` entry point of pyproject.toml is what openmmml
-discovers at import.
+``ffpt.units``, at the start and after 5 Verlet steps, and in a periodic box; an ML subset in a
+mixed ML/MM System sees the model on the subset only; the ``openmmml.potentials`` entry point of
+pyproject.toml is what openmmml discovers at import.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def test_a_periodic_box_is_the_models_cell(model_path):
         w.positions += [2.0 * i, 0.3 * i, 0.0]  # the first and last water are neighbours across the box
     top, pos = _topology(*waters)
     top.setPeriodicBoxVectors(np.eye(3) * 0.6 * unit.nanometer)
-    e_omm, f_omm, _ = _openmm_energy_forces(_context(MLPotential("ffpt", model=str(model_path)).createSystem(top), pos))
+    system = MLPotential("ffpt", model=str(model_path)).createSystem(top)
+    e_omm, f_omm, _ = _openmm_energy_forces(_context(system, pos))
     box = Atoms(numbers=np.concatenate([w.numbers for w in waters]), positions=pos, cell=np.eye(3) * 6.0, pbc=True)
     e_ase, f_ase = _ase_energy_forces(box, model_path)
     np.testing.assert_allclose(e_omm, e_ase, rtol=1e-6, atol=1e-4)
