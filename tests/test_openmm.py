@@ -138,12 +138,15 @@ def test_a_periodic_box_is_the_models_cell(model_path):
     assert abs(_ase_energy_forces(box, model_path)[0] - e_omm) > 0.1  # the images matter here
 
 
-def test_inputs_the_model_cannot_take_are_user_errors(model_path):
+def test_inputs_the_model_cannot_take_are_user_errors(model_path, ethanol):
     with pytest.raises(ModelInputError, match="model=PATH"):
         MLPotential("ffpt")
     top, _ = _topology(molecule("NH3"))  # the tiny model knows H, C, O only
     with pytest.raises(UnknownElementError, match=r"OpenMM topology, atom 0 \(N\).*model.pt"):
         MLPotential("ffpt", model=str(model_path)).createSystem(top)
+    top, _ = _topology(ethanol)  # a triplet for a model without spin input
+    with pytest.raises(ModelInputError, match=r"OpenMM topology: spin multiplicity 3.*no spin input"):
+        MLPotential("ffpt", model=str(model_path), spin=1).createSystem(top, spin=3)
 
 
 def test_openmmml_discovers_the_entry_point(tmp_path):

@@ -71,10 +71,8 @@ class FfptPotentialImpl(MLPotentialImpl):
         box = topology.getPeriodicBoxVectors()  # nm; OpenMM sets the current box at each evaluation
         cell = None if box is None else np.asarray(box.value_in_unit(unit.nanometer)) / NM_PER_A
         ase_atoms = Atoms(numbers=[a.element.atomic_number for a in included], cell=cell, pbc=box is not None)
-        for key in (keys.SPIN, keys.CHARGE):
-            value = args.get(key, getattr(self, key))
-            if value is not None:
-                ase_atoms.info[key] = value
+        inputs = {keys.SPIN: args.get("spin", self.spin), keys.CHARGE: args.get("charge", self.charge)}
+        ase_atoms.info.update({key: value for key, value in inputs.items() if value is not None})
         calculator = MLIPCalculator(self.model, device=self.device, dtype=self.dtype, source=self.source)
         calculator.check_atoms(ase_atoms, where="OpenMM topology")  # element, named by index in the ML subset
         self.model.check_frame(ase_atoms, where="OpenMM topology")  # a spin the model cannot take
