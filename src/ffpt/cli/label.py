@@ -19,6 +19,7 @@ import argparse
 from ffpt.cli._config import (
     add_config_arguments, add_execution_arguments, add_teacher_option_argument, resolve_config, teacher_option_flags, warn_deprecated,
 )
+from ffpt.cli._formats import add_format_arguments, format_flags
 
 HELP = "label frames with a teacher (PySCF DFT, GFN2-xTB, force fields); parallel, cached, resumable"
 
@@ -28,7 +29,7 @@ FLAGS = ("data", "out", "teacher", "workers", "scheduler", "threads_per_worker",
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, "LabelConfig keys: data, out, teacher, teacher_options, workers, ...")
-    parser.add_argument("--data", help="input extxyz")
+    parser.add_argument("--data", help="input frames: extxyz, npz or ASE db (keys and units: --charge-key, ...)")
     parser.add_argument("--out", help="output extxyz")
     parser.add_argument("--teacher", help="teacher name (pyscf, gfn2, ...) or module:factory")
     add_teacher_option_argument(parser)
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-failed", action="store_true", default=None, help="recompute cached failures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="hide the progress bar")
+    add_format_arguments(parser)
 
 
 def build_config(args: argparse.Namespace):
@@ -49,7 +51,7 @@ def build_config(args: argparse.Namespace):
     if args.option:
         warn_deprecated(args, "--option KEY=VALUE", "--teacher-option KEY=VALUE")
     options = teacher_option_flags([*args.option, *args.teacher_option])
-    return resolve_config(LabelConfig, args, {**{key: getattr(args, key) for key in FLAGS}, **options})
+    return resolve_config(LabelConfig, args, {**{key: getattr(args, key) for key in FLAGS}, **format_flags(args), **options})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """ffpt train: train an MLIP (stage scratch, pretrain or finetune) from YAML and/or flags."""
 
 from ffpt.cli._config import add_config_arguments, resolve_config
+from ffpt.cli._formats import add_format_arguments, format_flags
 
 HELP = "train an MLIP: stage scratch, pretrain or finetune (YAML config and/or flags)"
 
@@ -25,7 +26,7 @@ FLAGS = {
 
 def add_arguments(parser):
     add_config_arguments(parser, "sections data, model, training, finetune, out")
-    parser.add_argument("--train", help="training frames (extxyz with REF_energy/REF_forces)")
+    parser.add_argument("--train", help="training frames (extxyz, npz or ASE db; keys and units: --energy-key, ...)")
     parser.add_argument("--valid", help="validation frames (default: 10%% of --train)")
     parser.add_argument("--stage", choices=["scratch", "pretrain", "finetune"])
     parser.add_argument("--init", help="pre-trained model file (stage finetune)")
@@ -39,13 +40,15 @@ def add_arguments(parser):
     parser.add_argument("--num-nodes", type=int)
     parser.add_argument("--strategy", help="Lightning strategy for several devices or nodes, e.g. ddp (default auto)")
     parser.add_argument("--out", help="output folder (default runs/train)")
+    add_format_arguments(parser, "data.")
 
 
 def run(args) -> int:
     from ffpt.training.config import TrainConfig
     from ffpt.training.stages import train
 
-    config = resolve_config(TrainConfig, args, {key: getattr(args, flag) for flag, key in FLAGS.items()})
+    flags = {key: getattr(args, flag) for flag, key in FLAGS.items()} | format_flags(args, "data.")
+    config = resolve_config(TrainConfig, args, flags)
     result = train(config)
     if not result.is_global_zero:  # the other DDP ranks run this command too; one prints
         return 0

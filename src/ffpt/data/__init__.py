@@ -1,5 +1,7 @@
-"""Labelled frames: ASE ``Atoms`` with ``REF_energy`` (eV) in ``info`` and ``REF_forces`` (eV/A) in ``arrays``."""
+"""Labelled frames: ASE ``Atoms`` with ``REF_energy`` (eV) in ``info`` and ``REF_forces`` (eV/A) in ``arrays``;
+read from extxyz, sGDML/MD17 npz or ASE databases with the user's keys and units (:class:`DataFormat`)."""
 
+from ffpt.data.formats import DataFormat
 from ffpt.data.frames import (
     ENERGY_KEY,
     FORCES_KEY,
@@ -20,6 +22,7 @@ __all__ = [
     "ENERGY_KEY",
     "FORCES_KEY",
     "DataError",
+    "DataFormat",
     "Molecule",
     "bonds",
     "charge_of",

@@ -1,4 +1,5 @@
-"""extxyz input/output of labelled frames; writes are atomic."""
+"""Reading labelled frames from extxyz, sGDML/MD17 npz or ASE databases (by extension); writing extxyz
+atomically. Keys and units of the user's files: :class:`ffpt.data.formats.DataFormat`."""
 
 from __future__ import annotations
 
@@ -11,31 +12,56 @@ import numpy as np
 from ase import Atoms
 
 from ffpt import keys
+from ffpt.data.formats import DEFAULT, DataFormat, map_frame
 from ffpt.data.frames import DataError, validate_frame
 from ffpt.fileio import atomic_path
 
 
-def read_frames(path: str | os.PathLike, *, require_labels: bool = True, index: str = ":") -> list[Atoms]:
-    """Read and validate frames of an extxyz file. Errors name the file and frame."""
+EXTXYZ = (".extxyz", ".xyz")
+FORMATS = "extxyz (.extxyz, .xyz), sGDML/MD17 npz (.npz), ASE database (.db)"
+
+
+def read_frames(
+    path: str | os.PathLike, *, require_labels: bool = True, index: str = ":", fmt: DataFormat | None = None
+) -> list[Atoms]:
+    """Read and validate frames of an extxyz file, an sGDML/MD17-style npz or an ASE database (chosen by
+    extension), with labels under ``fmt``'s keys and in its units (default: ffpt's keys, eV, A).
+    Frames come back with ffpt's keys in eV and A. Errors name the file, frame and key.
+    ``index`` (an ASE index string) applies to extxyz only."""
+    from ffpt.data import importers
+
     path = Path(path)
+    fmt = fmt or DEFAULT
+    suffix = path.suffix.lower()
+    if suffix not in (*EXTXYZ, ".npz", ".db"):
+        raise DataError(f"{path}: unknown extension '{path.suffix}'; ffpt reads {FORMATS}")
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    try:
-        frames = ase.io.read(path, index=index, format="extxyz")
-    except Exception as exc:  # ase raises many types for malformed files
-        raise DataError(f"{path}: cannot parse as extxyz ({exc})") from exc
-    if isinstance(frames, Atoms):
-        frames = [frames]
+    fallbacks = False
+    if suffix == ".npz":
+        frames, fmt = importers.read_npz(path, fmt, require_labels=require_labels)
+    elif suffix == ".db":
+        frames, fallbacks = importers.read_db(path), True
+    else:
+        frames = _read_extxyz(path, index)
     if not frames:
         raise DataError(f"{path}: no frames")
     for k, atoms in enumerate(frames):
-        # ase turns 'energy'/'forces' keys into a calculator; ffpt keys stay in info/arrays
-        atoms.calc = None
+        map_frame(atoms, fmt, f"{path}, frame {k}", require_labels=require_labels, fallbacks=fallbacks)
         channel = atoms.info.get(keys.CHANNEL)
         if isinstance(channel, (int, np.integer)):  # extxyz parses channel=09 as the number 9
             atoms.info[keys.CHANNEL] = f"{int(channel):02d}"
         validate_frame(atoms, source=str(path), index=k, require_labels=require_labels)
     return frames
+
+
+def _read_extxyz(path: Path, index: str) -> list[Atoms]:
+    """Frames as ASE reads them (``energy``/``forces``/``stress`` keys end on a calculator)."""
+    try:
+        frames = ase.io.read(path, index=index, format="extxyz")
+    except Exception as exc:  # ase raises many types for malformed files
+        raise DataError(f"{path}: cannot parse as extxyz ({exc})") from exc
+    return [frames] if isinstance(frames, Atoms) else frames
 
 
 def write_frames(path: str | os.PathLike, frames: Iterable[Atoms]) -> Path:

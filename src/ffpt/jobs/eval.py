@@ -1,28 +1,44 @@
-"""An evaluation job: a model file's errors on labelled frames -> JSON (meV/atom, meV/A) and parity plot."""
+"""An evaluation job: a model file's errors on labelled frames of one or more files -> JSON (meV/atom,
+meV/A; all frames, per file, per ``config_type`` and per ``channel``), a parity plot, and optionally
+the frames with predictions (``MLIP_energy``/``MLIP_forces``, like ``mace_eval_configs``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ffpt.config import Strict
+from ffpt import keys
+from ffpt.data.formats import DataFormat
+
+PREDICTED_ENERGY = "MLIP_energy"  # info key of the predictions file: model energy, eV
+PREDICTED_FORCES = "MLIP_forces"  # per-atom key of the predictions file: model forces, eV/A
+GROUP_KEYS = (keys.CONFIG_TYPE, keys.CHANNEL)  # frame info keys errors are also grouped by
 
 
-class EvalConfig(Strict):
-    """What ``ffpt eval`` needs; ``json`` defaults to DATA's stem + ``.errors.json``, ``plot`` to the
-    JSON's stem + ``.png``."""
+class EvalConfig(DataFormat):
+    """What ``ffpt eval`` needs; ``json`` defaults to the first DATA file's stem + ``.errors.json``,
+    ``plot`` to the JSON's stem + ``.png``. Keys and units of the data files: :class:`DataFormat`."""
 
     model: Path = Field(description="ffpt model file")
-    data: Path = Field(description="labelled frames (extxyz with REF_energy/REF_forces)")
+    data: list[Path] = Field(description="labelled frames: one file or a list (extxyz, npz, ASE db)")
     json_path: Path | None = Field(None, alias="json", description="errors JSON")
     plot: Path | None = Field(None, description="parity plot PNG")
+    predictions: Path | None = Field(None, description="extxyz of the frames with MLIP_energy/MLIP_forces")
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _one_or_more(cls, value):
+        value = [value] if isinstance(value, (str, Path)) else value
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one data file")
+        return value
+
     def json_file(self) -> Path:
-        return self.json_path or self.data.with_suffix(".errors.json")
+        return self.json_path or self.data[0].with_suffix(".errors.json")
 
     def plot_file(self) -> Path:
         return self.plot or self.json_file().with_suffix(".png")
@@ -30,28 +46,72 @@ class EvalConfig(Strict):
 
 @dataclass
 class EvalResult:
-    table: object  # ffpt.analysis.errors.ErrorTable
+    table: object  # ffpt.observables.errors.ErrorTable of all frames
+    groups: dict  # "file" / "config_type" / "channel" -> {name: ErrorTable}
     json_path: Path
     plot: Path
+    predictions: Path | None
+
+
+def group_tables(frames, energies, forces, labels: dict[str, list[str]]) -> dict:
+    """``{group: {name: ErrorTable}}`` of the frames sharing each value of each labelling; a frame
+    without a value is grouped under ``"-"``; a labelling no frame has is left out."""
+    import numpy as np
+
+    from ffpt.observables.errors import error_table
+
+    groups = {}
+    for group, names in labels.items():
+        if all(name == "-" for name in names):
+            continue
+        tables = {}
+        for name in dict.fromkeys(names):
+            idx = [k for k, n in enumerate(names) if n == name]
+            tables[name] = error_table([frames[k] for k in idx], np.asarray(energies)[idx], [forces[k] for k in idx])
+        groups[group] = tables
+    return groups
 
 
 def run_eval(config: EvalConfig) -> EvalResult:
-    """Errors of ``config.model`` on ``config.data``; every frame is checked against the model first."""
-    from ffpt.analysis.errors import error_table, parity_plot
-    from ffpt.data.io import read_frames
+    """Errors of ``config.model`` on every file of ``config.data``; every frame is checked against the
+    model first."""
+    from ffpt.analysis.errors import parity_plot
+    from ffpt.data.io import read_frames, write_frames
     from ffpt.fileio import atomic_write_json
     from ffpt.models.calculator import check_structure
     from ffpt.models.inference import predict_frames
     from ffpt.models.model_file import load_model
+    from ffpt.observables.errors import error_table
 
     model = load_model(config.model, device=config.device)
-    frames = read_frames(config.data)
-    for k, atoms in enumerate(frames):
-        check_structure(model, atoms, str(config.model), where=f"{config.data} frame {k}")
+    frames, files = [], []
+    for path in config.data:
+        part = read_frames(path, fmt=config)
+        for k, atoms in enumerate(part):
+            check_structure(model, atoms, str(config.model), where=f"{path} frame {k}")
+        frames += part
+        files += [str(path)] * len(part)
     energies, forces = predict_frames(model, frames, config.batch_size, config.device)
     table = error_table(frames, energies, forces)
+    labels = {"file": files} | {key: [str(a.info.get(key, "-")) for a in frames] for key in GROUP_KEYS}
+    groups = group_tables(frames, energies, forces, labels)
     json_path = config.json_file()
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(json_path, {**table.as_dict(), "model": str(config.model), "data": str(config.data)})
+    report = {**table.as_dict(), "model": str(config.model),
+              "data": str(config.data[0]) if len(config.data) == 1 else [str(p) for p in config.data],
+              **{f"per_{group}": {name: t.as_dict() for name, t in tables.items()} for group, tables in groups.items()}}
+    atomic_write_json(json_path, report)
     plot = parity_plot(frames, energies, forces, config.plot_file(), config.model.name)
-    return EvalResult(table, json_path, Path(plot))
+    if config.predictions is not None:
+        write_frames(config.predictions, _with_predictions(frames, energies, forces))
+    return EvalResult(table, groups, json_path, Path(plot), config.predictions)
+
+
+def _with_predictions(frames, energies, forces):
+    out = []
+    for atoms, energy, f in zip(frames, energies, forces):
+        atoms = atoms.copy()
+        atoms.info[PREDICTED_ENERGY] = float(energy)
+        atoms.arrays[PREDICTED_FORCES] = f
+        out.append(atoms)
+    return out

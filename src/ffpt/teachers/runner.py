@@ -31,7 +31,8 @@ from ase import Atoms
 from pydantic import Field, field_validator, model_validator
 
 from ffpt import execution, keys
-from ffpt.config import ConfigError, Strict
+from ffpt.config import ConfigError
+from ffpt.data.formats import DataFormat
 from ffpt.data.frames import DataError, set_labels
 from ffpt.errors import UserError
 from ffpt.execution import completed
@@ -68,9 +69,10 @@ class LabelRun:
     n_computed: int
 
 
-class LabelConfig(Strict):
+class LabelConfig(DataFormat):
     """Settings of ``ffpt label``; unknown keys are errors. ``options`` is the deprecated name of
-    ``teacher_options``."""
+    ``teacher_options``. Keys and units of ``data`` (extxyz, npz or ASE db): :class:`DataFormat`
+    fields (``energy_key``, ``charge_key``, ``spin_key``, ``energy_unit``, ...)."""
 
     data: Path  # input extxyz (labels not required)
     out: Path  # output extxyz with REF_energy / REF_forces
@@ -332,7 +334,7 @@ def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
     from ffpt.config import save_config
     from ffpt.data import read_frames, write_frames
 
-    frames = read_frames(config.data, require_labels=False)
+    frames = read_frames(config.data, require_labels=False, fmt=config)
     with output_lock(config.out, "ffpt label"):
         run = label_frames(
             frames,

@@ -8,11 +8,15 @@ from typing import Any, Literal
 from pydantic import ValidationInfo, field_validator
 
 from ffpt.config import Strict
+from ffpt.data.formats import DataFormat
 
 Stage = Literal["scratch", "pretrain", "finetune"]
 
 
-class DataConfig(Strict):
+class DataConfig(DataFormat):
+    """Training (and validation) frames; keys and units of the files: :class:`DataFormat` fields
+    (``data.energy_key``, ``data.energy_unit``, ...)."""
+
     train: Path
     valid: Path | None = None  # else a seeded fraction of train
     valid_fraction: float = 0.1

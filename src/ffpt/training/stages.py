@@ -71,10 +71,10 @@ def reset_head(model: InteratomicPotential) -> None:
 def _load_sets(config: TrainConfig):
     """Training and validation frames; too few for either is a :class:`ConfigError` naming the file."""
     data = config.data
-    train = read_frames(data.train)
+    train = read_frames(data.train, fmt=data)
     n_file = len(train)
     if data.valid is not None:
-        valid = read_frames(data.valid)
+        valid = read_frames(data.valid, fmt=data)
     else:
         n_valid = max(1, int(round(data.valid_fraction * n_file)))
         if n_file - n_valid < MIN_TRAIN_FRAMES:
