@@ -19,7 +19,6 @@ from ffpt.cli import main
 from ffpt.data import DataError, energy_of, forces_of, read_frames, write_frames
 from ffpt.data.formats import DataFormat
 from ffpt.data.importers import write_npz
-from ffpt.jobs.eval import PREDICTED_ENERGY, PREDICTED_FORCES
 
 
 def assert_same_frames(got, want, rtol=1e-10, atol=1e-12):
@@ -146,8 +145,8 @@ def test_eval_on_two_files_reports_per_file_and_config_type(tmp_path, model, cap
     printed = capsys.readouterr().out
     assert "config_type md" in printed and f"file {b}"[-40:] in printed
     written = ase.io.read(pred, ":")
-    assert len(written) == 6 and all(PREDICTED_ENERGY in w.info and PREDICTED_FORCES in w.arrays for w in written)
-    e_err = [abs(w.info[PREDICTED_ENERGY] - w.info[keys.ENERGY]) / len(w) for w in written]
+    assert len(written) == 6 and all(keys.PREDICTED_ENERGY in w.info and keys.PREDICTED_FORCES in w.arrays for w in written)
+    e_err = [abs(w.info[keys.PREDICTED_ENERGY] - w.info[keys.ENERGY]) / len(w) for w in written]
     assert 1e3 * np.mean(e_err) == pytest.approx(report["energy_mae_mev_per_atom"], rel=1e-6)
 
 

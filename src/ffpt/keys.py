@@ -12,3 +12,5 @@ TEACHER = "teacher"  # name and level of the teacher that labelled the frame
 CONFIG_TYPE = "config_type"  # how the frame was made, e.g. "md_T300", "nm_T1000", "aimd"
 CHANNEL = "channel"  # hydrogen-combustion reaction channel, e.g. "09"
 SEED_NAME = "seed_name"  # the seed structure a sampled frame came from
+PREDICTED_ENERGY = "MLIP_energy"  # a model's energy written next to the labels by ffpt eval, eV
+PREDICTED_FORCES = "MLIP_forces"  # a model's forces written by ffpt eval, eV/A (atoms.arrays)

@@ -12,8 +12,6 @@ from pydantic import Field, field_validator
 from ffpt import keys
 from ffpt.data.formats import DataFormat
 
-PREDICTED_ENERGY = "MLIP_energy"  # info key of the predictions file: model energy, eV
-PREDICTED_FORCES = "MLIP_forces"  # per-atom key of the predictions file: model forces, eV/A
 GROUP_KEYS = (keys.CONFIG_TYPE, keys.CHANNEL)  # frame info keys errors are also grouped by
 
 
@@ -111,7 +109,7 @@ def _with_predictions(frames, energies, forces):
     out = []
     for atoms, energy, f in zip(frames, energies, forces):
         atoms = atoms.copy()
-        atoms.info[PREDICTED_ENERGY] = float(energy)
-        atoms.arrays[PREDICTED_FORCES] = f
+        atoms.info[keys.PREDICTED_ENERGY] = float(energy)
+        atoms.arrays[keys.PREDICTED_FORCES] = f
         out.append(atoms)
     return out
