@@ -93,6 +93,10 @@ def test_package_checks_frames_like_the_eager_calculator(exported):
     neon.calc = calc
     with pytest.raises(KeyError, match="Ne"):
         neon.get_potential_energy()
+    lone = Atoms("H")
+    lone.calc = calc
+    with pytest.raises(ModelInputError, match="at least 2 atoms"):
+        lone.get_potential_energy()
 
 
 @pytest.mark.slow
@@ -134,3 +138,19 @@ def test_compare_flags_differences_beyond_round_off():
     assert "forces" in compare((energy, forces, stress), off, torch.float32, periodic=True)
     assert "stress" in compare((energy, forces, stress), (energy, forces, stress * 2), torch.float32, periodic=True)
     assert compare((energy, forces, stress), (energy, forces, stress * np.nan), torch.float32, periodic=False) is None
+
+
+def test_md_compile_flag_reaches_the_model(tmp_path, ethanol, monkeypatch, capsys):
+    """``--compile`` wraps the network in torch.compile (stubbed here: real code generation takes minutes);
+    a teacher cannot be compiled (exit 2)."""
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(kw) or fn)
+    save_model(tiny_model(), tmp_path / "model.pt")
+    structure = tmp_path / "ethanol.xyz"
+    ethanol.write(structure)
+    assert main(["md", "--model", str(tmp_path / "model.pt"), "--compile", "--structure", str(structure),
+                 "--steps", "2", "--out", str(tmp_path / "md"), "--no-progress"]) == 0
+    assert compiled and compiled[0] == {"dynamic": True}
+    assert main(["md", "--calculator", "mmff94", "--compile", "--structure", str(structure),
+                 "--steps", "2", "--out", str(tmp_path / "md2"), "--no-progress"]) == 2
+    assert "--compile applies to model files" in capsys.readouterr().err

@@ -15,6 +15,7 @@ cutoff, dtype, spin input and provenance are stored as package metadata (key ``f
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -29,7 +30,7 @@ from ffpt import __version__
 from ffpt.errors import UserError
 from ffpt.fileio import atomic_path
 from ffpt.models.graph import AtomicGraph, NeighborListBuilder, graph_from_atoms
-from ffpt.models.exported import EXPORT_FORMAT, METADATA_KEY, flat_inputs
+from ffpt.models.exported import EXPORT_FORMAT, METADATA_KEY, MIN_SIZE, flat_inputs
 from ffpt.models.potential import InteratomicPotential
 
 EXPORT_FORMAT_VERSION = 1
@@ -85,7 +86,7 @@ def _traced(model: InteratomicPotential, example: tuple[torch.Tensor, ...]):
 
     flat = FlatPotential(model)
     graph_module = make_fx(flat, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
-    atoms, edges = Dim("atoms", min=2), Dim("edges", min=2)
+    atoms, edges = Dim("atoms", min=MIN_SIZE), Dim("edges", min=MIN_SIZE)
     dynamic = ({0: atoms}, {0: atoms}, {1: edges}, {0: edges}, None, None)
     return torch.export.export(graph_module, example, dynamic_shapes=dynamic)
 
@@ -117,19 +118,18 @@ def export_model(
     from torch._inductor import aoti_compile_and_package, aoti_load_package
 
     out = Path(out)
+    model = copy.deepcopy(model).eval()  # the caller's model keeps its dtype and gradients
     model = model.to(dtype=dtype) if dtype else model
     dtype = next(model.parameters()).dtype
-    model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     neighbors = NeighborListBuilder(model.cutoff)
     graphs = [graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in probe_frames(model)]
-    if graphs[0].edge_index.shape[1] == graphs[1].edge_index.shape[1]:  # pragma: no cover - by construction
-        raise ExportError(f"{out}: probe frames have equal edge counts")
     info = {
         "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "architecture": model.architecture,
-        "elements": model.elements, "cutoff": model.cutoff, "dtype": str(dtype).replace("torch.", ""), "ffpt_version": __version__,
-        "max_spin": model.max_spin, "inputs": list(INPUTS), "outputs": list(OUTPUTS), **(metadata or {}),
+        "elements": model.elements, "cutoff": model.cutoff, "dtype": str(dtype).replace("torch.", ""),
+        "ffpt_version": __version__, "max_spin": model.max_spin, "inputs": list(INPUTS),
+        "outputs": list(OUTPUTS), **(metadata or {}),
     }
     try:
         program = _traced(model, flat_inputs(graphs[0]))
@@ -137,9 +137,8 @@ def export_model(
         reason = " ".join(str(exc).split())[:200]
         raise ExportError(f"{out}: architecture '{model.architecture}' does not trace for export ({reason})") from None
     buffer = io.BytesIO()
-    aoti_compile_and_package(
-        program, package_path=buffer, inductor_configs={"aot_inductor.metadata": {METADATA_KEY: json.dumps(info, default=str)}}
-    )
+    configs = {"aot_inductor.metadata": {METADATA_KEY: json.dumps(info, default=str)}}
+    aoti_compile_and_package(program, package_path=buffer, inductor_configs=configs)
     with atomic_path(out) as tmp:
         tmp.write_bytes(buffer.getvalue())
         compiled = aoti_load_package(io.BytesIO(buffer.getvalue()))

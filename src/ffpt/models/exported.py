@@ -13,10 +13,12 @@ import torch
 
 from ffpt.models.calculator import GraphCalculator
 from ffpt.models.model_file import ModelFileError
+from ffpt.models.potential import ModelInputError
 from ffpt.models.graph import AtomicGraph, NeighborListBuilder
 
 METADATA_KEY = "ffpt"  # the package metadata entry holding the JSON description (see export.py)
 EXPORT_FORMAT = "ffpt-export"
+MIN_SIZE = 2  # fewest atoms and neighbour pairs a package takes (torch.export specialises sizes 0 and 1)
 
 
 def flat_inputs(graph: AtomicGraph) -> tuple[torch.Tensor, ...]:
@@ -66,6 +68,9 @@ class ExportedCalculator(GraphCalculator):
         self.neighbors = NeighborListBuilder(self.cutoff)
 
     def evaluate(self, graph, stress: bool):
+        if min(graph.positions.shape[0], graph.edge_index.shape[1]) < MIN_SIZE:
+            raise ModelInputError(f"{self.source}: an exported model takes frames of at least {MIN_SIZE} atoms "
+                                  f"and {MIN_SIZE} neighbour pairs within {self.cutoff} A; use the .pt model file")
         energy, forces, stress_3x3 = self.compiled(*flat_inputs(graph))
         return (float(energy.sum()), forces.double().numpy(),
                 stress_3x3.double().numpy() if stress else None)
