@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/runs/speed_export.json")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     model, hparams = model_for_speed("newtonnet", None)
     model = model.float().eval()
     start = time.perf_counter()
@@ -79,6 +80,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads",
         "model": {k: v for k, v in hparams.items() if k != "elements"} | {"dtype": "float32"},
+        "load_average_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "export_seconds": round(export_s, 1),
         "first_step_seconds": first_steps_s,
         "results": results,
