@@ -192,3 +192,19 @@ def test_zbl_repulsion_is_the_screened_coulomb_law_inside_the_bond_length():
     e, f = energy_forces(zbl, oh)
     assert f[1] @ oh.positions[1] > 0  # pushed apart
     np.testing.assert_allclose(f[1], finite_difference_forces(zbl, oh, h=1e-6)[1], rtol=1e-6)
+
+
+def test_cell_volume_is_the_absolute_determinant():
+    """The triple product the stress divides by (plain ops, so it exports) equals |det(cell)|."""
+    from ffpt.models.potential import cell_volume
+
+    cells = torch.tensor(np.random.default_rng(0).normal(size=(4, 3, 3)))
+    np.testing.assert_allclose(cell_volume(cells).numpy(), np.abs(np.linalg.det(cells.numpy())), rtol=1e-12)
+
+
+def test_forward_without_the_spin_check_gives_the_same_prediction(ethanol):
+    """``check=False`` (the traced forward of ffpt export) only skips the check; numbers are unchanged."""
+    model = random_model()
+    graph = graph_from_atoms(ethanol, model.elements, NeighborListBuilder(model.cutoff), dtype=torch.float64)
+    a, b = model(graph), model(graph, check=False)
+    assert torch.equal(a.energy, b.energy) and torch.equal(a.forces, b.forces)

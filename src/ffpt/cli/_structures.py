@@ -14,7 +14,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_keys: str) -> None
     from ffpt.cli._config import add_config_arguments, add_teacher_option_argument
 
     add_config_arguments(parser, config_keys)
-    parser.add_argument("--calculator", help="model file or teacher name (options: --teacher-option)")
+    parser.add_argument("--calculator", "--model", dest="calculator",
+                        help="model file (.pt, or .pt2 from ffpt export) or teacher name (options: --teacher-option)")
+    parser.add_argument("--compile", action="store_true",
+                        help="run a .pt model through torch.compile (first steps take minutes, then ~2-3x faster)")
     add_teacher_option_argument(parser)
     parser.add_argument("--structure", help="starting structure (any ASE-readable file)")
     parser.add_argument("--structure-index", type=int, help="frame of --structure to start from (default 0)")
@@ -69,11 +72,11 @@ def read_structure(path, index: int):
     return atoms
 
 
-def checked_calculator(config, atoms, device: str):
+def checked_calculator(config, atoms, device: str, compile: bool = False):
     """The config's calculator, after checking it can evaluate ``atoms`` (a model's elements)."""
     from ffpt.simulate.calculators import resolve
 
-    calculator = resolve(config.calculator, device, config.teacher_options)
+    calculator = resolve(config.calculator, device, config.teacher_options, compile=compile)
     check = getattr(calculator, "check_atoms", None)
     if check is not None:
         check(atoms, where=f"{config.structure} frame {config.structure_index}")

@@ -61,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"missing {' and '.join('--' + k for k in missing)} (flag or config key)")
     atoms = read_structure(config.structure, config.structure_index)
-    calculator = checked_calculator(config, atoms, args.device)  # input errors end here, before any step
+    calculator = checked_calculator(config, atoms, args.device, args.compile)  # input errors end here, before any step
     if args.seeds:
         from ffpt.execution import executor
         from ffpt.jobs.md import CalculatorSpec, run_batch
 
-        factory = CalculatorSpec(config.calculator, args.device, dict(config.teacher_options))
+        factory = CalculatorSpec(config.calculator, args.device, dict(config.teacher_options), args.compile)
         with executor(args.workers, args.scheduler) as pool:
             batch = run_batch(atoms, factory, args.seeds, config, args.out, progress=not args.no_progress,
                               executor=pool)

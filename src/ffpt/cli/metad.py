@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = normalise_calculator(args, resolve_config(MetadConfig, args, _overrides(args)))
     if config.calculator is not None and config.structure is not None:  # input errors end here, before any step
-        checked_calculator(config, read_structure(config.structure, config.structure_index), args.device)
-    summary = run_metad_job(config, args.out, args.device, progress=not args.no_progress)
+        checked_calculator(config, read_structure(config.structure, config.structure_index), args.device,
+                           args.compile)
+    summary = run_metad_job(config, args.out, args.device, progress=not args.no_progress, compile=args.compile)
     print(json.dumps(summary))
     return 0

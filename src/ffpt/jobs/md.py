@@ -34,11 +34,12 @@ class CalculatorSpec:
     spec: str
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
+    compile: bool = False  # torch.compile a model file (see resolve)
 
     def __call__(self) -> Calculator:
         from ffpt.simulate.calculators import resolve
 
-        return resolve(self.spec, self.device, self.options)
+        return resolve(self.spec, self.device, self.options, compile=self.compile)
 
 
 @dataclass(frozen=True)

@@ -211,8 +211,11 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
     return summary
 
 
-def run_metad_job(config: MetadConfig, out: str | Path, device: str = "cpu", progress: bool = True) -> dict:
+def run_metad_job(
+    config: MetadConfig, out: str | Path, device: str = "cpu", progress: bool = True, compile: bool = False
+) -> dict:
     """Run (or resume) ``config`` into ``out``; writes and returns the summary (``summary.json``).
+    ``compile``: run a model file through ``torch.compile`` (see :func:`ffpt.simulate.calculators.resolve`).
 
     A folder holding a run of a different config (``steps`` aside) is refused with a ConfigError.
     """
@@ -222,7 +225,7 @@ def run_metad_job(config: MetadConfig, out: str | Path, device: str = "cpu", pro
 
     out = Path(out)
     atoms, cvs, walls, params, reaction = prepare(config)
-    calculator = resolve(config.calculator, device, config.teacher_options)
+    calculator = resolve(config.calculator, device, config.teacher_options, compile=compile)
     result = run_metadynamics(atoms, calculator, cvs, params, out, walls=walls, monitors=config.monitors,
                               config=config.model_dump(mode="json"), config_name=CONFIG_NAME, progress=progress)
     summary = analyse(out, result, config, reaction, cvs, calculator)

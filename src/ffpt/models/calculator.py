@@ -13,7 +13,7 @@ from ffpt.data.frames import DataError
 from ffpt import keys
 from ffpt.models.graph import NeighborListBuilder, graph_from_atoms
 from ffpt.models.model_file import load_model
-from ffpt.models.potential import InteratomicPotential
+from ffpt.models.potential import InteratomicPotential, check_spin
 
 
 class UnknownElementError(DataError, KeyError):
@@ -22,8 +22,9 @@ class UnknownElementError(DataError, KeyError):
     __str__ = BaseException.__str__  # no quotes around the message, unlike KeyError's
 
 
-def check_structure(model: InteratomicPotential, atoms, source: str, where: str | None = None) -> None:
-    """A :class:`DataError` for a structure ``model`` (read from the file ``source``) cannot evaluate:
+def check_structure(model, atoms, source: str, where: str | None = None) -> None:
+    """A :class:`DataError` for a structure ``model`` (anything with ``elements``; read from the file
+    ``source``) cannot evaluate:
     an element it was not trained on (naming the atom index, element and model file) or a periodic
     cell of zero volume. ``where`` (e.g. "water.xyz frame 3") prefixes the message."""
     prefix = f"{where}, " if where else ""
@@ -38,10 +39,54 @@ def check_structure(model: InteratomicPotential, atoms, source: str, where: str 
         raise DataError(f"{where or 'frame'}: periodic frame has a degenerate cell (zero volume)")
 
 
-class MLIPCalculator(Calculator):
-    """Serves any :class:`InteratomicPotential` to ASE. ``source``: the model file, named in errors."""
+class GraphCalculator(Calculator):
+    """What the eager and the exported calculator share: the frame checks (elements, cell, spin), the
+    neighbour list (vesin) and ASE's results. Subclasses set ``elements``, ``cutoff``, ``max_spin``,
+    ``architecture``, ``dtype``, ``device``, ``source`` and implement :meth:`evaluate`."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    elements: list[int]
+    max_spin: int
+    architecture: str
+    dtype: torch.dtype
+    device: torch.device
+    source: str
+
+    def evaluate(self, graph, stress: bool) -> tuple[float, np.ndarray, np.ndarray | None]:  # pragma: no cover
+        """Energy (eV), forces (N, 3) eV/A and, if ``stress``, the stress (3, 3) eV/A^3 of a one-frame graph."""
+        raise NotImplementedError
+
+    def check_atoms(self, atoms, where: str | None = None) -> None:
+        """See :func:`check_structure`."""
+        check_structure(self, atoms, self.source, where)
+
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's checks plus the frame's spin multiplicity and charge (inputs of the model)."""
+        changes = super().check_state(atoms, tol)
+        if self.atoms is not None:
+            for key in (keys.SPIN, keys.CHARGE):
+                if atoms.info.get(key) != self.atoms.info.get(key):
+                    changes.append(key)
+        return changes
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        check_spin(self.atoms, self.max_spin, self.architecture)  # a spin the model would ignore: user error
+        self.check_atoms(self.atoms)
+        want_stress = "stress" in properties and bool(self.atoms.pbc.all())
+        if "stress" in properties and not want_stress:
+            raise NotImplementedError("stress needs a cell periodic in all three directions")
+        graph = graph_from_atoms(self.atoms, self.elements, self.neighbors, dtype=self.dtype).to(self.device)
+        energy, forces, stress = self.evaluate(graph, want_stress)
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+        if want_stress:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+
+
+class MLIPCalculator(GraphCalculator):
+    """Serves any :class:`InteratomicPotential` to ASE. ``source``: the model file, named in errors."""
 
     def __init__(
         self,
@@ -64,6 +109,7 @@ class MLIPCalculator(Calculator):
         if compile:
             self.model.atomic_energies = torch.compile(self.model.atomic_energies, dynamic=True)
         self.dtype = next(self.model.parameters()).dtype
+        self.elements, self.max_spin, self.architecture = model.elements, model.max_spin, model.architecture
         self.neighbors = NeighborListBuilder(self.model.cutoff)
 
     @classmethod
@@ -74,36 +120,8 @@ class MLIPCalculator(Calculator):
         return cls(load_model(path, device=device), device=device, dtype=dtype, compile=compile, source=path,
                    **kwargs)
 
-    def check_atoms(self, atoms, where: str | None = None) -> None:
-        """See :func:`check_structure`."""
-        check_structure(self.model, atoms, self.source, where)
-
-    def check_state(self, atoms, tol=1e-15):
-        """ASE's checks plus the frame's spin multiplicity and charge (inputs of the model)."""
-        changes = super().check_state(atoms, tol)
-        if self.atoms is not None:
-            for key in (keys.SPIN, keys.CHARGE):
-                if atoms.info.get(key) != self.atoms.info.get(key):
-                    changes.append(key)
-        return changes
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        self.model.check_frame(self.atoms)  # a spin the model would ignore is a user error naming the frame
-        self.check_atoms(self.atoms)
-        graph = graph_from_atoms(self.atoms, self.model.elements, self.neighbors, dtype=self.dtype)
-        graph = graph.to(self.device)
-        want_stress = "stress" in properties and bool(self.atoms.pbc.all())
-        pred = self.model(graph, forces=True, stress=want_stress)
-        energy = float(pred.energy.detach().cpu().sum())
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": pred.forces.detach().cpu().numpy().astype(float),
-        }
-        if want_stress:
-            from ase.stress import full_3x3_to_voigt_6_stress
-
-            self.results["stress"] = full_3x3_to_voigt_6_stress(pred.stress[0].detach().cpu().numpy().astype(float))
-        elif "stress" in properties:
-            raise NotImplementedError("stress needs a cell periodic in all three directions")
+    def evaluate(self, graph, stress: bool):
+        pred = self.model(graph, forces=True, stress=stress)
+        forces = pred.forces.detach().cpu().numpy().astype(float)
+        return float(pred.energy.detach().cpu().sum()), forces, (
+            pred.stress[0].detach().cpu().numpy().astype(float) if stress else None)

@@ -30,6 +30,30 @@ class Prediction:
     stress: torch.Tensor | None = None
 
 
+def check_spin(atoms, max_spin: int, architecture: str, where: str | None = None) -> None:
+    """Raise :class:`ModelInputError` naming the frame if a model with spin input up to ``max_spin``
+    (0: none) would ignore or cannot take the frame's spin (``info["spin"]``): a model without spin
+    input takes only the default multiplicity (the lowest for the electron count), never silently
+    another state."""
+    spin = spin_of(atoms)
+    if spin is None:
+        return
+    where = where or describe_frame(atoms)
+    if max_spin == 0 and spin != default_multiplicity(atoms):
+        raise ModelInputError(
+            f"{where}: spin multiplicity {spin} (info['spin']), but architecture '{architecture}' has no "
+            f"spin input and would ignore it; drop info['spin'] or train a model with spin input "
+            f"(newtonnet, model.options.spin_states)"
+        )
+    if max_spin and spin > max_spin:
+        raise ModelInputError(f"{where}: spin multiplicity {spin} above this model's {max_spin}")
+
+
+def cell_volume(cell: torch.Tensor) -> torch.Tensor:
+    """|a . (b x c)| of cells (G, 3, 3), A^3 (a triple product, not ``linalg.det``: exports to plain ops)."""
+    return torch.linalg.cross(cell[:, 0], cell[:, 1]).mul(cell[:, 2]).sum(-1).abs()
+
+
 class InteratomicPotential(nn.Module):
     """Base class: holds elements, cutoff, per-element reference energies and an energy scale."""
 
@@ -50,21 +74,8 @@ class InteratomicPotential(nn.Module):
         return 0
 
     def check_frame(self, atoms, where: str | None = None) -> None:
-        """Raise :class:`ModelInputError` naming the frame if the model would ignore or cannot take its
-        spin (``info["spin"]``): a model without spin input takes only the default multiplicity
-        (the lowest for the electron count), never silently another state."""
-        spin = spin_of(atoms)
-        if spin is None:
-            return
-        where = where or describe_frame(atoms)
-        if self.max_spin == 0 and spin != default_multiplicity(atoms):
-            raise ModelInputError(
-                f"{where}: spin multiplicity {spin} (info['spin']), but architecture '{self.architecture}' has no "
-                f"spin input and would ignore it; drop info['spin'] or train a model with spin input "
-                f"(newtonnet, model.options.spin_states)"
-            )
-        if self.max_spin and spin > self.max_spin:
-            raise ModelInputError(f"{where}: spin multiplicity {spin} above this model's {self.max_spin}")
+        """See :func:`check_spin`."""
+        check_spin(atoms, self.max_spin, self.architecture, where)
 
     def _check_graph_spin(self, graph: AtomicGraph) -> None:
         """:meth:`check_frame` for frames already made graphs (spins valid for their electron count, so
@@ -88,9 +99,12 @@ class InteratomicPotential(nn.Module):
         """Network atomic energies (N,), in units of ``energy_scale``."""
         raise NotImplementedError
 
-    def network_energy(self, graph: AtomicGraph, edge_vectors: torch.Tensor) -> torch.Tensor:
-        """Energy per graph (G,) without the reference energies (network plus repulsion prior), eV."""
-        self._check_graph_spin(graph)
+    def network_energy(self, graph: AtomicGraph, edge_vectors: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Energy per graph (G,) without the reference energies (network plus repulsion prior), eV.
+        ``check``: refuse spins the model cannot take (data-dependent, so off when the model is traced
+        for export; the caller checks the frames then)."""
+        if check:
+            self._check_graph_spin(graph)
         e = self.atomic_energies(graph, edge_vectors) * self.energy_scale
         energy = torch.zeros(graph.n_graphs, dtype=e.dtype, device=e.device).index_add_(0, graph.batch, e)
         if self.repulsion is not None:
@@ -103,8 +117,11 @@ class InteratomicPotential(nn.Module):
         return torch.zeros(graph.n_graphs, dtype=ref.dtype, device=ref.device).index_add_(0, graph.batch, ref)
 
     def forward(
-        self, graph: AtomicGraph, forces: bool = True, stress: bool = False, training: bool = False
+        self, graph: AtomicGraph, forces: bool = True, stress: bool = False, training: bool = False,
+        check: bool = True,
     ) -> Prediction:
+        """Energy, and forces and stress by autograd. No data-dependent Python control flow past the
+        spin check (``check=False`` skips it), so the whole forward traces for export."""
         positions, cell = graph.positions, graph.cell
         strain = None
         if forces and not positions.requires_grad:
@@ -115,7 +132,7 @@ class InteratomicPotential(nn.Module):
             positions = positions + torch.einsum("ni,nij->nj", positions, sym[graph.batch])
             cell = cell + torch.bmm(cell, sym)
         vectors = graph.edge_vectors(positions, cell)
-        energy = self.network_energy(graph, vectors) + self.reference_energy(graph)
+        energy = self.network_energy(graph, vectors, check) + self.reference_energy(graph)
         out = Prediction(energy=energy)
         if forces or stress:
             inputs = [positions] + ([strain] if stress else [])
@@ -123,6 +140,6 @@ class InteratomicPotential(nn.Module):
             if forces:
                 out.forces = -grads[0]
             if stress:
-                volume = torch.linalg.det(graph.cell).abs().view(-1, 1, 1)
+                volume = cell_volume(graph.cell).view(-1, 1, 1)
                 out.stress = grads[-1] / volume
         return out

@@ -1,7 +1,7 @@
 """Turn a calculator spec (teacher name or model file) and teacher options into an ASE calculator.
 
 Specs: ``"mmff94"`` with options ``{"accuracy": 0.5}`` (``--teacher-option accuracy=0.5``, config
-key ``teacher_options``), or a path to an ffpt model file. The older ``"gfn2:accuracy=0.5,charge=0"``
+key ``teacher_options``), or a path to an ffpt model file or an exported ``.pt2`` package. The older ``"gfn2:accuracy=0.5,charge=0"``
 (options in the spec, values read as YAML) still works for one release: :func:`split_legacy_spec`.
 """
 
@@ -30,9 +30,11 @@ def split_legacy_spec(spec: str) -> tuple[str, dict[str, Any]] | None:
     return name, parse_option_items(items, what=f"calculator '{spec}': option")
 
 
-def resolve(spec: str, device: str = "cpu", options: dict[str, Any] | None = None) -> Calculator:
+def resolve(spec: str, device: str = "cpu", options: dict[str, Any] | None = None, compile: bool = False) -> Calculator:
     """A teacher (``ffpt.teachers.get(spec, **options)``) if ``spec`` names one, else the model file
-    ``spec`` (:func:`ffpt.load_calculator`), which takes no options."""
+    ``spec`` (:func:`ffpt.load_calculator`: an ffpt model file, or an exported ``.pt2`` package),
+    which takes no options. ``compile``: run a model file through ``torch.compile`` (a ``.pt2`` is
+    compiled already; a teacher cannot be)."""
     from ffpt import teachers
 
     options = dict(options or {})
@@ -40,6 +42,8 @@ def resolve(spec: str, device: str = "cpu", options: dict[str, Any] | None = Non
     if legacy is not None:
         spec, options = legacy[0], {**legacy[1], **options}
     if spec.lower() in teachers.REGISTRY:
+        if compile:
+            raise ConfigError(f"calculator '{spec}' is a teacher; --compile applies to model files only")
         return teachers.get(spec, **options)
     path = Path(spec)
     if path.is_file():
@@ -47,8 +51,8 @@ def resolve(spec: str, device: str = "cpu", options: dict[str, Any] | None = Non
 
         if options:
             raise ConfigError(f"calculator '{spec}' is a model file; it takes no teacher options ({options})")
-        return load_calculator(path, device=device)
+        return load_calculator(path, device=device, compile=compile)
     raise ConfigError(
         f"calculator '{spec}' is neither a registered teacher ({', '.join(teachers.available())}) "
-        "nor an existing model file"
+        "nor an existing model file (.pt, or .pt2 from ffpt export)"
     )

@@ -1,0 +1,22 @@
+"""``ffpt export``: a model file as a compiled AOTInductor package (``.pt2``) for ASE, Python or C++."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "compile a model file into an AOTInductor package (.pt2) of energy, forces and stress, checked against it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="ffpt model file (model.pt)")
+    parser.add_argument("--out", required=True, help="package to write, ending in .pt2")
+    parser.add_argument("--dtype", choices=["float32", "float64"], help="precision (default: the model file's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ffpt.models.export import export_file
+
+    print(json.dumps(export_file(args.model, args.out, args.dtype)))
+    return 0

@@ -1,0 +1,170 @@
+"""Compiled export of a model: an AOTInductor package (``.pt2``) of energy, forces and stress.
+
+The route (NequIP's): a flat-tensor wrapper of the model -> ``make_fx(tracing_mode="symbolic")``
+writes the autograd backward (forces, stress) out as ordinary ops -> ``torch.export`` with dynamic
+atom and edge counts -> ``torch._inductor.aoti_compile_and_package``. The package runs from Python
+(:mod:`ffpt.models.exported`, no training stack) and from C++ (``AOTIModelPackageLoader``).
+
+Package inputs (one frame): positions (N, 3) A; species (N,) int64 index into the model's elements;
+edge_index (2, E) int64 as (receiver i, sender j) of a full neighbour list within the cutoff, with
+r_ij = r_j - r_i + shifts @ cell; shifts (E, 3) int64; cell (3, 3) A (zeros without periodicity);
+spin (1,) int64 multiplicity (0: not given). Outputs: energy (1,) eV, forces (N, 3) eV/A, stress
+(3, 3) eV/A^3 (meaningful for cells periodic in all three directions only). The model's elements,
+cutoff, dtype, spin input and provenance are stored as package metadata (key ``ffpt``, JSON).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import nn
+
+from ffpt import __version__
+from ffpt.errors import UserError
+from ffpt.fileio import atomic_path
+from ffpt.models.graph import AtomicGraph, NeighborListBuilder, graph_from_atoms
+from ffpt.models.exported import EXPORT_FORMAT, METADATA_KEY, MIN_SIZE, flat_inputs
+from ffpt.models.potential import InteratomicPotential
+
+EXPORT_FORMAT_VERSION = 1
+INPUTS = ("positions", "species", "edge_index", "shifts", "cell", "spin")
+OUTPUTS = ("energy", "forces", "stress")
+
+
+class ExportError(UserError):
+    """An export that cannot be made or that does not reproduce the eager model; names the file."""
+
+
+class FlatPotential(nn.Module):
+    """One frame as flat tensors (see the module docstring) -> (energy (1,), forces (N, 3), stress (3, 3))."""
+
+    def __init__(self, model: InteratomicPotential):
+        super().__init__()
+        self.model = model
+
+    def forward(self, positions, species, edge_index, shifts, cell, spin):
+        # The frame is graph 0 of two (graph 1 empty) and its batch vector is computed from species (all
+        # >= 0, so clamp gives zeros): a scatter-add whose index Inductor can fold to a constant (a
+        # zeros tensor, or one output row) fails in its multi-threaded CPU code generation (torch 2.13).
+        graph = AtomicGraph(
+            positions=positions, species=species, batch=species.clamp(max=0), edge_index=edge_index,
+            shifts=shifts, cell=torch.stack([cell, torch.zeros_like(cell)]), n_atoms=torch.zeros_like(spin).repeat(2),
+            spin=spin.repeat(2),
+        )  # n_atoms only counts graphs here
+        pred = self.model(graph, forces=True, stress=True, check=False)
+        return pred.energy[:1], pred.forces, pred.stress[0]
+
+
+def probe_frames(model: InteratomicPotential, seed: int = 0) -> list[Atoms]:
+    """Two frames of the model's elements with different atom and edge counts: a 10-atom cluster and a
+    periodic 24-atom box (for stress), atoms on a jittered 1.6 A grid (no overlaps, many neighbours)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for shape, periodic in (((2, 5, 1), False), ((2, 3, 4), True)):
+        grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+        positions = 1.6 * grid + rng.uniform(-0.2, 0.2, size=grid.shape)
+        numbers = [model.elements[k % len(model.elements)] for k in range(len(grid))]
+        atoms = Atoms(numbers=numbers, positions=positions)
+        if periodic:
+            atoms.cell = 1.6 * np.array(shape, dtype=float)
+            atoms.pbc = True
+        frames.append(atoms)
+    return frames
+
+
+def _traced(model: InteratomicPotential, example: tuple[torch.Tensor, ...]):
+    """The flat model as an ExportedProgram with dynamic atom and edge counts."""
+    from torch.export import Dim
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    flat = FlatPotential(model)
+    graph_module = make_fx(flat, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+    atoms, edges = Dim("atoms", min=MIN_SIZE), Dim("edges", min=MIN_SIZE)
+    dynamic = ({0: atoms}, {0: atoms}, {1: edges}, {0: edges}, None, None)
+    return torch.export.export(graph_module, example, dynamic_shapes=dynamic)
+
+
+def _tolerance(dtype: torch.dtype) -> float:
+    """Relative agreement asked of the package: float32 round-off (a few hundred eps of float32)."""
+    return 500 * torch.finfo(torch.float32).eps if dtype == torch.float32 else 1e-9
+
+
+def compare(reference: tuple, compiled: tuple, dtype: torch.dtype, periodic: bool) -> str | None:
+    """None if the compiled outputs match the eager ones within round-off, else what differs."""
+    tol = _tolerance(dtype)
+    names = OUTPUTS if periodic else OUTPUTS[:2]
+    for name, a, b in zip(names, reference, compiled):
+        a, b = a.detach().double(), b.detach().double()
+        scale = max(1.0, float(a.abs().max()))
+        err = float((a - b).abs().max())
+        if not np.isfinite(err) or err > tol * scale:
+            return f"{name} differs by {err:.3g} (allowed {tol * scale:.3g})"
+    return None
+
+
+def export_model(
+    model: InteratomicPotential, out: str | os.PathLike, dtype: torch.dtype | None = None,
+    metadata: dict | None = None,
+) -> Path:
+    """Write the AOTInductor package of ``model`` to ``out`` (atomically) after checking it against the
+    eager model on :func:`probe_frames`; an :class:`ExportError` if it does not match."""
+    from torch._inductor import aoti_compile_and_package, aoti_load_package
+
+    out = Path(out)
+    model = copy.deepcopy(model).eval()  # the caller's model keeps its dtype and gradients
+    model = model.to(dtype=dtype) if dtype else model
+    dtype = next(model.parameters()).dtype
+    for p in model.parameters():
+        p.requires_grad_(False)
+    neighbors = NeighborListBuilder(model.cutoff)
+    graphs = [graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in probe_frames(model)]
+    info = {
+        "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "architecture": model.architecture,
+        "elements": model.elements, "cutoff": model.cutoff, "dtype": str(dtype).replace("torch.", ""),
+        "ffpt_version": __version__, "max_spin": model.max_spin, "inputs": list(INPUTS),
+        "outputs": list(OUTPUTS), **(metadata or {}),
+    }
+    try:
+        program = _traced(model, flat_inputs(graphs[0]))
+    except Exception as exc:  # tracing limits of an architecture: the user learns which, not a traceback
+        reason = " ".join(str(exc).split())[:200]
+        raise ExportError(f"{out}: architecture '{model.architecture}' does not trace for export ({reason})") from None
+    buffer = io.BytesIO()
+    configs = {"aot_inductor.metadata": {METADATA_KEY: json.dumps(info, default=str)}}
+    aoti_compile_and_package(program, package_path=buffer, inductor_configs=configs)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+        compiled = aoti_load_package(io.BytesIO(buffer.getvalue()))
+        flat = FlatPotential(model)
+        for graph, atoms in zip(graphs, probe_frames(model)):
+            inputs = flat_inputs(graph)
+            problem = compare(flat(*inputs), compiled(*inputs), dtype, bool(atoms.pbc.all()))
+            if problem:
+                raise ExportError(f"{out}: the compiled package does not reproduce the eager model on a "
+                                  f"{len(atoms)}-atom probe frame ({problem}); not written")
+    return out
+
+
+def export_file(model_path: str | os.PathLike, out: str | os.PathLike, dtype: str | None = None) -> dict:
+    """``ffpt export``: the model file ``model_path`` as a checked package ``out`` (``.pt2``);
+    ``dtype`` "float32"/"float64" (default: the file's). Returns a summary (paths, dtype, seconds)."""
+    import time
+
+    from ffpt.models.model_file import load_model
+
+    out = Path(out)
+    if out.suffix != ".pt2":
+        raise ExportError(f"{out}: an exported model must end in .pt2 (ffpt.load_calculator goes by the suffix)")
+    start = time.perf_counter()
+    model = load_model(model_path)
+    metadata = {"source": str(model_path), "provenance": getattr(model, "provenance", {})}
+    export_model(model, out, getattr(torch, dtype) if dtype else None, metadata=metadata)
+    info = {"model": str(model_path), "package": str(out), "dtype": str(next(model.parameters()).dtype if dtype is None else dtype).replace("torch.", "")}
+    return {**info, "seconds": round(time.perf_counter() - start, 1)}

@@ -1,0 +1,76 @@
+"""The ASE calculator of an exported model (``ffpt export``, :mod:`ffpt.models.export`): runs the
+compiled ``.pt2`` package; builds the neighbour list itself (vesin) and needs no training stack."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ffpt.models.calculator import GraphCalculator
+from ffpt.models.model_file import ModelFileError
+from ffpt.models.potential import ModelInputError
+from ffpt.models.graph import AtomicGraph, NeighborListBuilder
+
+METADATA_KEY = "ffpt"  # the package metadata entry holding the JSON description (see export.py)
+EXPORT_FORMAT = "ffpt-export"
+MIN_SIZE = 2  # fewest atoms and neighbour pairs a package takes (torch.export specialises sizes 0 and 1)
+
+
+def flat_inputs(graph: AtomicGraph) -> tuple[torch.Tensor, ...]:
+    """The package inputs of a one-frame graph (order and units: :mod:`ffpt.models.export`)."""
+    return graph.positions, graph.species, graph.edge_index, graph.shifts, graph.cell[0], graph.spin
+
+
+def is_package(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an exported package (by its ``.pt2`` suffix)."""
+    return Path(path).suffix == ".pt2"
+
+
+def load_package(path: str | os.PathLike):
+    """(compiled callable, metadata dict) of a ``.pt2`` package; any problem is a :class:`ModelFileError`."""
+    from torch._inductor import aoti_load_package
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such exported model")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not an exported model package (not a .pt2 archive), truncated?")
+    try:
+        compiled = aoti_load_package(io.BytesIO(path.read_bytes()))
+        info = json.loads(compiled.get_metadata().get(METADATA_KEY, "{}"))
+    except Exception as exc:  # torch raises many types for foreign or damaged packages
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelFileError(f"{path}: cannot load the exported model ({reason})") from None
+    if info.get("format") != EXPORT_FORMAT:
+        raise ModelFileError(f"{path}: not an ffpt export (no '{METADATA_KEY}' metadata; made by ffpt export?)")
+    return compiled, info
+
+
+class ExportedCalculator(GraphCalculator):
+    """Energy (eV), forces (eV/A) and stress (eV/A^3, periodic cells) from an ``ffpt export`` package.
+    The package is compiled for CPU; ``device`` must be ``cpu``."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", **kwargs):
+        super().__init__(**kwargs)
+        self.source = str(path)
+        self.compiled, self.info = load_package(path)
+        self.device = torch.device(device)
+        self.elements = [int(z) for z in self.info["elements"]]
+        self.cutoff = float(self.info["cutoff"])
+        self.max_spin = int(self.info["max_spin"])
+        self.architecture = str(self.info["architecture"])
+        self.dtype = getattr(torch, self.info["dtype"])
+        self.neighbors = NeighborListBuilder(self.cutoff)
+
+    def evaluate(self, graph, stress: bool):
+        if min(graph.positions.shape[0], graph.edge_index.shape[1]) < MIN_SIZE:
+            raise ModelInputError(f"{self.source}: an exported model takes frames of at least {MIN_SIZE} atoms "
+                                  f"and {MIN_SIZE} neighbour pairs within {self.cutoff} A; use the .pt model file")
+        energy, forces, stress_3x3 = self.compiled(*flat_inputs(graph))
+        return (float(energy.sum()), forces.double().numpy(),
+                stress_3x3.double().numpy() if stress else None)

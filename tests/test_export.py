@@ -1,0 +1,156 @@
+"""``ffpt export``: the compiled AOTInductor package reproduces the eager model; errors exit 2."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+
+import ffpt
+from ffpt.cli import main
+from ffpt.models import NewtonNet, save_model
+from ffpt.models.calculator import MLIPCalculator
+from ffpt.models.export import compare
+from ffpt.models.exported import ExportedCalculator
+from ffpt.models.model_file import ModelFileError
+from ffpt.models.potential import ModelInputError
+
+from helpers_physics import energy_forces
+
+
+def tiny_model():
+    """The smallest NewtonNet that exercises everything (references, scale): compiles in about a minute."""
+    torch.manual_seed(0)
+    model = NewtonNet(elements=[1, 6, 8], cutoff=4.0, n_features=8, n_layers=1, n_basis=8)
+    model.references.copy_(torch.tensor([-13.6, -1029.0, -2041.0]))
+    model.energy_scale.fill_(0.7)
+    return model
+
+
+def water_box(n=2, spacing=3.1, seed=0):
+    """n^3 water molecules in a periodic cubic box (A), rattled."""
+    box = Atoms(cell=[n * spacing] * 3, pbc=True)
+    for idx in np.ndindex(n, n, n):
+        w = molecule("H2O")
+        w.positions += spacing * (np.array(idx) + 0.5)
+        box += w
+    box.rattle(0.05, seed=seed)
+    return box
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model, package path): the tiny model written to a file and exported by the verb (float32)."""
+    root = tmp_path_factory.mktemp("export")
+    model = tiny_model()
+    save_model(model, root / "model.pt")
+    package = root / "model.pt2"
+    assert main(["export", str(root / "model.pt"), "--out", str(package)]) == 0
+    return model, package
+
+
+def _agree(eager, compiled, atoms, stress=False):
+    e0, f0 = energy_forces(eager, atoms)
+    e1, f1 = energy_forces(compiled, atoms)
+    tol = 500 * np.finfo(np.float32).eps
+    assert abs(e1 - e0) <= tol * max(1.0, abs(e0)), (e0, e1)
+    assert np.abs(f1 - f0).max() <= tol * max(1.0, np.abs(f0).max())
+    assert np.abs(f0).max() > 1e-3  # forces not trivially zero
+    if stress:
+        s0, s1 = eager.get_stress(atoms), compiled.get_stress(atoms)
+        assert np.abs(s0).max() > 1e-6
+        np.testing.assert_allclose(s1, s0, atol=tol * np.abs(s0).max())
+
+
+@pytest.mark.slow
+def test_package_reproduces_eager_on_two_sizes_and_a_periodic_box(exported, ethanol):
+    model, package = exported
+    compiled = ffpt.load_calculator(package)
+    assert isinstance(compiled, ExportedCalculator)
+    eager = MLIPCalculator(model)
+    dimer = ethanol.copy() + ethanol.copy()
+    dimer.positions[len(ethanol):] += [3.0, 0.5, 0.0]  # within the cutoff: more edges per atom
+    sizes = []
+    for atoms in (ethanol, dimer, water_box()):
+        sizes.append((len(atoms), len(compiled.neighbors(atoms.positions, atoms.cell.array, atoms.pbc)[0][0])))
+        _agree(eager, compiled, atoms, stress=bool(atoms.pbc.all()))
+    assert len({n for n, _ in sizes}) == 3 and len({e for _, e in sizes}) == 3  # atom and edge counts differ
+    assert compiled.info["elements"] == [1, 6, 8] and compiled.info["cutoff"] == 4.0
+
+
+@pytest.mark.slow
+def test_package_checks_frames_like_the_eager_calculator(exported):
+    _, package = exported
+    calc = ffpt.load_calculator(package)
+    triplet = molecule("O2")
+    triplet.info["spin"] = 5  # not the default; the model has no spin input
+    triplet.calc = calc
+    with pytest.raises(ModelInputError, match="spin multiplicity 5"):
+        triplet.get_potential_energy()
+    neon = Atoms("NeH", positions=[[0, 0, 0], [0, 0, 1.0]])
+    neon.calc = calc
+    with pytest.raises(KeyError, match="Ne"):
+        neon.get_potential_energy()
+    lone = Atoms("H")
+    lone.calc = calc
+    with pytest.raises(ModelInputError, match="at least 2 atoms"):
+        lone.get_potential_energy()
+
+
+@pytest.mark.slow
+def test_md_runs_an_exported_model(exported, tmp_path, ethanol, capsys):
+    _, package = exported
+    structure = tmp_path / "ethanol.xyz"
+    ethanol.write(structure)
+    assert main(["md", "--model", str(package), "--structure", str(structure), "--steps", "5",
+                 "--out", str(tmp_path / "md"), "--no-progress", "--temperature", "300"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["stable"] is True and summary["simulated_fs"] > 0
+
+
+def test_export_of_a_corrupted_model_exits_2(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a torch file at all")
+    assert main(["export", str(bad), "--out", str(tmp_path / "model.pt2")]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert not (tmp_path / "model.pt2").exists()
+    save_model(tiny_model(), tmp_path / "good.pt")
+    assert main(["export", str(tmp_path / "good.pt"), "--out", str(tmp_path / "model.zip")]) == 2
+    assert ".pt2" in capsys.readouterr().err
+
+
+def test_load_calculator_refuses_a_damaged_package(tmp_path):
+    damaged = tmp_path / "model.pt2"
+    damaged.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelFileError, match="model.pt2"):
+        ffpt.load_calculator(damaged)
+    with pytest.raises(ModelFileError, match="no such"):
+        ffpt.load_calculator(tmp_path / "missing.pt2")
+
+
+def test_compare_flags_differences_beyond_round_off():
+    energy, forces, stress = torch.tensor([-100.0]), torch.ones(4, 3), torch.eye(3)
+    same = (energy * (1 + 1e-7), forces, stress)
+    assert compare((energy, forces, stress), same, torch.float32, periodic=True) is None
+    off = (energy, forces + 1e-2, stress)
+    assert "forces" in compare((energy, forces, stress), off, torch.float32, periodic=True)
+    assert "stress" in compare((energy, forces, stress), (energy, forces, stress * 2), torch.float32, periodic=True)
+    assert compare((energy, forces, stress), (energy, forces, stress * np.nan), torch.float32, periodic=False) is None
+
+
+def test_md_compile_flag_reaches_the_model(tmp_path, ethanol, monkeypatch, capsys):
+    """``--compile`` wraps the network in torch.compile (stubbed here: real code generation takes minutes);
+    a teacher cannot be compiled (exit 2)."""
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(kw) or fn)
+    save_model(tiny_model(), tmp_path / "model.pt")
+    structure = tmp_path / "ethanol.xyz"
+    ethanol.write(structure)
+    assert main(["md", "--model", str(tmp_path / "model.pt"), "--compile", "--structure", str(structure),
+                 "--steps", "2", "--out", str(tmp_path / "md"), "--no-progress"]) == 0
+    assert compiled and compiled[0] == {"dynamic": True}
+    assert main(["md", "--calculator", "mmff94", "--compile", "--structure", str(structure),
+                 "--steps", "2", "--out", str(tmp_path / "md2"), "--no-progress"]) == 2
+    assert "--compile applies to model files" in capsys.readouterr().err
