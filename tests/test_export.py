@@ -154,3 +154,29 @@ def test_md_compile_flag_reaches_the_model(tmp_path, ethanol, monkeypatch, capsy
     assert main(["md", "--calculator", "mmff94", "--compile", "--structure", str(structure),
                  "--steps", "2", "--out", str(tmp_path / "md2"), "--no-progress"]) == 2
     assert "--compile applies to model files" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_reads_an_exported_model_like_the_model_file(exported, tmp_path, ethanol, capsys):
+    """``ffpt eval FILE.pt2 DATA`` gives the errors of ``ffpt eval MODEL.pt DATA`` within float32 round-off."""
+    from ffpt.data.io import write_frames
+
+    model, package = exported
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(3):
+        atoms = ethanol.copy()
+        atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
+        atoms.info["REF_energy"] = -1.0
+        atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))
+        frames.append(atoms)
+    data = tmp_path / "frames.extxyz"
+    write_frames(data, frames)
+    reports = []
+    for name in (package, package.with_suffix(".pt")):
+        out = tmp_path / f"{name.suffix[1:]}.json"
+        assert main(["eval", str(name), str(data), "--json", str(out)]) == 0
+        reports.append(json.loads(out.read_text()))
+    assert reports[0]["n_frames"] == 3
+    assert reports[0]["forces_mae_mev_per_a"] == pytest.approx(reports[1]["forces_mae_mev_per_a"], rel=1e-4)
+    assert reports[0]["energy_mae_mev_per_atom"] == pytest.approx(reports[1]["energy_mae_mev_per_atom"], rel=1e-4)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field, field_validator
 
 from ffpt import keys
@@ -54,7 +55,6 @@ class EvalResult:
 def group_tables(frames, energies, forces, labels: dict[str, list[str]]) -> dict:
     """``{group: {name: ErrorTable}}`` of the frames sharing each value of each labelling; a frame
     without a value is grouped under ``"-"``; a labelling no frame has is left out."""
-    import numpy as np
 
     from ffpt.observables.errors import error_table
 
@@ -76,20 +76,25 @@ def run_eval(config: EvalConfig) -> EvalResult:
     from ffpt.analysis.errors import parity_plot
     from ffpt.data.io import read_frames, write_frames
     from ffpt.fileio import atomic_write_json
+    from ffpt import load_calculator
     from ffpt.models.calculator import check_structure
+    from ffpt.models.exported import is_package
     from ffpt.models.inference import predict_frames
     from ffpt.models.model_file import load_model
     from ffpt.observables.errors import error_table
 
-    model = load_model(config.model, device=config.device)
     frames, files = [], []
     for path in config.data:
         part = read_frames(path, fmt=config)
-        for k, atoms in enumerate(part):
-            check_structure(model, atoms, str(config.model), where=f"{path} frame {k}")
         frames += part
         files += [str(path)] * len(part)
-    energies, forces = predict_frames(model, frames, config.batch_size, config.device)
+    if is_package(config.model):  # an exported .pt2: one frame per call through its calculator
+        energies, forces = _predict_with_calculator(load_calculator(config.model), frames, files)
+    else:
+        model = load_model(config.model, device=config.device)
+        for atoms, path, k in zip(frames, files, _frame_numbers(files)):
+            check_structure(model, atoms, str(config.model), where=f"{path} frame {k}")
+        energies, forces = predict_frames(model, frames, config.batch_size, config.device)
     table = error_table(frames, energies, forces)
     labels = {"file": files} | {key: [str(a.info.get(key, "-")) for a in frames] for key in GROUP_KEYS}
     groups = group_tables(frames, energies, forces, labels)
@@ -103,6 +108,32 @@ def run_eval(config: EvalConfig) -> EvalResult:
     if config.predictions is not None:
         write_frames(config.predictions, _with_predictions(frames, energies, forces))
     return EvalResult(table, groups, json_path, Path(plot), config.predictions)
+
+
+def _frame_numbers(files: list[str]) -> list[int]:
+    """Each frame's index within its own file."""
+    seen: dict[str, int] = {}
+    numbers = []
+    for path in files:
+        numbers.append(seen.get(path, 0))
+        seen[path] = numbers[-1] + 1
+    return numbers
+
+
+def _predict_with_calculator(calc, frames, files):
+    """Energies (eV) and forces (eV/A) of ``frames`` from an ASE calculator; its checks name the frame."""
+    from ffpt.errors import UserError
+
+    energies, forces = [], []
+    for atoms, path, k in zip(frames, files, _frame_numbers(files)):
+        atoms = atoms.copy()
+        atoms.calc = calc
+        try:
+            energies.append(atoms.get_potential_energy())
+        except UserError as exc:
+            raise type(exc)(f"{path} frame {k}: {exc}") from None
+        forces.append(atoms.get_forces())
+    return np.array(energies), forces
 
 
 def _with_predictions(frames, energies, forces):
