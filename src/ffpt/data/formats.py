@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.units import Bohr
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from ffpt import keys, units
 from ffpt.config import Strict
@@ -57,18 +57,11 @@ class DataFormat(Strict):
     energy_unit: str | None = None
     length_unit: str | None = None
 
-    @field_validator("energy_unit")
+    @field_validator("energy_unit", "length_unit")
     @classmethod
-    def _known_energy_unit(cls, value: str | None) -> str | None:
+    def _known_unit(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            energy_factor(value)
-        return value
-
-    @field_validator("length_unit")
-    @classmethod
-    def _known_length_unit(cls, value: str | None) -> str | None:
-        if value is not None:
-            length_factor(value)
+            (energy_factor if info.field_name == "energy_unit" else length_factor)(value)
         return value
 
 
