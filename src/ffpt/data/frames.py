@@ -111,6 +111,14 @@ def set_labels(atoms: Atoms, energy: float, forces: np.ndarray) -> Atoms:
     return atoms
 
 
+def check_cell(atoms: Atoms, where: str = "frame") -> None:
+    """A :class:`DataError` when the cell vectors along the periodic directions span zero length,
+    area or volume (non-periodic directions may be zero)."""
+    periodic = atoms.cell.array[atoms.pbc]
+    if len(periodic) and abs(np.linalg.det(periodic @ periodic.T)) < 1e-12:
+        raise DataError(f"{where}: periodic frame has a degenerate cell (zero volume or length along pbc)")
+
+
 def validate_frame(
     atoms: Atoms,
     *,
@@ -135,9 +143,7 @@ def validate_frame(
     if not np.all(np.isfinite(positions)):
         i = int(np.argwhere(~np.isfinite(positions))[0, 0])
         raise DataError(f"{where}, atom {i}: non-finite position")
-    periodic = atoms.cell.array[atoms.pbc]
-    if len(periodic) and abs(np.linalg.det(periodic @ periodic.T)) < 1e-12:
-        raise DataError(f"{where}: periodic frame has a degenerate cell (zero volume or length along pbc)")
+    check_cell(atoms, where)
     if len(atoms) > 1 and min_distance > 0:
         from ase.neighborlist import neighbor_list
 

@@ -9,7 +9,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
-from ffpt.data.frames import DataError
+from ffpt.data.frames import DataError, check_cell
 from ffpt import keys
 from ffpt.models.graph import NeighborListBuilder, graph_from_atoms
 from ffpt.models.model_file import load_model
@@ -35,8 +35,7 @@ def check_structure(model, atoms, source: str, where: str | None = None) -> None
         names = ", ".join(chemical_symbols[z] for z in model.elements)
         raise UnknownElementError(f"{prefix}atom {i} ({chemical_symbols[atoms.numbers[i]]}): element(s) "
                                   f"{missing} not known to model {source} (elements: {names})")
-    if atoms.pbc.any() and abs(np.linalg.det(atoms.cell.array)) < 1e-9:
-        raise DataError(f"{where or 'frame'}: periodic frame has a degenerate cell (zero volume)")
+    check_cell(atoms, where or "frame")
 
 
 class GraphCalculator(Calculator):
