@@ -55,23 +55,6 @@ def normalise_calculator(args: argparse.Namespace, config):
     return config.model_copy(update={"calculator": name, "teacher_options": {**options, **config.teacher_options}})
 
 
-def read_structure(path, index: int):
-    """Frame ``index`` of an ASE-readable file, validated (elements, positions, overlaps, cell)."""
-    import ase.io
-
-    from ffpt.data import DataError, validate_frame
-
-    try:
-        atoms = ase.io.read(path, index=index)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such structure file") from None
-    except Exception as exc:  # ase raises many types for malformed files
-        raise DataError(f"{path}: cannot read frame {index} ({' '.join(str(exc).split())})") from None
-    atoms.calc = None
-    validate_frame(atoms, source=str(path), index=index, require_labels=False)
-    return atoms
-
-
 def checked_calculator(config, atoms, device: str, compile: bool = False):
     """The config's calculator, after checking it can evaluate ``atoms`` (a model's elements)."""
     from ffpt.simulate.calculators import resolve

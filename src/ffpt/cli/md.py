@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ffpt.cli._config import resolve_config
-from ffpt.cli._structures import add_run_arguments, checked_calculator, normalise_calculator, read_structure, run_flags
+from ffpt.cli._structures import add_run_arguments, checked_calculator, normalise_calculator, run_flags
+from ffpt.data.io import read_structure
 from ffpt.cli._config import add_execution_arguments
 
 HELP = "run MD (NVE/Langevin/Bussi) with stability monitors; writes trajectory and stability.json"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ffpt.cli._config import resolve_config
-from ffpt.cli._structures import add_run_arguments, run_flags, checked_calculator, normalise_calculator, read_structure
+from ffpt.cli._structures import add_run_arguments, run_flags, checked_calculator, normalise_calculator
+from ffpt.data.io import read_structure
 
 HELP = "well-tempered metadynamics (PLUMED-style CVs and HILLS); writes HILLS, COLVAR, fes.dat, fes.png, species.png"
 

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from ffpt import keys
-    from ffpt.cli._structures import checked_calculator, read_structure
+    from ffpt.cli._structures import checked_calculator
+    from ffpt.data.io import read_structure
     from ffpt.simulate.ipi import parse_address, serve
 
     model = _positional_model(args)

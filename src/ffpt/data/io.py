@@ -64,6 +64,19 @@ def _read_extxyz(path: Path, index: str) -> list[Atoms]:
     return [frames] if isinstance(frames, Atoms) else frames
 
 
+def read_structure(path, index: int):
+    """Frame ``index`` of an ASE-readable file, validated (elements, positions, overlaps, cell)."""
+    try:
+        atoms = ase.io.read(path, index=index)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such structure file") from None
+    except Exception as exc:  # ase raises many types for malformed files
+        raise DataError(f"{path}: cannot read frame {index} ({' '.join(str(exc).split())})") from None
+    atoms.calc = None
+    validate_frame(atoms, source=str(path), index=index, require_labels=False)
+    return atoms
+
+
 def write_frames(path: str | os.PathLike, frames: Iterable[Atoms]) -> Path:
     """Write frames to extxyz atomically (temporary file, then rename)."""
     path = Path(path)

@@ -81,20 +81,15 @@ class MetadConfig(Strict):
 
 def prepare(config: MetadConfig):
     """Starting atoms, CVs, walls, run parameters and the channel's reaction (or None) of a config."""
-    import ase.io
-    from ffpt.data import DataError, validate_frame
+    from ffpt.config import ConfigError
+    from ffpt.data.io import read_structure
     from ffpt.simulate.cvs import Distance, channel_cvs, coordination_from_labels, pair_from_label
     from ffpt.systems.h2combustion import load_channel
     from ffpt.simulate.metad import MetadParameters, Wall
 
     if config.calculator is None or config.structure is None:
-        raise ValueError("'calculator' and 'structure' are required (flags or config keys)")
-    try:
-        atoms = ase.io.read(config.structure, index=config.structure_index)
-    except Exception as exc:  # ase raises many types for missing or malformed files
-        raise DataError(f"{config.structure}: cannot read frame {config.structure_index} ({exc})") from None
-    atoms.calc = None
-    validate_frame(atoms, source=str(config.structure), index=config.structure_index, require_labels=False)
+        raise ConfigError("'calculator' and 'structure' are required (flags or config keys)")
+    atoms = read_structure(config.structure, config.structure_index)
     kw = dict(n=config.nn, m=config.mm)
     reaction = None
     if config.channel is not None:
