@@ -20,7 +20,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from ffpt.analysis.survival import SurvivalCurve, plot_survival, survival_curve
-from ffpt.execution import InlineExecutor
+from ffpt.execution import InlineExecutor, completed
 from ffpt.fileio import atomic_write_text
 from ffpt.simulate.config import MDConfig
 from ffpt.simulate.md import MDResult, run_md
@@ -97,16 +97,12 @@ def run_batch(
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     out = Path(out_dir)
     pool = executor if executor is not None else InlineExecutor()
-    futures = {pool.submit(_run_seed, structure, calculator_factory, config.model_copy(update={"seed": seed}),
-                           out / f"seed_{seed}"): seed for seed in seeds}
-    try:
-        for future in tqdm(cf.as_completed(futures), total=len(futures), desc="seeds", unit="run",
-                           disable=not progress):
-            future.result()  # raises the first failing seed's error
-    finally:
-        for future in futures:
-            future.cancel()
-    results = [future.result() for future in futures]  # in the order of seeds
+    calls = [(structure, calculator_factory, config.model_copy(update={"seed": seed}), out / f"seed_{seed}")
+             for seed in seeds]
+    results: list[MDResult] = [None] * len(seeds)  # type: ignore[list-item]
+    for index, result in tqdm(completed(pool, _run_seed, calls), total=len(calls), desc="seeds", unit="run",
+                              disable=not progress):  # the first failing seed's error is raised here
+        results[index] = result
     curve = survival_curve([r.simulated_fs for r in results], [not r.stable for r in results])
     batch = BatchResult(seeds, results, curve)
     atomic_write_text(out / "batch.json", json.dumps(batch.as_dict(), indent=2))
