@@ -14,8 +14,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_keys: str) -> None
     from ffpt.cli._config import add_config_arguments, add_teacher_option_argument
 
     add_config_arguments(parser, config_keys)
-    parser.add_argument("--calculator", "--model", dest="calculator",
-                        help="model file (.pt, or .pt2 from ffpt export) or teacher name (options: --teacher-option)")
+    parser.add_argument("--calculator", "--model", dest="calculator", nargs="+",
+                        help="model file (.pt, or .pt2 from ffpt export) or teacher name (options: --teacher-option);"
+                             " several model files (or a committee.json) run as a committee: mean forces, and"
+                             " their disagreement recorded along the run")
     parser.add_argument("--compile", action="store_true",
                         help="run a .pt model through torch.compile (first steps take minutes, then ~2-3x faster)")
     add_teacher_option_argument(parser)
@@ -34,11 +36,18 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_keys: str) -> None
 def run_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The flags of :func:`add_run_arguments` as config keys (MDConfig and MetadConfig share them)."""
     return {
-        "calculator": args.calculator, **teacher_option_flags(args.teacher_option),
+        "calculator": one_or_committee(args.calculator), **teacher_option_flags(args.teacher_option),
         "structure": args.structure, "structure_index": args.structure_index, "steps": args.steps,
         "timestep_fs": args.timestep, "temperature_K": args.temperature, "friction_per_fs": args.friction,
         "seed": args.seed,
     }
+
+
+def one_or_committee(specs: list[str] | None) -> str | list[str] | None:
+    """A ``--calculator`` flag's value: one spec, or the list of a committee's member files."""
+    if specs is None:
+        return None
+    return specs[0] if len(specs) == 1 else list(specs)
 
 
 def normalise_calculator(args: argparse.Namespace, config):
@@ -46,7 +55,7 @@ def normalise_calculator(args: argparse.Namespace, config):
     ``teacher_options`` (a warning on stderr says so)."""
     from ffpt.simulate.calculators import split_legacy_spec
 
-    legacy = split_legacy_spec(config.calculator) if config.calculator else None
+    legacy = split_legacy_spec(config.calculator) if isinstance(config.calculator, str) else None
     if legacy is None:
         return config
     name, options = legacy

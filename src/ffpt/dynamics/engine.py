@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, Sequence
 
@@ -168,6 +168,10 @@ class Observer:
 
     def close(self) -> None:
         """Release files or bars at the end of a run."""
+
+    def summary(self) -> dict | None:
+        """What the run's result reports of this observer (``MDResult.observed[name]``); default nothing."""
+        return None
 
 
 class MonitorObserver(Observer):
@@ -367,13 +371,14 @@ class MDResult:
     n_frames: int
     wall_s: float
     trajectory: str | None
+    observed: dict = field(default_factory=dict)  # observer summaries by name, e.g. committee "uncertainty"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "MDResult":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def read_checkpoint(out: Path) -> dict | None:
@@ -475,6 +480,7 @@ def run(
         n_frames=sinks[0].n_frames if sinks else 0,
         wall_s=engine.wall_s,
         trajectory=sinks[0].path.name if sinks else None,
+        observed={o.name: o.summary() for o in observers if o.summary() is not None},
     )
     atomic_write_json(out / STABILITY_FILE, result.as_dict())
     return result

@@ -2,7 +2,8 @@
 
 A frame (:func:`md_frame`) holds positions, momenta, energy and forces, and ``info`` keys ``step``,
 ``time_fs``, ``epot``, ``ekin``, ``etot`` (eV), ``temperature_K``, ``wall_s`` (and ``bath_energy``,
-eV put in by the Bussi thermostat, so that ``etot - bath_energy`` is conserved), plus any keys the
+eV put in by the Bussi thermostat, so that ``etot - bath_energy`` is conserved; with a committee
+calculator ``energy_std`` (eV), ``forces_std_max`` and the per-atom array ``forces_std`` (eV/A)), plus any keys the
 run adds (e.g. CV values and bias energies of metadynamics). On resume a file is cut back to the
 frames of the checkpoint, so a kill never leaves a duplicated or torn frame.
 """
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -36,6 +38,10 @@ def md_frame(state: MDState) -> Atoms:
     )
     if state.bath_energy is not None:
         frame.info["bath_energy"] = state.bath_energy  # energy put in by the thermostat (eV)
+    results = atoms.calc.results
+    if "forces_std" in results:  # a committee: the members' disagreement (eV, eV/A)
+        frame.info.update(energy_std=float(results["energy_std"]), forces_std_max=float(results["forces_std_max"]))
+        frame.arrays["forces_std"] = np.asarray(results["forces_std"], dtype=float)
     return frame
 
 

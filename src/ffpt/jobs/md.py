@@ -31,7 +31,7 @@ class CalculatorSpec:
     """A picklable recipe for a calculator, built where it is called (in the worker): a teacher
     name with its options, or a model file on ``device`` (:func:`ffpt.simulate.calculators.resolve`)."""
 
-    spec: str
+    spec: str | list[str]  # a list: a committee of model files
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
     compile: bool = False  # torch.compile a model file (see resolve)

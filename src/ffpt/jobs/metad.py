@@ -29,7 +29,8 @@ class WallConfig(Strict):
 class MetadConfig(Strict):
     """One metadynamics run. Units: fs, K, A, 1/fs; hill height in kJ/mol (as PLUMED's HEIGHT)."""
 
-    calculator: str | None = Field(None, description="model file or teacher name")
+    calculator: str | list[str] | None = Field(
+        None, description="model file, teacher name, or a committee: a list of model files or a committee.json")
     teacher_options: dict[str, Any] = Field(default_factory=dict, description="options of a teacher calculator")
     structure: Path | None = Field(None, description="starting structure (any ASE-readable file)")
     structure_index: int = 0

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from ffpt.data.frames import DataError, check_cell
 from ffpt import keys
@@ -40,11 +41,12 @@ def check_structure(model, atoms, source: str, where: str | None = None) -> None
 
 class GraphCalculator(Calculator):
     """What the eager and the exported calculator share: the frame checks (elements, cell, spin), the
-    neighbour list (vesin) and ASE's results. Subclasses set ``elements``, ``cutoff``, ``max_spin``,
+    neighbour list (vesin) and ASE's results. Subclasses set ``elements``, ``cutoff`` (A), ``max_spin``,
     ``architecture``, ``dtype``, ``device``, ``source`` and implement :meth:`evaluate`."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
     elements: list[int]
+    cutoff: float  # A
     max_spin: int
     architecture: str
     dtype: torch.dtype
@@ -76,12 +78,15 @@ class GraphCalculator(Calculator):
         if "stress" in properties and not want_stress:
             raise NotImplementedError("stress needs a cell periodic in all three directions")
         graph = graph_from_atoms(self.atoms, self.elements, self.neighbors, dtype=self.dtype).to(self.device)
-        energy, forces, stress = self.evaluate(graph, want_stress)
-        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
-        if want_stress:
-            from ase.stress import full_3x3_to_voigt_6_stress
+        self.results = self.graph_results(graph, want_stress)
 
-            self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+    def graph_results(self, graph, stress: bool) -> dict:
+        """ASE's results (energy eV, forces eV/A, stress as Voigt 6-vector eV/A^3) of a one-frame graph."""
+        energy, forces, stress_3x3 = self.evaluate(graph, stress)
+        results = {"energy": energy, "free_energy": energy, "forces": forces}
+        if stress:
+            results["stress"] = full_3x3_to_voigt_6_stress(stress_3x3)
+        return results
 
 
 class MLIPCalculator(GraphCalculator):
@@ -109,6 +114,7 @@ class MLIPCalculator(GraphCalculator):
             self.model.atomic_energies = torch.compile(self.model.atomic_energies, dynamic=True)
         self.dtype = next(self.model.parameters()).dtype
         self.elements, self.max_spin, self.architecture = model.elements, model.max_spin, model.architecture
+        self.cutoff = float(self.model.cutoff)
         self.neighbors = NeighborListBuilder(self.model.cutoff)
 
     @classmethod

@@ -8,7 +8,7 @@ key ``teacher_options``), or a path to an ffpt model file or an exported ``.pt2`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ase.calculators.calculator import Calculator
 
@@ -30,14 +30,17 @@ def split_legacy_spec(spec: str) -> tuple[str, dict[str, Any]] | None:
     return name, parse_option_items(items, what=f"calculator '{spec}': option")
 
 
-def resolve(spec: str, device: str = "cpu", options: dict[str, Any] | None = None, compile: bool = False) -> Calculator:
+def resolve(spec: str | Sequence[str], device: str = "cpu", options: dict[str, Any] | None = None,
+            compile: bool = False) -> Calculator:
     """A teacher (``ffpt.teachers.get(spec, **options)``) if ``spec`` names one, else the model file
-    ``spec`` (:func:`ffpt.load_calculator`: an ffpt model file, or an exported ``.pt2`` package),
-    which takes no options. ``compile``: run a model file through ``torch.compile`` (a ``.pt2`` is
-    compiled already; a teacher cannot be)."""
+    ``spec`` (:func:`ffpt.load_calculator`: an ffpt model file, an exported ``.pt2`` package or a
+    committee file), which takes no options; a list of model files is a committee. ``compile``: run
+    a model file through ``torch.compile`` (a ``.pt2`` is compiled already; a teacher cannot be)."""
     from ffpt import teachers
 
     options = dict(options or {})
+    if not isinstance(spec, str):
+        return _committee([str(s) for s in spec], device, options, compile)
     legacy = split_legacy_spec(spec)
     if legacy is not None:
         spec, options = legacy[0], {**legacy[1], **options}
@@ -56,3 +59,16 @@ def resolve(spec: str, device: str = "cpu", options: dict[str, Any] | None = Non
         f"calculator '{spec}' is neither a registered teacher ({', '.join(teachers.available())}) "
         "nor an existing model file (.pt, or .pt2 from ffpt export)"
     )
+
+
+def _committee(specs: list[str], device: str, options: dict[str, Any], compile: bool) -> Calculator:
+    """The committee of model files ``specs`` (teachers cannot be members)."""
+    from ffpt import load_calculator, teachers
+
+    if options:
+        raise ConfigError(f"calculator {specs}: a committee of model files takes no teacher options ({options})")
+    for spec in specs:
+        if spec.lower() in teachers.REGISTRY or not Path(spec).is_file():
+            raise ConfigError(f"calculator {specs}: committee member '{spec}' is not an existing model file "
+                              "(.pt or .pt2); teachers cannot be committee members")
+    return load_calculator(specs, device=device, compile=compile)

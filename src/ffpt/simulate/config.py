@@ -38,10 +38,22 @@ class MonitorConfig(Strict):
     rdf_pairs: list[str] | None = Field(None, description="element pairs like 'O-H'; default: all pairs")
 
 
+class UncertaintyConfig(Strict):
+    """Committee disagreement along a run (calculators with ``forces_std``, e.g. several model files).
+    Recorded by default for a committee; the thresholds act on the largest per-atom force spread."""
+
+    every: int = Field(1, ge=1, description="steps between recorded values")
+    mark_above: float | None = Field(
+        None, gt=0, description="count frames whose max force spread exceeds this (eV/A) and note the first")
+    stop_above: float | None = Field(
+        None, gt=0, description="stop the run when the max force spread exceeds this (eV/A); off by default")
+
+
 class MDConfig(Strict):
     """One MD run: integrator, thermostat, output and monitors."""
 
-    calculator: str | None = Field(None, description="model file or teacher name")
+    calculator: str | list[str] | None = Field(
+        None, description="model file, teacher name, or a committee: a list of model files or a committee.json")
     teacher_options: dict[str, Any] = Field(default_factory=dict, description="options of a teacher calculator")
     structure: Path | None = Field(None, description="starting structure (any ASE-readable file)")
     structure_index: int = Field(0, description="frame of the structure file to start from")
@@ -58,6 +70,8 @@ class MDConfig(Strict):
     fix_com: bool = Field(True, description="keep the centre of mass fixed (removes 3 degrees of freedom)")
     zero_rotation: bool = Field(True, description="remove initial angular momentum of non-periodic systems")
     monitors: MonitorConfig = Field(default_factory=MonitorConfig)
+    uncertainty: UncertaintyConfig | None = Field(
+        None, description="committee disagreement record and thresholds (default: recorded for a committee)")
 
     @model_validator(mode="after")
     def _thermostat_needs_temperature(self) -> "MDConfig":

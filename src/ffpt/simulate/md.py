@@ -21,7 +21,8 @@ from ase.calculators.calculator import Calculator
 
 from ffpt.keys import ENERGY, FORCES
 from ffpt.dynamics import engine
-from ffpt.simulate.config import MDConfig
+from ffpt.simulate.config import MDConfig, UncertaintyConfig
+from ffpt.simulate.uncertainty import UncertaintyObserver, is_committee
 from ffpt.dynamics.engine import CHECKPOINT_FILE, STABILITY_FILE, Integrator, MDResult, MonitorObserver, Observer
 from ffpt.simulate.monitors import Monitor, build_monitors
 from ffpt.dynamics.trajectory import TRAJECTORY_FILES, TrajectoryWriter
@@ -40,6 +41,13 @@ def integrator(config: MDConfig) -> Integrator:
     )
 
 
+def uncertainty_observers(config: UncertaintyConfig | None, calculator) -> list[Observer]:
+    """The committee-disagreement observer: configured, or by default for a committee calculator."""
+    if config is None and not is_committee(calculator):
+        return []
+    return [UncertaintyObserver(config or UncertaintyConfig(), calculator)]
+
+
 def run_md(
     atoms: Atoms,
     calculator: Calculator,
@@ -54,7 +62,8 @@ def run_md(
 
     Monitors from ``config.monitors`` (reference topology from ``atoms``) plus ``extra_monitors``
     are checked every ``check_every`` steps and at the last step; the first that fires stops the run.
-    ``observers`` (e.g. an uncertainty monitor) run after the monitors, before the trajectory.
+    With a committee calculator (or ``config.uncertainty``) the members' disagreement is recorded
+    (:mod:`ffpt.simulate.uncertainty`). ``observers`` run after those, before the trajectory.
     A calculator exception during a step ends the run, recorded as monitor ``"calculator"``; one on
     the start frame (e.g. an element the model does not know) propagates: it is an input error.
     """
@@ -66,6 +75,7 @@ def run_md(
     out = Path(out_dir)
     chain = [
         MonitorObserver(monitors, config.check_every),
+        *uncertainty_observers(config.uncertainty, calculator),
         *observers,
         TrajectoryWriter(out / TRAJECTORY_FILES[config.trajectory_format], config.save_every),
     ]
