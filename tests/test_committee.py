@@ -117,3 +117,39 @@ def test_md_cli_takes_a_committee_and_reports_its_disagreement(member_files, tmp
 
     frames = ase.io.read(out / "trajectory.extxyz", index=":")
     assert all("forces_std_max" in f.info and f.arrays["forces_std"].shape == (9,) for f in frames)
+
+
+def test_train_committee_bootstraps_members_and_warm_starts_them(emt_dataset, tmp_path, capsys):
+    from ffpt.data.io import read_frames
+    from ffpt.models.committee import read_committee_file
+
+    train_path, valid_path = emt_dataset
+    config = tmp_path / "cfg.yaml"
+    config.write_text("model: {n_features: 8, n_layers: 1, n_basis: 4}\n"
+                      "training: {progress_bar: false, max_epochs: 2}\n")
+    out = tmp_path / "committee"
+    assert main(["train", str(config), "--train", str(train_path), "--valid", str(valid_path),
+                 "--committee", "2", "--out", str(out)]) == 0
+    members = read_committee_file(out / "committee.json")
+    assert [m.parent.name for m in members] == ["member_0", "member_1"]
+    sets = [read_frames(out / f"member_{k}" / "train.extxyz") for k in range(2)]
+    n = len(read_frames(train_path))
+    for frames in sets:  # a resample with replacement: same size, repeated frames
+        assert len(frames) == n
+        assert len({f.positions.tobytes() for f in frames}) < n
+    assert [f.positions.tobytes() for f in sets[0]] != [f.positions.tobytes() for f in sets[1]]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_frames"] == 15 and len(metrics["members"]) == 2
+
+    # fine-tuning the committee: member k warm-starts from member k
+    tuned = tmp_path / "tuned"
+    assert main(["train", str(config), "--train", str(train_path), "--valid", str(valid_path), "--stage", "finetune",
+                 "--init", str(out / "committee.json"), "--committee", "2", "--out", str(tuned)]) == 0
+    from ffpt.models.model_file import read_model_file
+
+    for k in range(2):
+        parent = read_model_file(tuned / f"member_{k}" / "model.pt")["provenance"]["parent"]["path"]
+        assert parent == str(members[k])
+    assert main(["train", str(config), "--train", str(train_path), "--stage", "finetune",
+                 "--init", str(out / "committee.json"), "--committee", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "committee of 2 members, cannot warm-start 3" in capsys.readouterr().err

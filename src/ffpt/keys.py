@@ -14,3 +14,10 @@ CHANNEL = "channel"  # hydrogen-combustion reaction channel, e.g. "09"
 SEED_NAME = "seed_name"  # the seed structure a sampled frame came from
 PREDICTED_ENERGY = "MLIP_energy"  # a model's energy written next to the labels by ffpt eval, eV
 PREDICTED_FORCES = "MLIP_forces"  # a model's forces written by ffpt eval, eV/A (atoms.arrays)
+
+# A committee's disagreement (calculator results and trajectory frames): energy_std (eV), the per-atom
+# forces_std and its maximum forces_std_max (eV/A); see ffpt.models.committee
+ENERGY_STD = "energy_std"
+FORCES_STD = "forces_std"
+FORCES_STD_MAX = "forces_std_max"
+UNCERTAINTY_KEYS = (ENERGY_STD, FORCES_STD, FORCES_STD_MAX)

@@ -21,6 +21,7 @@ FLAGS = {
     "devices": "training.devices",
     "num_nodes": "training.num_nodes",
     "strategy": "training.strategy",
+    "committee": "committee.size",
 }
 
 
@@ -39,17 +40,21 @@ def add_arguments(parser):
     parser.add_argument("--devices", help="number of devices per node (Lightning)")
     parser.add_argument("--num-nodes", type=int)
     parser.add_argument("--strategy", help="Lightning strategy for several devices or nodes, e.g. ddp (default auto)")
+    parser.add_argument("--committee", type=int, metavar="K",
+                        help="train K members (seeds seed..seed+K-1, bootstrap resamples of the labels) into "
+                             "OUT/member_k and write OUT/committee.json; costs K runs")
     parser.add_argument("--out", help="output folder (default runs/train)")
     add_format_arguments(parser, "data.")
 
 
 def run(args) -> int:
+    from ffpt.training.committee import train_committee
     from ffpt.training.config import TrainConfig
     from ffpt.training.stages import train
 
     flags = {key: getattr(args, flag) for flag, key in FLAGS.items()} | format_flags(args, "data.")
     config = resolve_config(TrainConfig, args, flags)
-    result = train(config)
+    result = train_committee(config) if config.committee.size > 1 else train(config)
     if not result.is_global_zero:  # the other DDP ranks run this command too; one prints
         return 0
     m = result.metrics

@@ -19,6 +19,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ffpt.fileio import atomic_path
+from ffpt.keys import ENERGY_STD, FORCES_STD, FORCES_STD_MAX
 from ffpt.dynamics.engine import CheckpointError, MDState, Observer, Stop
 
 TRAJECTORY_FILES = {"extxyz": "trajectory.extxyz", "traj": "trajectory.traj"}
@@ -39,9 +40,10 @@ def md_frame(state: MDState) -> Atoms:
     if state.bath_energy is not None:
         frame.info["bath_energy"] = state.bath_energy  # energy put in by the thermostat (eV)
     results = atoms.calc.results
-    if "forces_std" in results:  # a committee: the members' disagreement (eV, eV/A)
-        frame.info.update(energy_std=float(results["energy_std"]), forces_std_max=float(results["forces_std_max"]))
-        frame.arrays["forces_std"] = np.asarray(results["forces_std"], dtype=float)
+    if FORCES_STD in results:  # a committee: the members' disagreement (eV, eV/A)
+        frame.info[ENERGY_STD] = float(results[ENERGY_STD])
+        frame.info[FORCES_STD_MAX] = float(results[FORCES_STD_MAX])
+        frame.arrays[FORCES_STD] = np.asarray(results[FORCES_STD], dtype=float)
     return frame
 
 

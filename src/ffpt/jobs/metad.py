@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ffpt import keys
 from ffpt.config import Strict
-from ffpt.simulate.config import MonitorConfig
+from ffpt.simulate.config import MonitorConfig, UncertaintyConfig
 from ffpt.units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
 
 CONFIG_NAME = "metad_config.yaml"
@@ -58,6 +58,8 @@ class MetadConfig(Strict):
         default_factory=MonitorConfig,
         description="stability monitors (default: non-finite forces, atoms closer than 0.5 A); a failure stops the run",
     )
+    uncertainty: UncertaintyConfig | None = Field(
+        None, description="committee disagreement record and thresholds (default: recorded for a committee)")
     charge: int | None = Field(None, description="total charge (info['charge'])")
     multiplicity: int | None = Field(None, ge=1, description="spin multiplicity (default: the channel's)")
     upper_walls: list[WallConfig] = Field(default_factory=list)
@@ -223,6 +225,7 @@ def run_metad_job(
     atoms, cvs, walls, params, reaction = prepare(config)
     calculator = resolve(config.calculator, device, config.teacher_options, compile=compile)
     result = run_metadynamics(atoms, calculator, cvs, params, out, walls=walls, monitors=config.monitors,
+                              uncertainty=config.uncertainty,
                               config=config.model_dump(mode="json"), config_name=CONFIG_NAME, progress=progress)
     summary = analyse(out, result, config, reaction, cvs, calculator)
     atomic_write_json(out / "summary.json", summary, indent=1)

@@ -27,12 +27,12 @@ import numpy as np
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from ffpt.fileio import atomic_write_json
+from ffpt.keys import UNCERTAINTY_KEYS
 from ffpt.models.calculator import GraphCalculator
 from ffpt.models.model_file import ModelFileError
 
 COMMITTEE_FORMAT = "ffpt-committee/1"
 COMMITTEE_FILE = "committee.json"
-UNCERTAINTY_KEYS = ("energy_std", "forces_std", "forces_std_max")
 
 
 def is_committee_file(path: str | os.PathLike) -> bool:

@@ -21,8 +21,8 @@ from ase.calculators.calculator import Calculator
 
 from ffpt.keys import ENERGY, FORCES
 from ffpt.dynamics import engine
-from ffpt.simulate.config import MDConfig, UncertaintyConfig
-from ffpt.simulate.uncertainty import UncertaintyObserver, is_committee
+from ffpt.simulate.config import MDConfig
+from ffpt.simulate.uncertainty import uncertainty_observers
 from ffpt.dynamics.engine import CHECKPOINT_FILE, STABILITY_FILE, Integrator, MDResult, MonitorObserver, Observer
 from ffpt.simulate.monitors import Monitor, build_monitors
 from ffpt.dynamics.trajectory import TRAJECTORY_FILES, TrajectoryWriter
@@ -39,13 +39,6 @@ def integrator(config: MDConfig) -> Integrator:
         friction_per_fs=config.friction_per_fs, taut_fs=config.taut_fs, fix_com=config.fix_com,
         zero_rotation=config.zero_rotation,
     )
-
-
-def uncertainty_observers(config: UncertaintyConfig | None, calculator) -> list[Observer]:
-    """The committee-disagreement observer: configured, or by default for a committee calculator."""
-    if config is None and not is_committee(calculator):
-        return []
-    return [UncertaintyObserver(config or UncertaintyConfig(), calculator)]
 
 
 def run_md(

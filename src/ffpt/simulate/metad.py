@@ -25,7 +25,9 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
 from ffpt.fileio import atomic_write_text
-from ffpt.simulate.config import MonitorConfig
+from ffpt.keys import UNCERTAINTY_KEYS
+from ffpt.simulate.config import MonitorConfig, UncertaintyConfig
+from ffpt.simulate.uncertainty import is_committee, uncertainty_observers
 from ffpt.simulate.cvs import CollectiveVariable
 from ffpt.dynamics.engine import (
     CheckpointError,
@@ -129,6 +131,9 @@ class MetadynamicsCalculator(Calculator):
         self.wall_energy = 0.0  # wall energy at the last calculation, eV
         self.base_energy = float("nan")  # unbiased energy at the last calculation, eV
         self._base_results: tuple[float, np.ndarray] | None = None
+        self._base_spread: dict = {}  # a committee base's disagreement (unbiased), passed through
+        if is_committee(base_calculator):
+            self.implemented_properties = [*self.implemented_properties, *UNCERTAINTY_KEYS]
 
     @property
     def delta_t(self) -> float:
@@ -158,6 +163,7 @@ class MetadynamicsCalculator(Calculator):
         else:
             energy, forces = self.base.get_potential_energy(self.atoms), self.base.get_forces(self.atoms)
         self._base_results = (float(energy), np.array(forces, dtype=float))
+        self._base_spread = {k: self.base.results[k] for k in UNCERTAINTY_KEYS if k in self.base.results}
         self._update_bias_results()
 
     def _update_bias_results(self) -> None:
@@ -172,7 +178,7 @@ class MetadynamicsCalculator(Calculator):
         self.cv_values, self.bias_energy, self.wall_energy = s, v, wall_energy
         self.base_energy = energy
         total = energy + v + wall_energy
-        self.results = {"energy": total, "free_energy": total, "forces": total_forces}
+        self.results = {"energy": total, "free_energy": total, "forces": total_forces, **self._base_spread}
 
     def deposit(self, atoms: Atoms, time: float) -> float:
         """Add a hill at the CVs of ``atoms`` at ``time`` (fs); returns its height (eV)."""
@@ -352,6 +358,7 @@ def run_metadynamics(
     *,
     walls: Sequence[Wall] = (),
     monitors: MonitorConfig | None = None,
+    uncertainty: UncertaintyConfig | None = None,
     config: dict | None = None,
     config_name: str = "metad_config.yaml",
     progress: bool = True,
@@ -363,6 +370,7 @@ def run_metadynamics(
     ``epot_model``, eV), ``checkpoint.json`` and ``stability.json`` (see :mod:`ffpt.dynamics.engine`).
     Stability ``monitors`` (default :class:`MonitorConfig`: finite forces, atoms closer than 0.5 A)
     are checked every ``check_every`` steps; the first that fires stops the run, as in ``ffpt md``.
+    With a committee calculator the members' disagreement is recorded (``uncertainty``, as in ``ffpt md``).
     ``config`` (default: the parameters and CV names) is saved as ``config_name`` and must match
     on resume (``steps`` aside).
     """
@@ -378,6 +386,7 @@ def run_metadynamics(
                                   walls=walls)
     chain: list[Observer] = [
         MonitorObserver(build_monitors(monitors or MonitorConfig(), atoms), p.check_every),
+        *uncertainty_observers(uncertainty, calc),
         ColvarWriter(out / "COLVAR", calc, p.colvar_stride),
     ]
     traj = None

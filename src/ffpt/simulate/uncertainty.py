@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ffpt.config import ConfigError
+from ffpt.keys import ENERGY_STD, FORCES_STD, FORCES_STD_MAX
 from ffpt.dynamics.engine import MDState, Observer, Stop
 from ffpt.simulate.config import UncertaintyConfig
 
@@ -23,7 +24,7 @@ HISTOGRAM_EDGES = np.concatenate([[0.0], np.logspace(-3, 1, 33), [np.inf]])
 
 def is_committee(calculator) -> bool:
     """Whether ``calculator`` reports the committee spread (``forces_std``)."""
-    return "forces_std" in getattr(calculator, "implemented_properties", ())
+    return FORCES_STD in getattr(calculator, "implemented_properties", ())
 
 
 class UncertaintyObserver(Observer):
@@ -55,7 +56,7 @@ class UncertaintyObserver(Observer):
             return None
         state.atoms.get_forces()  # evaluated already by the integrator: no new calculation
         results = state.atoms.calc.results
-        spread, energy_std = float(results["forces_std_max"]), float(results["energy_std"])
+        spread, energy_std = float(results[FORCES_STD_MAX]), float(results[ENERGY_STD])
         self.checks += 1
         self.total += spread
         self.largest = max(self.largest, spread)
@@ -94,3 +95,10 @@ class UncertaintyObserver(Observer):
         self.largest_energy_std = state["largest_energy_std"]
         self.counts = np.asarray(state["counts"], dtype=int)
         self.n_above_mark, self.first_above_mark_fs = state["n_above_mark"], state["first_above_mark_fs"]
+
+
+def uncertainty_observers(config: UncertaintyConfig | None, calculator) -> list[Observer]:
+    """The committee-disagreement observer: configured, or by default for a committee calculator."""
+    if config is None and not is_committee(calculator):
+        return []
+    return [UncertaintyObserver(config or UncertaintyConfig(), calculator)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ffpt.config import Strict
 from ffpt.data.formats import DataFormat
@@ -68,7 +68,7 @@ class ModelConfig(Strict):
 
 
 class FinetuneConfig(Strict):
-    init: Path | None = None  # pre-trained model file (required for stage 'finetune')
+    init: Path | None = None  # pre-trained model file (required for stage 'finetune'), or a committee.json
     refit_references: bool = True  # least-squares per-element energies on the new labels
     reset_head: bool = False  # re-initialise the output head
     freeze: list[str] = []  # parameter-name prefixes to keep fixed, e.g. ["embedding", "layers.0"]
@@ -126,11 +126,19 @@ class TrainingConfig(Strict):
         return v
 
 
+class CommitteeConfig(Strict):
+    """K members trained side by side (:mod:`ffpt.training.committee`); 1 is a single model."""
+
+    size: int = Field(1, ge=1, description="number of members (K times the cost of one run)")
+    bootstrap: bool = Field(True, description="each member trains on a bootstrap resample of the labels")
+
+
 class TrainConfig(Strict):
     data: DataConfig
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    committee: CommitteeConfig = CommitteeConfig()
     out: Path = Path("runs/train")
 
 

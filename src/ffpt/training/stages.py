@@ -68,7 +68,7 @@ def reset_head(model: InteratomicPotential) -> None:
             module.reset_parameters()
 
 
-def _load_sets(config: TrainConfig):
+def load_sets(config: TrainConfig):
     """Training and validation frames; too few for either is a :class:`ConfigError` naming the file."""
     data = config.data
     train = read_frames(data.train, fmt=data)
@@ -160,7 +160,7 @@ def train(config: TrainConfig) -> TrainResult:
     _quiet_lightning()
     out = Path(config.out)
     t = config.training
-    train_frames, valid_frames = _load_sets(config)
+    train_frames, valid_frames = load_sets(config)
     record = run_record(config)
     ckpt_dir = out.resolve() / "checkpoints"  # Lightning keeps its best-checkpoint record only for the same dirpath
     callbacks = _callbacks(t, ckpt_dir)
