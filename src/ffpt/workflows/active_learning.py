@@ -1,0 +1,396 @@
+"""Active learning with a committee: explore, pick where the members disagree, label, fine-tune, repeat.
+
+Round r (every step a cached stage of the run folder, :class:`~ffpt.workflows.stages.RunDirectory`):
+
+1. **train**: a committee of K members on all labels so far (:mod:`ffpt.training.committee`: seeds and
+   bootstrap resamples). Round 0 fine-tunes every member from ``pretrained`` (the FFPT-FT arm) or
+   trains from scratch (the baseline); later rounds warm-start member k from member k of round r-1.
+2. **explore**: committee MD (or metadynamics) from every start structure and temperature, ``runs``
+   seeds each, with the stability monitors; the stable fraction of these runs is the round's
+   stability and its 95 % Clopper-Pearson interval is reported.
+3. **stop?** when the stable fraction reaches ``stop.stable_fraction``, the label budget is spent or
+   ``rounds`` rounds of labels were added.
+4. **select** saved frames whose largest per-atom force spread lies in [lower, upper] eV/A, spaced in
+   time and by farthest-point sampling from the labelled set (:mod:`ffpt.sampling.selection`), at most
+   ``max_per_round`` (and the budget left).  No frame in the window also ends the loop.
+5. **label** them with the teacher through the cached labeller (:mod:`ffpt.teachers.runner`).
+
+A killed run called again resumes inside the round it was in: finished stages are skipped, labels
+come from the cache, training and MD resume from their checkpoints, so the labels are the same and
+none is computed twice. A folder of another config re-runs only the stages whose inputs changed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ffpt import keys
+from ffpt.config import ConfigError, Strict
+from ffpt.data.io import read_frames, write_frames
+from ffpt.data.splits import split
+from ffpt.fileio import atomic_write_json
+from ffpt.jobs.metad import MetadConfig
+from ffpt.simulate.config import MDConfig
+from ffpt.training.config import CommitteeConfig, FinetuneConfig, ModelConfig, TrainingConfig
+from ffpt.workflows.stages import RunDirectory
+
+ROUND = "round_{:02d}"
+
+
+class ExploreConfig(Strict):
+    """Committee MD (or metadynamics) that looks for where the committee is unsure."""
+
+    structures: list[Path] = Field(min_length=1, description="start structures (any ASE-readable file)")
+    temperatures_K: list[float] = Field([300.0], min_length=1)
+    runs: int = Field(4, ge=1, description="seeds per structure and temperature")
+    md: MDConfig = Field(default_factory=lambda: MDConfig(ensemble="langevin", steps=2000, save_every=10))
+    metad: MetadConfig | None = Field(None, description="explore by metadynamics instead (e.g. a reaction channel)")
+
+    @model_validator(mode="after")
+    def _set_by_the_loop(self):
+        for name, section in (("md", self.md), ("metad", self.metad)):
+            given = sorted({"calculator", "teacher_options", "structure", "seed", "temperature_K"}
+                           & (section.model_fields_set if section is not None else set()))
+            if given:
+                raise ValueError(f"{name}: {given} are set by active learning (committee, structures, seeds, "
+                                 "temperatures_K)")
+        return self
+
+
+class SelectConfig(Strict):
+    """The selection window and thinning (:mod:`ffpt.sampling.selection`)."""
+
+    lower: float = Field(0.05, ge=0, description="least max force spread worth a label (eV/A)")
+    upper: float = Field(1.0, gt=0, description="largest max force spread still physical (eV/A)")
+    max_per_round: int = Field(10, ge=1)
+    min_spacing_fs: float = Field(20.0, ge=0, description="least time between picks of one run (fs)")
+    farthest_point: bool = Field(True, description="farthest-point picks on an inverse-distance descriptor")
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.upper <= self.lower:
+            raise ValueError(f"upper ({self.upper}) must exceed lower ({self.lower})")
+        return self
+
+
+class StopConfig(Strict):
+    stable_fraction: float | None = Field(1.0, gt=0, le=1, description="stop once this fraction of runs is stable")
+    max_labels: int | None = Field(None, ge=1, description="labels active learning may add in all (budget)")
+
+
+class ActiveLearningSettings(Strict):
+    """The loop, independent of where the first labels and model come from (also an experiment section)."""
+
+    teacher: str | None = Field(None, description="ab initio teacher of the new labels (ffpt teachers)")
+    teacher_options: dict[str, Any] = Field(default_factory=dict)
+    committee: CommitteeConfig = Field(default_factory=lambda: CommitteeConfig(size=4))
+    explore: ExploreConfig
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    rounds: int = Field(5, ge=0, description="most rounds of new labels")
+    stop: StopConfig = Field(default_factory=StopConfig)
+    workers: int = Field(1, ge=1, description="parallel MD runs and label tasks (Dask)")
+
+    @model_validator(mode="after")
+    def _a_committee(self):
+        if self.committee.size < 2:
+            raise ValueError("committee.size must be >= 2 (the disagreement needs several members)")
+        return self
+
+
+class ALConfig(ActiveLearningSettings):
+    """``ffpt al CONFIG.yaml``: active learning from a few labelled frames."""
+
+    name: str = "active learning"
+    labels: Path = Field(description="the first ab initio labels (extxyz, npz or ASE db)")
+    valid: Path | None = Field(None, description="validation labels (default: 10 % of labels, at least 1)")
+    test: Path | None = Field(None, description="test labels: the committee's errors after every round")
+    pretrained: Path | None = Field(None, description="pre-trained model (FFPT-FT); none: members from scratch")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(stage="finetune"))
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _needs_teacher(self):
+        if self.teacher is None:
+            raise ValueError("teacher is required (e.g. gfn2, pyscf)")
+        if self.finetune.init is not None:
+            raise ValueError("finetune.init is set by active learning (pretrained, then the last committee)")
+        return self
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def prepare_data(config: ALConfig, folder: Path) -> dict:
+    """First labels and validation frames (split off the labels when no ``valid`` is given)."""
+    labels = read_frames(config.labels)
+    if config.valid is not None:
+        valid = read_frames(config.valid)
+    else:
+        n_valid = max(1, round(0.1 * len(labels)))
+        if len(labels) - n_valid < 2:
+            raise ConfigError(f"{config.labels}: {len(labels)} labelled frame(s); at least 3 are needed "
+                              "(2 to train, 1 to validate) or a separate 'valid' file")
+        valid, labels = split(labels, [n_valid, len(labels) - n_valid], seed=config.seed)
+    out = {"initial": str(write_frames(folder / "initial.extxyz", labels)),
+           "valid": str(write_frames(folder / "valid.extxyz", valid)), "n_initial": len(labels)}
+    if config.test is not None:
+        out["test"] = str(write_frames(folder / "test.extxyz", read_frames(config.test)))
+    return out
+
+
+def train_round(config: ALConfig, folder: Path, label_files: list[str], data: dict, init: str | None,
+                progress: bool) -> dict:
+    """The round's committee on all labels so far; its validation and test errors."""
+    from ffpt.training.committee import train_committee
+    from ffpt.training.config import TrainConfig
+
+    labels = [f for path in label_files for f in read_frames(path)]
+    train_path = write_frames(folder / "labels.extxyz", labels)
+    start = init or (str(config.pretrained) if config.pretrained is not None else None)
+    training = config.training.model_copy(update={
+        "stage": "finetune" if start else "scratch", "seed": config.seed,
+        "progress_bar": config.training.progress_bar and progress})
+    result = train_committee(TrainConfig(
+        data={"train": train_path, "valid": data["valid"]}, model=config.model, training=training,
+        finetune=config.finetune.model_copy(update={"init": start}), committee=config.committee,
+        out=folder / "committee"))
+    out = {"committee": str(result.model_path), "n_labels": len(labels), "valid": _errors(result.metrics)}
+    if "test" in data:
+        out["test"] = committee_errors(result.model_path, read_frames(data["test"]))
+    return out
+
+
+def _errors(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "members"}
+
+
+def committee_errors(committee_file, frames) -> dict:
+    """Errors of the committee mean on ``frames`` (meV/atom, meV/A; see :mod:`ffpt.observables.errors`)."""
+    import ffpt
+    from ffpt.observables.errors import error_table
+
+    calculator = ffpt.load_calculator(committee_file)
+    energies, forces = [], []
+    for atoms in frames:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces())
+    return error_table(frames, np.array(energies), forces).as_dict()
+
+
+def _explore_run(kind: str, job: dict, out: Path) -> dict:
+    """One exploration run (a task): ``kind`` md or metad; returns its stability record."""
+    from ase.io import read
+
+    if kind == "md":
+        from ffpt.jobs.md import CalculatorSpec
+        from ffpt.simulate.md import run_md
+
+        config = MDConfig.model_validate(job)
+        result = run_md(read(config.structure, config.structure_index), CalculatorSpec(config.calculator)(),
+                        config, out, progress=False)
+        return result.as_dict()
+    from ffpt.jobs.metad import run_metad_job
+
+    run_metad_job(MetadConfig.model_validate(job), out, progress=False)
+    import json
+
+    return json.loads((out / "stability.json").read_text())
+
+
+def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, round_index: int,
+                  executor: cf.Executor | None) -> dict:
+    """Committee MD from every structure and temperature; stability and the saved frames' spreads."""
+    from ffpt.execution import InlineExecutor, completed
+    from ffpt.models.committee import read_committee_file
+
+    e = config.explore
+    members = [str(p) for p in read_committee_file(committee)]
+    kind = "metad" if e.metad is not None else "md"
+    section = e.metad if e.metad is not None else e.md
+    calls, names = [], []
+    for s, structure in enumerate(e.structures):
+        for temperature in e.temperatures_K:
+            for k in range(e.runs):
+                name = f"s{s}_T{temperature:g}_seed{k}"
+                job = {**section.model_dump(mode="json", exclude_unset=True), "calculator": members,
+                       "structure": str(structure), "temperature_K": temperature,
+                       "seed": 1000 * round_index + k}
+                calls.append((kind, job, folder / name))
+                names.append(name)
+    runs = [None] * len(calls)
+    for index, record in completed(executor or InlineExecutor(), _explore_run, calls):
+        runs[index] = {"name": names[index], **record}
+    stable = sum(bool(r["stable"]) for r in runs)
+    failed_at = [r["failed_at_fs"] for r in runs if not r["stable"]]
+    spreads = [v for r in runs for v in _spreads(folder / r["name"] / "trajectory.extxyz")]
+    return {
+        "n_runs": len(runs), "n_stable": stable, "stable_fraction": stable / len(runs),
+        "stable_fraction_ci95": clopper_pearson(stable, len(runs)),
+        "median_time_to_failure_fs": float(np.median(failed_at)) if 2 * len(failed_at) > len(runs) else None,
+        "simulated_fs": float(sum(r["simulated_fs"] for r in runs)),
+        "failure_monitors": sorted({r["monitor"] for r in runs if r["monitor"]}),
+        "spread": {"n_frames": len(spreads), "median": float(np.median(spreads)) if spreads else None,
+                   "p90": float(np.percentile(spreads, 90)) if spreads else None,
+                   "values": [round(v, 5) for v in spreads]},
+        "runs": runs,
+    }
+
+
+def _spreads(path: Path) -> list[float]:
+    from ase.io import iread
+
+    if not path.exists():
+        return []
+    return [float(a.info[keys.FORCES_STD_MAX]) for a in iread(path) if keys.FORCES_STD_MAX in a.info]
+
+
+def clopper_pearson(k: int, n: int) -> list[float]:
+    """Exact 95 % interval of a binomial fraction k/n (Clopper-Pearson)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
+def select_round(config: ActiveLearningSettings, folder: Path, explore: dict, explore_folder: Path,
+                 label_files: list[str], limit: int, round_index: int) -> dict:
+    """Frames of the round's runs to label (``limit`` at most): writes ``picked.extxyz``."""
+    from ase.io import iread
+
+    from ffpt.sampling.selection import SelectionRule, select_frames
+
+    frames, spreads, runs, times = [], [], [], []
+    for run in explore["runs"]:
+        path = explore_folder / run["name"] / "trajectory.extxyz"
+        if not path.exists():
+            continue
+        for atoms in iread(path):
+            if keys.FORCES_STD_MAX not in atoms.info or float(atoms.info.get("time_fs", 0.0)) == 0.0:
+                continue  # the start frame is the given structure
+            frames.append(atoms)
+            spreads.append(float(atoms.info[keys.FORCES_STD_MAX]))
+            runs.append(run["name"])
+            times.append(float(atoms.info["time_fs"]))
+    s = config.select
+    rule = SelectionRule(s.lower, s.upper, min(s.max_per_round, limit), s.min_spacing_fs, s.farthest_point)
+    labelled = [f for path in label_files for f in read_frames(path)]
+    selection = select_frames(frames, spreads, runs, times, rule, labelled)
+    picked = [_bare(frames[i], runs[i], round_index) for i in selection.picked]
+    out = {**selection.as_dict(), "n_picked": len(picked),
+           "picked_spreads": [spreads[i] for i in selection.picked]}
+    if picked:
+        out["frames"] = str(write_frames(folder / "picked.extxyz", picked))
+    return out
+
+
+def _bare(atoms, run: str, round_index: int):
+    """A picked frame to label: geometry, charge and spin, where it came from."""
+    from ase import Atoms
+
+    frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    for key in (keys.CHARGE, keys.SPIN):
+        if key in atoms.info:
+            frame.info[key] = atoms.info[key]
+    frame.info.update({keys.CONFIG_TYPE: f"al_round{round_index}", "al_run": run,
+                       "time_fs": float(atoms.info["time_fs"]),
+                       keys.FORCES_STD_MAX: float(atoms.info[keys.FORCES_STD_MAX])})
+    return frame
+
+
+def label_round(config: ActiveLearningSettings, folder: Path, picked: str, executor: cf.Executor | None,
+                progress: bool) -> dict:
+    from ffpt.teachers.runner import label_frames
+
+    run = label_frames(read_frames(picked, require_labels=False), config.teacher, config.teacher_options, folder / "cache",
+                       executor=executor, report_path=folder / "failures.json", progress=progress)
+    if not run.frames:
+        raise ConfigError(f"{folder}: the teacher '{config.teacher}' labelled none of the {len(run.failures)} "
+                          f"picked frames (see failures.json)")
+    return {"labels": str(write_frames(folder / "labels.extxyz", run.frames)), "n_labels": len(run.frames),
+            "n_failed": len(run.failures)}
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def run_active_learning(config: ALConfig, out: str | Path, progress: bool = True, *,
+                        executor: cf.Executor | None = None, scheduler: str | None = None,
+                        echo: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the loop into ``out``; writes ``rounds.json``, ``report.md`` and figures and
+    returns the summary. MD runs and label tasks go to ``executor``, else to
+    :func:`ffpt.execution.executor` (``config.workers``, ``scheduler``; in process for one worker)."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        if executor is None and (config.workers > 1 or scheduler is not None):
+            from ffpt.execution import executor as open_executor
+
+            executor = stack.enter_context(open_executor(config.workers, scheduler))
+        return _loop(config, Path(out), progress, executor, echo)
+
+
+def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
+    from ffpt.workflows.al_report import write_al_report
+
+    run = RunDirectory(out, echo=echo)
+    given = config.model_dump(mode="json")
+    atomic_write_json(out / "al_config.json", given)
+    data = run.stage("data", {k: given[k] for k in ("labels", "valid", "test", "seed")},
+                     lambda d: prepare_data(config, d))
+    label_files, init, rounds = [data["initial"]], None, []
+    added, stop = 0, None
+    training_inputs = {k: given[k] for k in ("model", "training", "finetune", "committee", "pretrained", "seed")}
+    for r in range(config.rounds + 1):
+        name = ROUND.format(r)
+        trained = run.stage(f"{name}_train", {**training_inputs, "labels": label_files, "valid": data["valid"],
+                                              "test": data.get("test"), "init": init},
+                            lambda d: train_round(config, d, label_files, data, init, progress))
+        explored = run.stage(f"{name}_explore", {"committee": trained["committee"], "explore": given["explore"],
+                                                 "round": r},
+                             lambda d: explore_round(config, d, trained["committee"], r, executor))
+        record = {"round": r, "n_labels": trained["n_labels"], "n_added": added, "valid": trained["valid"],
+                  "test": trained.get("test"), **{k: v for k, v in explored.items() if k not in ("runs", "spread")},
+                  "spread": {k: v for k, v in explored["spread"].items() if k != "values"},
+                  "spread_values": explored["spread"]["values"]}
+        rounds.append(record)
+        left = math.inf if config.stop.max_labels is None else config.stop.max_labels - added
+        target = config.stop.stable_fraction
+        if target is not None and explored["stable_fraction"] >= target:
+            stop = f"stable fraction {explored['stable_fraction']:.2f} >= {target}"
+        elif r == config.rounds:
+            stop = f"{config.rounds} rounds of labels added"
+        elif left <= 0:
+            stop = f"label budget of {config.stop.max_labels} spent"
+        if stop:
+            break
+        selected = run.stage(f"{name}_select", {"explore": explored, "select": given["select"], "labels": label_files,
+                                                "limit": left if left != math.inf else None, "round": r},
+                             lambda d: select_round(config, d, explored, out / f"{name}_explore", label_files,
+                                                    int(min(left, 10**9)), r))
+        record["selection"] = {k: v for k, v in selected.items() if k not in ("picked", "frames")}
+        if not selected["n_picked"]:
+            stop = ("no explored frame above the window's lower edge: the committee agrees everywhere it went"
+                    if selected["n_above"] == 0 else
+                    f"no frame in the window ({selected['n_above']} above {config.select.upper} eV/A only)")
+            break
+        labelled = run.stage(f"{name}_label", {"frames": selected["frames"], "teacher": config.teacher,
+                                               "teacher_options": config.teacher_options},
+                             lambda d: label_round(config, d, selected["frames"], executor, progress))
+        record["labelled"] = labelled["n_labels"]
+        added += labelled["n_labels"]
+        label_files = [*label_files, labelled["labels"]]
+        init = trained["committee"]
+    summary = {"name": config.name, "arm": "ffpt-ft+al" if config.pretrained else "scratch+al", "stop": stop,
+               "rounds": rounds, "labels_added": added, "n_initial": data["n_initial"],
+               "final_committee": trained["committee"]}
+    return write_al_report(summary, out)

@@ -1,0 +1,72 @@
+"""rounds.json, report.md and figures of an active-learning run (one arm) or of both arms of an experiment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ffpt.fileio import atomic_write_json, atomic_write_text
+
+
+def _mae(errors: dict | None, key: str) -> str:
+    return f"{errors[key]:.1f}" if errors else "–"
+
+
+def round_table(rounds: list[dict]) -> list[str]:
+    """Markdown rows: labels, test errors, stability (with interval), time to failure, disagreement, picks."""
+    lines = ["| round | labels | test force MAE (meV/Å) | test energy MAE (meV/atom) | stable | 95 % CI "
+             "| median failure (fs) | spread median / p90 (eV/Å) | picked |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rounds:
+        low, high = r["stable_fraction_ci95"]
+        ttf = f"{r['median_time_to_failure_fs']:.0f}" if r["median_time_to_failure_fs"] is not None else "–"
+        spread = r["spread"]
+        spread_text = (f"{spread['median']:.3f} / {spread['p90']:.3f}" if spread["median"] is not None else "–")
+        picked = r.get("labelled", "–")
+        lines.append(f"| {r['round']} | {r['n_labels']} | {_mae(r.get('test'), 'forces_mae_mev_per_a')} "
+                     f"| {_mae(r.get('test'), 'energy_mae_mev_per_atom')} | {r['n_stable']}/{r['n_runs']} "
+                     f"| {low:.2f}–{high:.2f} | {ttf} | {spread_text} | {picked} |")
+    return lines
+
+
+def write_al_report(summary: dict, out: Path) -> dict:
+    """Write ``rounds.json``, ``report.md``, ``stability_vs_labels.png``, ``spread.png`` (and
+    ``errors_vs_labels.png`` with a test set) for one arm; returns ``summary``."""
+    from ffpt.analysis.active_learning import plot_errors_vs_labels, plot_spread_histograms, plot_stability_vs_labels
+
+    out = Path(out)
+    arm, rounds = summary["arm"], summary["rounds"]
+    conditions = exploration_conditions(out)
+    figures = [plot_stability_vs_labels({arm: rounds}, out / "stability_vs_labels.png", conditions),
+               plot_spread_histograms(rounds, out / "spread.png", window_of(out), f"{summary['name']}: {arm}")]
+    errors = plot_errors_vs_labels({arm: rounds}, out / "errors_vs_labels.png")
+    if errors is not None:
+        figures.append(errors)
+    text = [f"# Active learning: {summary['name']} ({arm})", "",
+            f"{summary['n_initial']} initial labels, {summary['labels_added']} added in {len(rounds) - 1} "
+            f"round(s); stopped: {summary['stop']}.", f"Exploration: {conditions}.", "",
+            *round_table(rounds), "", *[f"![{p.stem}]({p.name})" for p in figures], ""]
+    atomic_write_text(out / "report.md", "\n".join(text))
+    atomic_write_json(out / "rounds.json", summary, indent=1)
+    return summary
+
+
+def exploration_conditions(out: Path) -> str:
+    """Runs per round, their length, ensemble and temperatures, read from the run's saved config."""
+    config = json.loads((out / "al_config.json").read_text()) if (out / "al_config.json").exists() else None
+    if config is None:
+        return "see al_config.json"
+    e = config["explore"]
+    n = len(e["structures"]) * len(e["temperatures_K"]) * e["runs"]
+    temps = ", ".join(f"{t:g}" for t in e["temperatures_K"])
+    if e.get("metad"):
+        m = e["metad"]
+        return f"{n} metadynamics runs per round, {m['steps'] * m['timestep_fs'] / 1000:g} ps at {temps} K"
+    md = e["md"]
+    return (f"{n} committee MD runs per round, {md['steps'] * md['timestep_fs'] / 1000:g} ps "
+            f"({md['ensemble']}) at {temps} K")
+
+
+def window_of(out: Path) -> tuple[float, float]:
+    config = json.loads((out / "al_config.json").read_text())
+    return config["select"]["lower"], config["select"]["upper"]
