@@ -99,6 +99,11 @@ def _eval(f, *more):
     return ["eval", str(f["model"]), str(f["frames"]), "--json", str(f["dir"] / "e.json"), *more]
 
 
+def _al(f, *more):
+    return ["al", "--labels", str(f["frames"]), "--teacher", "uff", f"explore.structures=[{f['water']}]",
+            "--out", str(f["dir"] / "al_out"), "--quiet", *more]
+
+
 ETHANOL = str(ROOT / "experiments" / "ethanol.yaml")
 
 # id -> (argv from the files, a fragment the error line must contain)
@@ -178,6 +183,18 @@ CASES = {
                                 "mmff94"),
     "md-teacher-option-for-model": (lambda f: _md(f, "--teacher-option", "xc=pbe"), "tiny.pt"),
     "metad-teacher-option-syntax": (lambda f: _metad(f, "--calculator", "uff", "--teacher-option", "x"), "'x'"),
+    # committees and active learning
+    "md-committee-with-a-teacher": (lambda f: _md(f, "--calculator", str(f["model"]), "uff"), "'uff'"),
+    "md-committee-of-a-corrupted-model": (lambda f: _md(f, "--calculator", str(f["model"]),
+                                                       str(f["truncated_model"])), "truncated.pt"),
+    "md-uncertainty-without-committee": (lambda f: _md(f, "uncertainty.stop_above=0.5"), "uncertainty"),
+    "al-missing-config": (lambda f: ["al", str(f["dir"] / "nope.yaml"), "--out", str(f["dir"] / "a")], "nope.yaml"),
+    "al-missing-labels": (lambda f: _al(f, "--labels", str(f["dir"] / "nope.extxyz")), "nope.extxyz"),
+    "al-bad-key": (lambda f: _al(f, "select.lowr=0.1"), "select.lowr"),
+    "al-bad-value": (lambda f: _al(f, "select.upper=0.01"), "select"),
+    "al-committee-of-one": (lambda f: _al(f, "--committee", "1"), "committee"),
+    "al-yaml-syntax": (lambda f: ["al", str(f["syntax"]), "--out", str(f["dir"] / "y")], "syntax.yaml:2"),
+    "al-missing-structure": (lambda f: _al(f, f"explore.structures=[{f['dir'] / 'nope.xyz'}]"), "nope.xyz"),
 }
 
 

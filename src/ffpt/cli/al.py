@@ -44,11 +44,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ffpt.config import ConfigError
     from ffpt.workflows.active_learning import ALConfig, run_active_learning
 
-    if args.config is None and args.config_flag is None:
-        raise ConfigError("missing the config YAML: ffpt al CONFIG.yaml [key=value ...] --out DIR (see ffpt al --help)")
     flags = {"labels": args.labels, "pretrained": args.pretrained, "teacher": args.teacher,
              "committee.size": args.committee, "rounds": args.rounds, "workers": args.workers,
              **teacher_option_flags(args.teacher_option)}

@@ -189,14 +189,14 @@ def committee_errors(committee_file, frames) -> dict:
 
 def _explore_run(kind: str, job: dict, out: Path) -> dict:
     """One exploration run (a task): ``kind`` md or metad; returns its stability record."""
-    from ase.io import read
+    from ffpt.data.io import read_structure
 
     if kind == "md":
         from ffpt.jobs.md import CalculatorSpec
         from ffpt.simulate.md import run_md
 
         config = MDConfig.model_validate(job)
-        result = run_md(read(config.structure, config.structure_index), CalculatorSpec(config.calculator)(),
+        result = run_md(read_structure(config.structure, config.structure_index), CalculatorSpec(config.calculator)(),
                         config, out, progress=False)
         return result.as_dict()
     from ffpt.jobs.metad import run_metad_job
@@ -331,6 +331,10 @@ def run_active_learning(config: ALConfig, out: str | Path, progress: bool = True
     :func:`ffpt.execution.executor` (``config.workers``, ``scheduler``; in process for one worker)."""
     from contextlib import ExitStack
 
+    from ffpt.data.io import read_structure
+
+    for structure in config.explore.structures:  # input errors end here, before any training
+        read_structure(structure, config.explore.md.structure_index)
     with ExitStack() as stack:
         if executor is None and (config.workers > 1 or scheduler is not None):
             from ffpt.execution import executor as open_executor
@@ -394,3 +398,18 @@ def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
                "rounds": rounds, "labels_added": added, "n_initial": data["n_initial"],
                "final_committee": trained["committee"]}
     return write_al_report(summary, out)
+
+
+def experiment_al_config(experiment, arm: str, labels: str, data: dict, pretrained: str | None) -> ALConfig:
+    """The ``ffpt al`` config of one arm of an experiment (its ``active_learning`` section)."""
+    a = experiment.active_learning
+    settings = a.model_dump(mode="json", exclude_unset=True, exclude={"budget", "arms"})
+    teacher = a.teacher or experiment.abinitio.teacher
+    options = a.teacher_options if a.teacher else experiment.abinitio.teacher_options
+    return ALConfig.model_validate({
+        **settings, "name": f"{experiment.name}: {arm}", "teacher": teacher, "teacher_options": options,
+        "labels": labels, "valid": data["valid"], "test": data["test"], "pretrained": pretrained,
+        "model": experiment.model.model_dump(mode="json"),
+        "training": experiment.finetune.model_dump(mode="json") | {"stage": "finetune"},
+        "finetune": experiment.finetune_options.model_dump(mode="json"),
+    })

@@ -70,3 +70,40 @@ def exploration_conditions(out: Path) -> str:
 def window_of(out: Path) -> tuple[float, float]:
     config = json.loads((out / "al_config.json").read_text())
     return config["select"]["lower"], config["select"]["upper"]
+
+
+def labels_to_reach(rounds: list[dict], target: float | None) -> int | None:
+    """Labels of the first round whose stable fraction reached ``target`` (None if none did)."""
+    if target is None:
+        return None
+    return next((r["n_labels"] for r in rounds if r["stable_fraction"] >= target), None)
+
+
+def add_active_learning(results: dict, summaries: dict[str, dict], out: Path, target: float | None) -> dict:
+    """Put the arms' active-learning runs into an experiment's ``results.json`` and ``report.md``:
+    labels each arm needed to reach ``target``, its rounds, and one stability-vs-labels figure."""
+    from ffpt.analysis.active_learning import plot_stability_vs_labels
+
+    out = Path(out)
+    arms = {s["arm"]: s["rounds"] for s in summaries.values()}
+    some = next(iter(summaries))
+    figure = plot_stability_vs_labels(arms, out / "al_stability_vs_labels.png",
+                                      exploration_conditions(out / f"al_{some}"))
+    results["active_learning"] = {
+        arm: {"labels_to_target": labels_to_reach(s["rounds"], target), "target_stable_fraction": target,
+              "stop": s["stop"], "labels_added": s["labels_added"], "n_initial": s["n_initial"],
+              "rounds": [{k: v for k, v in r.items() if k != "spread_values"} for r in s["rounds"]]}
+        for arm, s in ((s["arm"], s) for s in summaries.values())}
+    atomic_write_json(out / "results.json", results)
+    lines = ["", "## Active learning", "", f"Exploration: {exploration_conditions(out / f'al_{some}')}; "
+             f"target stable fraction {target}.", "",
+             "| arm | initial labels | labels added | labels at target | stopped |", "|---|---|---|---|---|"]
+    for arm, r in results["active_learning"].items():
+        lines.append(f"| {arm} | {r['n_initial']} | {r['labels_added']} | {r['labels_to_target'] or 'not reached'} "
+                     f"| {r['stop']} |")
+    for arm, s in ((s["arm"], s) for s in summaries.values()):
+        lines += ["", f"### {arm}", "", *round_table(s["rounds"])]
+    lines += ["", f"![{figure.stem}]({figure.name})", ""]
+    report = out / "report.md"
+    atomic_write_text(report, report.read_text() + "\n".join(lines))
+    return results

@@ -12,6 +12,7 @@ from ffpt.jobs.metad import MetadConfig
 from ffpt.sampling.config import SamplerSettings, SeedSpec
 from ffpt.simulate.config import MDConfig
 from ffpt.training.config import FinetuneConfig, ModelConfig, TrainingConfig
+from ffpt.workflows.active_learning import ActiveLearningSettings
 
 
 class CombustionSource(Strict):
@@ -97,6 +98,14 @@ class MetadStageConfig(Strict):
         }, source="metad")
 
 
+class ExperimentActiveLearning(ActiveLearningSettings):
+    """Active learning for each arm, from the arm's model at ``budget`` labels (the smallest budget by
+    default): the same initial labels, teacher, selection rule and label budget for both arms."""
+
+    budget: int | None = Field(None, ge=1, description="starting labels: one of budgets (default the smallest)")
+    arms: list[Literal["ffpt-ft", "scratch"]] = Field(["ffpt-ft", "scratch"], min_length=1)
+
+
 class ExperimentConfig(Strict):
     name: str
     seeds: list[SeedSpec] = Field(min_length=1)
@@ -110,3 +119,15 @@ class ExperimentConfig(Strict):
     finetune_options: FinetuneConfig = FinetuneConfig()
     stability: StabilityConfig | None = None
     metad: MetadStageConfig | None = None
+    active_learning: ExperimentActiveLearning | None = None
+
+    @model_validator(mode="after")
+    def _active_learning_inputs(self):
+        a = self.active_learning
+        if a is None:
+            return self
+        if a.budget is not None and a.budget not in self.budgets:
+            raise ValueError(f"active_learning.budget {a.budget} is not one of budgets {self.budgets}")
+        if a.teacher is None and self.abinitio.teacher is None:
+            raise ValueError("active_learning.teacher is required when abinitio has no teacher")
+        return self

@@ -252,6 +252,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     model_list = [[arm, budget, seed, path] for (arm, budget, seed), path in models.items()]
     errors = run.stage("evaluate", {"models": model_list, "data": data},
                        lambda d: evaluate_stage(config, d, data, models))
+    active = active_learning_stages(config, run, data, pretrained, progress, pool)
     final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # simulated: largest budget, seed 0
     stability = {}
     if config.stability is not None:
@@ -271,4 +272,27 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                                                           "options": _given(config.metad.options)}},
                 lambda d, p=path: metad_stage(config.metad, d, p, progress),
             )
-    return write_report(config, Path(out), ff, data, errors["rows"], stability, metad)
+    results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad)
+    if active:
+        from ffpt.workflows.al_report import add_active_learning
+
+        results = add_active_learning(results, active, Path(out), config.active_learning.stop.stable_fraction)
+    return results
+
+
+def active_learning_stages(config: ExperimentConfig, run: RunDirectory, data: dict, pretrained: dict, progress: bool,
+                           pool: Callable[[], cf.Executor]) -> dict:
+    """Active learning of each arm from its labels at ``active_learning.budget`` (seed 0) -> summaries."""
+    from ffpt.workflows.active_learning import experiment_al_config, run_active_learning
+
+    a = config.active_learning
+    if a is None:
+        return {}
+    budget = a.budget or min(config.budgets)
+    summaries = {}
+    for arm in a.arms:
+        labels = str(run.root / f"{arm}_n{budget}_s0" / "train.extxyz")
+        al = experiment_al_config(config, arm, labels, data, pretrained[0] if arm == "ffpt-ft" else None)
+        summaries[arm] = run.stage(f"al_{arm}", {"al": al.model_dump(mode="json")},
+                                   lambda d, c=al: run_active_learning(c, d, progress, executor=pool()))
+    return summaries
