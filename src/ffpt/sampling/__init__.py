@@ -1,5 +1,6 @@
 """Cheap configurations for pre-training: FF MD at several temperatures, normal-mode sampling and
-random displacements around seed structures, each deterministic for a seed, labelled by a teacher."""
+random displacements and compressed contacts around seed structures, each deterministic for a seed,
+labelled by a teacher."""
 
 from ffpt.sampling.compressed import compressed_frames
 from ffpt.sampling.config import CompressedConfig, MDConfig, NormalModeConfig, RandomConfig, SamplingConfig, SeedSpec
