@@ -1,7 +1,7 @@
 """Diagnosis of atom collapse in hydrogen-combustion MD (issue 16): pair-energy scans of models against UFF.
 
-For each isolated pair H-H, O-H, O-O (0.2-2.0 A, the pair's lowest spin multiplicity unless
-``--spin PAIR=M``) and, with ``--ts DIR``, inside every transition state TS_NN.xyz (each pair of
+For each isolated pair H-H, O-H, O-O (0.2-2.0 A, in its ground state's spin multiplicity: H2 1,
+OH 2, O2 3, as the data set's frames carry it; ``--spin PAIR=M`` changes it) and, with ``--ts DIR``, inside every transition state TS_NN.xyz (each pair of
 atoms of the listed kinds, pulled along their axis), runs :func:`ffpt.jobs.scan.run_scan` with UFF
 and the given model files. Writes one JSON + PNG per scan and prints, per calculator, the energy
 at 0.3/0.5 A relative to 1.0 A and the radial force at 0.3 A (kcal/mol, kcal/mol/A; > 0 repels).
@@ -23,7 +23,7 @@ from ffpt.jobs.scan import run_scan
 from ffpt.observables.pair_scan import PairScanConfig
 from ffpt.units import KCAL_PER_MOL
 
-PAIRS = ("H-H", "O-H", "O-O")
+PAIRS = {"H-H": 1, "O-H": 2, "O-O": 3}  # ground-state multiplicities
 
 
 def summary(scans) -> dict:
@@ -45,10 +45,10 @@ def main() -> None:
     parser.add_argument("--spin", action="append", default=[], metavar="PAIR=M", help="e.g. O-O=3")
     parser.add_argument("--ts", type=Path, help="folder of TS_NN.xyz: also scan pairs inside each TS")
     args = parser.parse_args()
-    spins = dict(item.split("=") for item in args.spin)
+    spins = {**PAIRS, **{pair: int(m) for pair, m in (item.split("=") for item in args.spin)}}
     calculators = ["uff", *args.models]
     report = {}
-    jobs = [(pair, {"pair": pair, "spin": int(spins[pair]) if pair in spins else None}) for pair in PAIRS]
+    jobs = [(pair, {"pair": pair, "spin": spins[pair]}) for pair in PAIRS]
     if args.ts is not None:
         import ase.io
 

@@ -140,6 +140,27 @@ def test_cli_scan_writes_json_and_png(tmp_path, capsys):
     assert payload["symbols"] == ["O", "H"] and (tmp_path / "oh.png").stat().st_size > 1000
 
 
+def test_cli_scan_inside_a_structure(tmp_path):
+    """Two H of water pulled together: UFF (water's own bonding) pushes them apart at 0.6 A."""
+    out = tmp_path / "hh.json"
+    assert main(["scan", "--calculator", "uff", "--structure", _water(tmp_path), "--atoms", "1", "2",
+                 "--r-min", "0.6", "--r-max", "1.6", "--points", "3", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["atoms"] == [1, 2] and payload["symbols"] == ["O", "H", "H"]
+    assert payload["scans"]["uff"]["radial_force_eV_per_A"][0] > 0
+
+
+def _tiny_model(tmp_path):
+    import torch
+
+    from ffpt.models import save_model
+    from ffpt.models.newtonnet import NewtonNet
+
+    torch.manual_seed(0)
+    return str(save_model(NewtonNet(elements=[1, 8], cutoff=4.0, n_features=8, n_layers=1, n_basis=4),
+                          tmp_path / "ho.pt"))
+
+
 def _water(tmp_path):
     path = tmp_path / "water.xyz"
     ase.io.write(path, molecule("H2O"))
@@ -161,6 +182,7 @@ CASES = {
                                      "--atoms", "0", "1"], "nope.xyz"),
     "bad-range": (lambda t: ["scan", "--calculator", "uff", "--pair", "H-H", "--r-min", "2", "--r-max", "1"],
                   "r_min"),
+    "element-unknown-to-model": (lambda t: ["scan", "--calculator", _tiny_model(t), "--pair", "N-H"], "pair N-H"),
     "bad-key": (lambda t: ["scan", "--calculator", "uff", "--pair", "H-H", "pionts=3"], "pionts"),
 }
 
