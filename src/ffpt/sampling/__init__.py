@@ -1,7 +1,9 @@
 """Cheap configurations for pre-training: FF MD at several temperatures, normal-mode sampling and
-random displacements around seed structures, each deterministic for a seed, labelled by a teacher."""
+random displacements and compressed contacts around seed structures, each deterministic for a seed,
+labelled by a teacher."""
 
-from ffpt.sampling.config import MDConfig, NormalModeConfig, RandomConfig, SamplingConfig, SeedSpec
+from ffpt.sampling.compressed import compressed_frames
+from ffpt.sampling.config import CompressedConfig, MDConfig, NormalModeConfig, RandomConfig, SamplingConfig, SeedSpec
 from ffpt.sampling.displacements import random_frames
 from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import NormalModes, normal_mode_frames, normal_modes
@@ -9,6 +11,8 @@ from ffpt.sampling.run import load_seeds, sample
 from ffpt.sampling.seeds import Seed, from_combustion, from_file, from_smiles, split_molecules
 
 __all__ = [
+    "CompressedConfig",
+    "compressed_frames",
     "MDConfig",
     "NormalModeConfig",
     "NormalModes",

@@ -61,6 +61,22 @@ class RandomConfig(Strict):
     overlap: float = Field(0.5, ge=0)  # redraw when atoms are closer than this x covalent-radius sum (see labelling)
 
 
+class CompressedConfig(Strict):
+    """Compressed contacts: ``frames`` per seed, each with one intramolecular pair (bonded, or
+    non-bonded if ``nonbonded``) at a uniform ``min_factor``..``max_factor`` x its seed distance."""
+
+    frames: int = Field(50, ge=0)
+    min_factor: PositiveFloat = 0.5
+    max_factor: PositiveFloat = 0.9
+    nonbonded: bool = True
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.min_factor > self.max_factor:
+            raise ValueError(f"min_factor ({self.min_factor}) must not exceed max_factor ({self.max_factor})")
+        return self
+
+
 class SamplerSettings(Strict):
     """How to sample and label around seeds (everything but the seeds and the output file);
     ``None`` for a sampler switches it off. The ``pretraining`` section of an experiment."""
@@ -72,6 +88,7 @@ class SamplerSettings(Strict):
     md: MDConfig | None = MDConfig()
     normal_modes: NormalModeConfig | None = NormalModeConfig()
     random: RandomConfig | None = RandomConfig()
+    compressed: CompressedConfig | None = None  # off unless asked for
 
 
 class SamplingConfig(SamplerSettings):

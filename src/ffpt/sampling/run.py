@@ -43,6 +43,7 @@ from ffpt.data.io import read_frames, write_frames
 from ffpt.errors import UserError
 from ffpt.fileio import atomic_write_text
 from ffpt.sampling.config import SamplingConfig, SeedSpec
+from ffpt.sampling.compressed import compressed_frames
 from ffpt.sampling.displacements import random_frames
 from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
@@ -57,7 +58,7 @@ class Task:
 
     seed_index: int
     seed_name: str
-    kind: str  # "md", "nm" or "random"
+    kind: str  # "md", "nm", "random" or "compressed"
     value: float
     n_frames: int
 
@@ -113,6 +114,8 @@ def plan(config: SamplingConfig, seeds: list[Seed]) -> list[Task]:
             tasks += [Task(k, s.name, "nm", t, nm.frames) for t in nm.temperatures]
         if config.random is not None:
             tasks += [Task(k, s.name, "random", w, config.random.frames) for w in config.random.sigmas]
+        if config.compressed is not None:
+            tasks.append(Task(k, s.name, "compressed", config.compressed.min_factor, config.compressed.frames))
     return [t for t in tasks if t.n_frames > 0]
 
 
@@ -242,6 +245,12 @@ def _run_task(task: Task, seed: Seed, teacher, config: SamplingConfig) -> list[A
         return normal_mode_frames(
             _seed_modes(seed, teacher, config), teacher, task.value, task.n_frames, rng,
             overlap=config.normal_modes.overlap,
+        )
+    if task.kind == "compressed":
+        c = config.compressed
+        return compressed_frames(
+            seed.atoms, teacher, task.n_frames, rng, reference=seed.reference, min_factor=c.min_factor,
+            max_factor=c.max_factor, nonbonded=c.nonbonded,
         )
     return random_frames(
         seed.atoms, teacher, task.value, task.n_frames, rng, reference=seed.reference,

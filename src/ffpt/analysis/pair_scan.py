@@ -1,0 +1,50 @@
+"""Plot pair-energy scans (:mod:`ffpt.observables.pair_scan`): energy and radial force against
+distance, several calculators on one panel each.
+
+Calculators differ in their energy zero (a force field's strain energy, a model's energy relative
+to free atoms), so each curve is drawn relative to its own value at the largest distance scanned.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from ffpt.analysis.plotting import pyplot, save_figure
+from ffpt.observables.pair_scan import PairScan
+from ffpt.units import KCAL_PER_MOL
+
+UNITS = {"eV": 1.0, "kcal/mol": KCAL_PER_MOL}  # eV per unit
+
+
+def plot_pair_scans(
+    scans: Sequence[PairScan],
+    path: str | os.PathLike,
+    title: str,
+    units: Literal["eV", "kcal/mol"] = "eV",
+    energy_limit: float | None = None,
+) -> Path:
+    """Two panels (energy, radial force) of every scan against distance (A), written as PNG to ``path``.
+
+    ``energy_limit``: clip the energy axis at this many ``units`` above the curves' zero (the
+    repulsive wall can be orders of magnitude above the well); default: no clipping.
+    """
+    scale = UNITS[units]
+    plt = pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.0, 6.5), sharex=True)
+    for scan in scans:
+        energy = (scan.energies - scan.energies[np.argmax(scan.distances)]) / scale
+        top.plot(scan.distances, energy, marker=".", label=scan.name)
+        bottom.plot(scan.distances, scan.radial_forces / scale, marker=".", label=scan.name)
+    top.axhline(0.0, color="grey", lw=0.5)
+    bottom.axhline(0.0, color="grey", lw=0.5)
+    if energy_limit is not None:
+        top.set_ylim(top=energy_limit)
+    top.set_ylabel(f"E(r) - E(r_max) ({units})")
+    bottom.set_ylabel(f"radial force ({units}/Å), > 0 repels")
+    bottom.set_xlabel("pair distance r (Å)")
+    top.legend(fontsize="small")
+    return save_figure(fig, path, title=title)
