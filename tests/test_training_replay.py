@@ -102,13 +102,24 @@ def replay_config(files, out, **overrides):
     return parse_config(TrainConfig, data)
 
 
-def test_replay_finetuning_runs_and_resumes_to_the_uninterrupted_weights(replay_files, tmp_path):
+def test_replay_finetuning_runs_and_resumes_to_the_uninterrupted_weights(replay_files, tmp_path, monkeypatch):
+    epochs = []
+    set_epoch = ReplayMix.set_epoch
+
+    def recording(self, epoch):
+        epochs.append(epoch)
+        set_epoch(self, epoch)
+
+    monkeypatch.setattr(ReplayMix, "set_epoch", recording)
     whole = train(replay_config(replay_files, tmp_path / "whole"))
+    assert epochs == [0, 0, 1]  # at construction, then before each training epoch
     assert whole.metrics["forces_mae_mev_per_a"] > 0
     with open(tmp_path / "whole" / "logs" / "version_0" / "metrics.csv") as handle:
         assert {row["epoch"] for row in csv.DictReader(handle)} == {"0", "1"}
     train(replay_config(replay_files, tmp_path / "split", **{"training.max_epochs": 1}))
+    epochs.clear()
     resumed = train(replay_config(replay_files, tmp_path / "split"))  # resumes epoch 1 from last.ckpt
+    assert epochs == [0, 1]
     a, b = load_model(whole.model_path).state_dict(), load_model(resumed.model_path).state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
