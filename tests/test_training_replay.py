@@ -14,6 +14,7 @@ from ffpt.models.model_file import save_model
 from ffpt.training import ConfigError, TrainConfig, parse_config, train
 from ffpt.training.dataset import EpochShuffle, GraphDataset, ReplayMix, replay_count
 from ffpt.training.module import loss_terms
+from ffpt.training.stages import _shift_energies
 from conftest import emt_frames
 
 TINY = {"n_features": 8, "n_layers": 1, "n_basis": 4, "cutoff": 4.0}
@@ -128,3 +129,16 @@ def test_replay_finetuning_runs_and_resumes_to_the_uninterrupted_weights(replay_
 def test_replay_is_a_finetune_option(replay_files, tmp_path):
     with pytest.raises(ConfigError, match="finetune.replay"):
         train(replay_config(replay_files, tmp_path / "x", **{"training.stage": "scratch"}))
+
+
+def test_replay_energies_kept_are_moved_onto_the_finetuning_zero():
+    dft = emt_frames(n=9, seed=2)
+    ff = [a.copy() for a in dft]
+    offsets = {1: 3.0, 6: -2.0, 8: 1.5}  # eV per atom of each element: a force field's own zero
+    for atoms in ff:
+        atoms.info["REF_energy"] += sum(offsets[int(z)] for z in atoms.numbers)
+    _shift_energies(ff, dft, [1, 6, 8], "ff.extxyz")
+    for a, b in zip(ff, dft):
+        assert a.info["REF_energy"] == pytest.approx(b.info["REF_energy"], abs=1e-6)
+    with pytest.raises(ConfigError, match="ff.extxyz"):  # no fine-tuning frame holds carbon
+        _shift_energies(emt_frames(n=3), [a for a in dft if 6 not in a.numbers], [1, 6, 8], "ff.extxyz")
