@@ -9,7 +9,7 @@ from ffpt.cli._structures import add_run_arguments, checked_calculator, normalis
 from ffpt.data.io import read_structure
 from ffpt.cli._config import add_execution_arguments
 
-HELP = "run MD (NVE/Langevin/Bussi) with stability monitors; writes trajectory and stability.json"
+HELP = "run MD (NVE/Langevin/Bussi/NPT) with stability monitors; writes trajectory and stability.json"
 
 
 def _species(text: str) -> list[str]:
@@ -18,8 +18,10 @@ def _species(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, "MDConfig keys")
-    parser.add_argument("--ensemble", choices=["nve", "langevin", "bussi"])
-    parser.add_argument("--taut", type=float, help="Bussi coupling time, fs")
+    parser.add_argument("--ensemble", choices=["nve", "langevin", "bussi", "npt"])
+    parser.add_argument("--taut", type=float, help="Bussi or NPT thermostat coupling time, fs")
+    parser.add_argument("--pressure", type=float, help="NPT target pressure, bar")
+    parser.add_argument("--taup", type=float, help="NPT barostat coupling time, fs")
     parser.add_argument("--seeds", type=int, nargs="+", help="batch mode: one run per seed, survival statistics")
     add_execution_arguments(parser)
     parser.add_argument("--save-every", type=int, help="steps between saved frames")
@@ -38,6 +40,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         **run_flags(args),
         "ensemble": args.ensemble,
         "taut_fs": args.taut,
+        "pressure_bar": args.pressure,
+        "taup_fs": args.taup,
         "save_every": args.save_every,
         "check_every": args.check_every,
         "trajectory_format": args.format,

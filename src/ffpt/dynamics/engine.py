@@ -4,9 +4,10 @@ Used by ``ffpt md`` (:func:`ffpt.simulate.md.run_md`), ``ffpt metad``
 (:func:`ffpt.simulate.metad.run_metadynamics`) and FF-MD sampling (:func:`ffpt.sampling.md.md_frames`).
 Units: fs, K, eV, A.
 
-Integrators (:class:`Integrator`): ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT) and
-``bussi`` (canonical velocity rescaling, NVT), all ASE's, all drawing noise from one
-``numpy.random.Generator``.
+Integrators (:class:`Integrator`): ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT),
+``bussi`` (canonical velocity rescaling, NVT) and ``npt`` (ASE's isotropic Martyna-Tobias-Klein
+barostat with Nose-Hoover chains, deterministic; periodic cells), all ASE's, the stochastic ones
+drawing noise from one ``numpy.random.Generator``.
 
 Observers
 ---------
@@ -33,8 +34,9 @@ truncate back to, a window of past values); ``start`` begins its outputs anew.
 Checkpoint and resume
 ---------------------
 :func:`run` writes ``checkpoint.json`` (atomically) every ``checkpoint_every`` steps, at the last
-step and when the run stops: step, positions, momenta, the RNG bit-generator state, the thermostat's
-bath energy, every observer's state and the run's config. Called again on the same folder it checks
+step and when the run stops: step, positions, momenta, cell, the RNG bit-generator state, the
+thermostat's bath energy, the NPT integrator's thermostat and barostat variables, every observer's
+state and the run's config. Called again on the same folder it checks
 (:func:`check_resumable`) that config and structure match (``steps`` may grow), restores everything
 and continues bit-identically to an uninterrupted run (same machine). A finished run is not rerun.
 ``stability.json`` holds the :class:`MDResult`.
@@ -70,17 +72,23 @@ class CheckpointError(UserError):
 
 @dataclass(frozen=True)
 class Integrator:
-    """An ASE integrator and the initial velocities. Units: fs, K, 1/fs.
+    """An ASE integrator and the initial velocities. Units: fs, K, 1/fs, bar.
 
     ``fix_com`` keeps the centre of mass fixed (removes 3 degrees of freedom); ``stationary`` removes
     the initial total momentum; ``zero_rotation`` the initial angular momentum of non-periodic systems.
+    ``taut_fs``: coupling time of the Bussi thermostat, or of the Nose-Hoover chain of ``npt``;
+    ``taup_fs``: the barostat's (ASE suggests about 100 and 1000 time steps); ``pressure_bar``: the
+    target pressure of ``npt``. ASE's MTK integrator takes no constraints, so ``npt`` ignores ``fix_com``:
+    the total momentum, removed at the start (``stationary``), stays zero under it.
     """
 
-    ensemble: Literal["nve", "langevin", "bussi"]
+    ensemble: Literal["nve", "langevin", "bussi", "npt"]
     timestep_fs: float
     temperature_K: float
     friction_per_fs: float = 0.01
     taut_fs: float = 100.0
+    pressure_bar: float = 1.01325
+    taup_fs: float = 1000.0
     fix_com: bool = True
     stationary: bool = True
     zero_rotation: bool = True
@@ -107,9 +115,48 @@ class Integrator:
 
             return Langevin(atoms, timestep=dt, temperature_K=self.temperature_K,
                             friction=self.friction_per_fs / units.fs, fixcm=False, rng=rng)
+        if self.ensemble == "npt":
+            from ase.md.nose_hoover_chain import IsotropicMTKNPT
+
+            if not atoms.pbc.all():
+                raise ConfigError("ensemble 'npt' needs a structure periodic in all three directions")
+            if atoms.constraints:
+                names = ", ".join(type(c).__name__ for c in atoms.constraints)
+                raise ConfigError(f"ensemble 'npt' (ASE's MTK integrator) takes no constraints; the structure has {names}")
+            return IsotropicMTKNPT(atoms, timestep=dt, temperature_K=self.temperature_K,
+                                   pressure_au=self.pressure_bar * units.bar, tdamp=self.taut_fs * units.fs,
+                                   pdamp=self.taup_fs * units.fs)
         from ase.md.bussi import Bussi
 
         return Bussi(atoms, timestep=dt, temperature_K=self.temperature_K, taut=self.taut_fs * units.fs, rng=rng)
+
+    @property
+    def uses_fix_com(self) -> bool:
+        return self.fix_com and self.ensemble != "npt"
+
+    def state_dict(self, dyn) -> dict | None:
+        """The integrator's own variables beyond positions, momenta and cell (JSON-able): the NPT
+        reference cell, log volume strain and its momentum, thermostat and barostat chains; ``None``
+        for the others (the Bussi bath energy travels as ``bath_energy``)."""
+        if self.ensemble != "npt":
+            return None
+        thermostat, barostat = dyn._thermostat, dyn._barostat
+        return {
+            "cell0": dyn._cell0.tolist(), "volume0": float(dyn._volume0),
+            "eps": float(dyn._eps), "p_eps": float(dyn._p_eps),
+            "eta": thermostat._eta.tolist(), "p_eta": thermostat._p_eta.tolist(),
+            "xi": barostat._xi.tolist(), "p_xi": barostat._p_xi.tolist(),
+        }
+
+    def load_state_dict(self, dyn, state: dict | None) -> None:
+        """Restore :meth:`state_dict` output into a freshly made ``dyn``."""
+        if state is None:
+            return
+        thermostat, barostat = dyn._thermostat, dyn._barostat
+        dyn._cell0, dyn._volume0 = np.array(state["cell0"], dtype=float), float(state["volume0"])
+        dyn._eps, dyn._p_eps = float(state["eps"]), float(state["p_eps"])
+        thermostat._eta, thermostat._p_eta = np.array(state["eta"]), np.array(state["p_eta"])
+        barostat._xi, barostat._p_xi = np.array(state["xi"]), np.array(state["p_xi"])
 
 
 # --------------------------------------------------------------------------- observers
@@ -140,6 +187,14 @@ class MDState:
         """Energy the Bussi thermostat put into the system so far (eV); ``None`` for other integrators."""
         value = getattr(self.dynamics, "transferred_energy", None)
         return None if value is None else float(value)
+
+    @property
+    def pressure_bar(self) -> float | None:
+        """Instantaneous pressure (bar, ideal-gas term included) under a barostat; ``None`` otherwise."""
+        if not hasattr(self.dynamics, "_barostat"):
+            return None
+        stress = self.atoms.get_stress(voigt=False, include_ideal_gas=True)
+        return float(-np.trace(stress) / 3 / units.bar)
 
 
 class Observer:
@@ -268,7 +323,7 @@ class Dynamics:
     def _fix_com(self) -> None:
         from ase.constraints import FixCom
 
-        if self.integrator.fix_com and not any(isinstance(c, FixCom) for c in self.atoms.constraints):
+        if self.integrator.uses_fix_com and not any(isinstance(c, FixCom) for c in self.atoms.constraints):
             self.atoms.set_constraint(list(self.atoms.constraints) + [FixCom()])
 
     def initialize(self) -> None:
@@ -284,8 +339,11 @@ class Dynamics:
         self._observe(state)
 
     def restore(self, checkpoint: dict) -> None:
-        """Positions, momenta, step, RNG, bath energy and observer states of a checkpoint."""
+        """Cell, positions, momenta, step, RNG, integrator state, bath energy and observer states of a
+        checkpoint."""
         self._fix_com()
+        if checkpoint.get("cell") is not None:
+            self.atoms.set_cell(np.asarray(checkpoint["cell"], dtype=float), scale_atoms=False)
         self.atoms.set_positions(np.asarray(checkpoint["positions"], dtype=float), apply_constraint=False)
         self.atoms.set_momenta(np.asarray(checkpoint["momenta"], dtype=float), apply_constraint=False)
         self.rng.bit_generator.state = checkpoint["rng"]
@@ -294,6 +352,7 @@ class Dynamics:
         self.stop = Stop(**checkpoint["stop"]) if checkpoint["stop"] is not None else None
         if checkpoint.get("bath_energy") is not None:
             self._dynamics().transferred_energy = float(checkpoint["bath_energy"])
+        self.integrator.load_state_dict(self._dynamics(), checkpoint.get("integrator"))
         states = checkpoint["observers"]
         for k, observer in enumerate(self.observers):
             observer.load_state_dict(states.get(f"{k}:{observer.name}", {}))
@@ -340,10 +399,12 @@ class Dynamics:
             "numbers": self.atoms.numbers.tolist(),
             "step": self.step,
             "time_fs": self.time_fs,
+            "cell": self.atoms.cell.array.tolist(),
             "positions": self.atoms.positions.tolist(),
             "momenta": self.atoms.get_momenta().tolist(),
             "rng": self.rng.bit_generator.state,
             "bath_energy": self.state(False).bath_energy,
+            "integrator": self.integrator.state_dict(self._dynamics()),
             "wall_s": self.wall_s,
             "observers": {f"{k}:{o.name}": o.state_dict() for k, o in enumerate(self.observers)},
             "stop": None if self.stop is None else asdict(self.stop),

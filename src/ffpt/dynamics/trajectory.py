@@ -2,7 +2,8 @@
 
 A frame (:func:`md_frame`) holds positions, momenta, energy and forces, and ``info`` keys ``step``,
 ``time_fs``, ``epot``, ``ekin``, ``etot`` (eV), ``temperature_K``, ``wall_s`` (and ``bath_energy``,
-eV put in by the Bussi thermostat, so that ``etot - bath_energy`` is conserved; with a committee
+eV put in by the Bussi thermostat, so that ``etot - bath_energy`` is conserved; ``volume_A3`` of
+periodic cells and ``pressure_bar`` under a barostat; the cell itself is the frame's; with a committee
 calculator ``energy_std`` (eV), ``forces_std_max`` and the per-atom array ``forces_std`` (eV/A)), plus any keys the
 run adds (e.g. CV values and bias energies of metadynamics). On resume a file is cut back to the
 frames of the checkpoint, so a kill never leaves a duplicated or torn frame.
@@ -39,6 +40,11 @@ def md_frame(state: MDState) -> Atoms:
     )
     if state.bath_energy is not None:
         frame.info["bath_energy"] = state.bath_energy  # energy put in by the thermostat (eV)
+    if atoms.pbc.all():
+        frame.info["volume_A3"] = float(atoms.get_volume())
+    pressure = state.pressure_bar
+    if pressure is not None:
+        frame.info["pressure_bar"] = pressure
     results = atoms.calc.results
     if FORCES_STD in results:  # a committee: the members' disagreement (eV, eV/A)
         frame.info[ENERGY_STD] = float(results[ENERGY_STD])

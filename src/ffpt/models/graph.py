@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from ase import Atoms
+from ase.stress import voigt_6_to_full_3x3_stress
 from vesin import NeighborList
 
 from ffpt import keys
@@ -21,7 +22,9 @@ class AtomicGraph:
     positions (N, 3) A; species (N,) index into the model's element list; batch (N,) graph of each
     atom; edge_index (2, E) as (receiver i, sender j) with r_ij = r_j - r_i + shifts @ cell;
     shifts (E, 3) integer cell offsets; cell (G, 3, 3) A; n_atoms (G,); spin (G,) multiplicity
-    2S+1 (0: not given); optional labels energy (G,) eV and forces (N, 3) eV/A.
+    2S+1 (0: not given); optional labels energy (G,) eV, forces (N, 3) eV/A and stress (G, 3, 3) eV/A^3,
+    with per-graph loss weights ``energy_weight``, ``forces_weight`` and ``stress_weight`` (G,): 0 leaves a
+    label out of the loss (a frame without stress, or the energy of a replayed force-field frame).
     """
 
     positions: torch.Tensor
@@ -34,6 +37,10 @@ class AtomicGraph:
     spin: torch.Tensor
     energy: torch.Tensor | None = None
     forces: torch.Tensor | None = None
+    stress: torch.Tensor | None = None
+    energy_weight: torch.Tensor | None = None
+    forces_weight: torch.Tensor | None = None
+    stress_weight: torch.Tensor | None = None
 
     @property
     def n_graphs(self) -> int:
@@ -99,7 +106,8 @@ def graph_from_atoms(
     with_labels: bool = False,
     dtype: torch.dtype = torch.get_default_dtype(),
 ) -> AtomicGraph:
-    """Tensor form of one frame; labels taken from ``REF_energy``/``REF_forces`` if asked."""
+    """Tensor form of one frame; labels taken from ``REF_energy``/``REF_forces``/``REF_stress`` if asked
+    (loss weights 1; the stress weight 0 unless the frame has a stress and a cell periodic in 3D)."""
     cell = np.asarray(atoms.cell.array, dtype=float)
     edge_index, shifts = neighbors(atoms.positions, cell, atoms.pbc)
     graph = AtomicGraph(
@@ -115,7 +123,17 @@ def graph_from_atoms(
     if with_labels:
         graph.energy = torch.tensor([float(atoms.info[keys.ENERGY])], dtype=dtype)
         graph.forces = torch.tensor(np.asarray(atoms.arrays[keys.FORCES]), dtype=dtype)
+        has_stress = keys.STRESS in atoms.info and bool(atoms.pbc.all())
+        stress = voigt_6_to_full_3x3_stress(np.asarray(atoms.info[keys.STRESS], dtype=float)) if has_stress \
+            else np.zeros((3, 3))
+        graph.stress = torch.tensor(stress, dtype=dtype).unsqueeze(0)
+        graph.energy_weight = torch.ones(1, dtype=dtype)
+        graph.forces_weight = torch.ones(1, dtype=dtype)
+        graph.stress_weight = torch.tensor([float(has_stress)], dtype=dtype)
     return graph
+
+
+LABELS = ("energy", "forces", "stress", "energy_weight", "forces_weight", "stress_weight")
 
 
 def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
@@ -126,6 +144,10 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         batch.append(g.batch + start)
         start += g.n_graphs
     labelled = all(g.energy is not None for g in graphs)
+
+    def labels(name: str):
+        return torch.cat([getattr(g, name) for g in graphs]) if labelled else None
+
     return AtomicGraph(
         positions=torch.cat([g.positions for g in graphs]),
         species=torch.cat([g.species for g in graphs]),
@@ -135,6 +157,5 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         cell=torch.cat([g.cell for g in graphs]),
         n_atoms=torch.cat([g.n_atoms for g in graphs]),
         spin=torch.cat([g.spin for g in graphs]),
-        energy=torch.cat([g.energy for g in graphs]) if labelled else None,
-        forces=torch.cat([g.forces for g in graphs]) if labelled else None,
+        **{name: labels(name) for name in LABELS},
     )

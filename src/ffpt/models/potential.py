@@ -140,6 +140,9 @@ class InteratomicPotential(nn.Module):
             if forces:
                 out.forces = -grads[0]
             if stress:
+                # a cell without volume (not periodic) gets zero stress, finite, so that a loss that
+                # masks such frames out keeps finite gradients
                 volume = cell_volume(graph.cell).view(-1, 1, 1)
-                out.stress = grads[-1] / volume
+                periodic = volume > 0
+                out.stress = grads[-1] / torch.where(periodic, volume, torch.ones_like(volume)) * periodic
         return out

@@ -60,9 +60,11 @@ class MDConfig(Strict):
     steps: int = Field(1000, ge=1)
     timestep_fs: float = Field(0.5, gt=0)
     temperature_K: float = Field(300.0, ge=0, description="initial velocities and thermostat target")
-    ensemble: Literal["nve", "langevin", "bussi"] = "nve"
+    ensemble: Literal["nve", "langevin", "bussi", "npt"] = "nve"
     friction_per_fs: float = Field(0.01, gt=0, description="Langevin friction (1/fs)")
-    taut_fs: float = Field(100.0, gt=0, description="Bussi coupling time (fs)")
+    taut_fs: float = Field(100.0, gt=0, description="Bussi or NPT (Nose-Hoover chain) thermostat coupling time (fs)")
+    pressure_bar: float = Field(1.01325, description="NPT target pressure (bar)")
+    taup_fs: float = Field(1000.0, gt=0, description="NPT (MTK) barostat coupling time (fs)")
     seed: int = Field(0, ge=0)
     save_every: int = Field(10, ge=1, description="steps between saved frames (and checkpoints)")
     check_every: int = Field(10, ge=1, description="steps between stability checks")

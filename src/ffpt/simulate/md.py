@@ -1,7 +1,8 @@
 """``ffpt md``: molecular dynamics with stability monitors, checkpoints and resume, on the MD engine.
 
-Ensembles: ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT) and ``bussi`` (canonical
-velocity rescaling, NVT). Units: fs, K, eV, A.
+Ensembles: ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT), ``bussi`` (canonical
+velocity rescaling, NVT) and ``npt`` (ASE's isotropic MTK barostat, periodic cells; ``pressure_bar``,
+``taup_fs``, ``taut_fs``). Units: fs, K, eV, A, bar.
 
 A run directory holds ``trajectory.extxyz`` (or ``.traj``; frames described in
 :mod:`ffpt.dynamics.trajectory`) every ``save_every`` steps; ``checkpoint.json`` (see
@@ -36,7 +37,8 @@ def integrator(config: MDConfig) -> Integrator:
     """The engine integrator of an MD config."""
     return Integrator(
         ensemble=config.ensemble, timestep_fs=config.timestep_fs, temperature_K=config.temperature_K,
-        friction_per_fs=config.friction_per_fs, taut_fs=config.taut_fs, fix_com=config.fix_com,
+        friction_per_fs=config.friction_per_fs, taut_fs=config.taut_fs, pressure_bar=config.pressure_bar,
+        taup_fs=config.taup_fs, fix_com=config.fix_com,
         zero_rotation=config.zero_rotation,
     )
 

@@ -67,12 +67,45 @@ class ModelConfig(Strict):
         return validate_options(info.data["architecture"], value)
 
 
+class ReplayConfig(DataFormat):
+    """Force-field frames (e.g. the pre-training set) mixed into fine-tuning so that it keeps what
+    pre-training taught (replay fine-tuning, as MACE's for foundation models). Keys and units of the
+    file: :class:`DataFormat` fields.
+
+    Every epoch trains on all fine-tuning frames plus a fresh draw of replay frames, drawn from
+    ``(training.seed, epoch)``, so that ``fraction`` of the epoch's samples are replay frames.
+    Force-field and ab-initio energy zeros differ: with ``energy_weight`` 0 (default) replay energies
+    are left out of the loss; above 0 they are shifted by per-element offsets (least squares) onto the
+    fine-tuning labels' zero and weighted by it, relative to ``training.energy_weight``.
+    """
+
+    frames: Path
+    fraction: float = 0.2  # of each epoch's training samples
+    forces_weight: float = 1.0  # on replay forces, relative to training.forces_weight
+    energy_weight: float = 0.0  # on replay energies, relative to training.energy_weight (0: left out)
+
+    @field_validator("fraction")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError("must be between 0 and 1 (exclusive)")
+        return v
+
+    @field_validator("forces_weight", "energy_weight")
+    @classmethod
+    def _non_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+
 class FinetuneConfig(Strict):
     init: Path | None = None  # pre-trained model file (required for stage 'finetune'), or a committee.json
     refit_references: bool = True  # least-squares per-element energies on the new labels
     reset_head: bool = False  # re-initialise the output head
     freeze: list[str] = []  # parameter-name prefixes to keep fixed, e.g. ["embedding", "layers.0"]
     lr: float | None = None  # learning rate for fine-tuning (default: training.lr)
+    replay: ReplayConfig | None = None  # force-field frames mixed into every epoch
 
 
 class TrainingConfig(Strict):
@@ -84,6 +117,7 @@ class TrainingConfig(Strict):
     weight_decay: float = 0.0
     energy_weight: float = 1.0  # on MSE of energy per atom, eV^2
     forces_weight: float = 10.0  # on MSE of force components, (eV/A)^2
+    stress_weight: float = 0.0  # on MSE of stress components, (eV/A^3)^2; frames with REF_stress and a 3D cell
     huber_delta: float | None = None  # Huber instead of MSE, quadratic below this error (eV/atom, eV/A)
     ema_decay: float = 0.99
     grad_clip: float = 10.0
@@ -117,6 +151,13 @@ class TrainingConfig(Strict):
         if value not in known:
             raise ValueError(f"unknown strategy '{value}'; known: auto, {', '.join(known)}")
         return value
+
+    @field_validator("stress_weight")
+    @classmethod
+    def _non_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
 
     @field_validator("huber_delta")
     @classmethod

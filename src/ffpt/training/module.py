@@ -15,33 +15,55 @@ from ffpt.models.potential import InteratomicPotential
 
 
 def loss_terms(
-    model: InteratomicPotential, batch: AtomicGraph, training: bool, huber_delta: float | None = None
+    model: InteratomicPotential, batch: AtomicGraph, training: bool, huber_delta: float | None = None,
+    stress: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Loss terms (mean squared errors) and absolute errors of energy per atom (eV) and force components (eV/A).
+    """Loss terms (mean squared errors) and absolute errors of energy per atom (eV) and force components
+    (eV/A); with ``stress`` also of stress components (eV/A^3).
 
-    With ``huber_delta`` the loss terms are Huber losses instead (quadratic below ``huber_delta``,
-    linear above, in eV/atom and eV/A), which keeps a few frames with huge forces from dominating.
+    Each frame's terms are scaled by the batch's per-graph weights (``energy_weight``, ``forces_weight``,
+    ``stress_weight``) and averaged over the frames (atoms) whose weight is not zero: a frame without
+    a stress label, or a replayed force-field frame whose energy is left out, adds nothing to that
+    term. With ``huber_delta`` the energy and force terms are Huber losses instead (quadratic below
+    ``huber_delta``, linear above, in eV/atom and eV/A), which keeps a few frames with huge forces from
+    dominating; the stress term stays a squared error.
     """
-    pred = model(batch, forces=True, training=training)
+    pred = model(batch, forces=True, stress=stress, training=training)
     n = batch.n_atoms.to(pred.energy.dtype)
     de = (pred.energy - batch.energy) / n
     df = pred.forces - batch.forces
-    if huber_delta is None:
-        energy_loss, forces_loss = (de**2).mean(), (df**2).mean()
-    else:  # scaled by 2 so that it equals the squared error below delta
-        zero_e, zero_f = torch.zeros_like(de), torch.zeros_like(df)
-        energy_loss = 2 * torch.nn.functional.huber_loss(de, zero_e, delta=huber_delta)
-        forces_loss = 2 * torch.nn.functional.huber_loss(df, zero_f, delta=huber_delta)
-    return {
-        "energy_loss": energy_loss,
-        "forces_loss": forces_loss,
-        "energy_mae": de.abs().mean(),
+    ones = torch.ones_like(de)
+    w_e = ones if batch.energy_weight is None else batch.energy_weight
+    w_f = (ones if batch.forces_weight is None else batch.forces_weight)[batch.batch].unsqueeze(-1)
+
+    def penalty(x: torch.Tensor) -> torch.Tensor:
+        if huber_delta is None:
+            return x**2
+        # scaled by 2 so that it equals the squared error below delta
+        return 2 * torch.nn.functional.huber_loss(x, torch.zeros_like(x), delta=huber_delta, reduction="none")
+
+    def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        counted = (weights > 0).expand_as(values).sum().clamp_min(1)
+        return (weights * values).sum() / counted
+
+    used_e = (w_e > 0).to(de.dtype)
+    terms = {
+        "energy_loss": weighted_mean(penalty(de), w_e),
+        "forces_loss": weighted_mean(penalty(df), w_f),
+        "energy_mae": weighted_mean(de.abs(), used_e),
         "forces_mae": df.abs().mean(),
     }
+    if stress:
+        w_s = batch.stress_weight.view(-1, 1, 1)
+        ds = pred.stress - batch.stress
+        terms["stress_loss"] = weighted_mean(ds**2, w_s)
+        terms["stress_mae"] = weighted_mean(ds.abs(), (w_s > 0).to(ds.dtype))
+    return terms
 
 
 class PotentialModule(L.LightningModule):
-    """Trains an :class:`InteratomicPotential` with loss = w_E MSE(E/N) + w_F MSE(F) (or Huber)."""
+    """Trains an :class:`InteratomicPotential` with loss = w_E MSE(E/N) + w_F MSE(F) (or Huber)
+    + w_S MSE(stress) (only when ``stress_weight`` > 0: the stress costs a second derivative)."""
 
     def __init__(
         self,
@@ -53,6 +75,7 @@ class PotentialModule(L.LightningModule):
         lr_factor: float = 0.5,
         lr_patience: int = 10,
         huber_delta: float | None = None,
+        stress_weight: float = 0.0,
         run_record: dict | None = None,
     ):
         super().__init__()
@@ -62,13 +85,17 @@ class PotentialModule(L.LightningModule):
         self.energy_weight, self.forces_weight = energy_weight, forces_weight
         self.lr_factor, self.lr_patience = lr_factor, lr_patience
         self.huber_delta = huber_delta
+        self.stress_weight = stress_weight
         self.max_non_finite = 20  # consecutive non-finite training batches before giving up
         self.non_finite_in_a_row = 0
 
     def _step(self, batch: AtomicGraph, stage: str) -> torch.Tensor | None:
         with torch.enable_grad():
-            terms = loss_terms(self.model, batch, training=stage == "train", huber_delta=self.huber_delta)
+            terms = loss_terms(self.model, batch, training=stage == "train", huber_delta=self.huber_delta,
+                               stress=self.stress_weight > 0)
         loss = self.energy_weight * terms["energy_loss"] + self.forces_weight * terms["forces_loss"]
+        if "stress_loss" in terms:
+            loss = loss + self.stress_weight * terms["stress_loss"]
         if stage == "train" and not self._all_finite(loss):
             return self._skip_non_finite(loss)
         if stage == "train":
@@ -79,6 +106,8 @@ class PotentialModule(L.LightningModule):
         self.log(f"{stage}_loss", loss, prog_bar=stage == "val", **log)
         self.log(f"{stage}_energy_mae_mev_per_atom", 1e3 * terms["energy_mae"], **log)
         self.log(f"{stage}_forces_mae_mev_per_a", 1e3 * terms["forces_mae"], prog_bar=stage == "val", **log)
+        if "stress_mae" in terms:
+            self.log(f"{stage}_stress_mae_mev_per_a3", 1e3 * terms["stress_mae"], **log)
         return loss
 
     def _all_finite(self, loss: torch.Tensor) -> bool:

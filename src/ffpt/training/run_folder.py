@@ -34,6 +34,8 @@ def input_files(config: TrainConfig) -> dict[str, Path]:
         files["data.valid"] = config.data.valid
     if config.training.stage == "finetune" and config.finetune.init is not None:
         files["finetune.init"] = config.finetune.init
+    if config.training.stage == "finetune" and config.finetune.replay is not None:
+        files["finetune.replay.frames"] = config.finetune.replay.frames
     return files
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from ffpt import keys
 from ffpt.fileio import atomic_write_json
 from ffpt.data.io import read_frames
 from ffpt.data.splits import split, subset
@@ -23,7 +25,7 @@ from ffpt.models.potential import InteratomicPotential
 from ffpt.models.references import element_counts, fit_references, force_rms, frame_energies
 from ffpt.config import ConfigError
 from ffpt.training.config import TrainConfig
-from ffpt.training.dataset import GraphDataset, loader
+from ffpt.training.dataset import GraphDataset, ReplayEpoch, ReplayMix, loader, replay_count
 from ffpt.training.module import PlateauStep, PotentialModule
 from ffpt.training.run_folder import run_record, start_run
 
@@ -132,6 +134,43 @@ def _initial_model(config: TrainConfig, train, dtype) -> InteratomicPotential:
     return model
 
 
+def _replay_mix(config: TrainConfig, model: InteratomicPotential, train_set: GraphDataset, train_frames) -> ReplayMix:
+    """The fine-tuning graphs plus the per-epoch draw of force-field replay frames
+    (:class:`ffpt.training.config.ReplayConfig`), weighted as configured."""
+    replay = config.finetune.replay
+    frames = read_frames(replay.frames, fmt=replay)
+    missing = sorted({int(z) for a in frames for z in a.numbers} - set(model.elements))
+    if missing:
+        from ase.data import chemical_symbols
+
+        raise ConfigError(f"{replay.frames}: replay frames hold element(s) {[chemical_symbols[z] for z in missing]} "
+                          f"the model lacks")
+    if replay.energy_weight > 0:
+        _shift_energies(frames, train_frames, model.elements, replay.frames)
+    pool = GraphDataset(frames, model.elements, model.cutoff, train_set.graphs[0].positions.dtype)
+    for graph in pool.graphs:
+        graph.energy_weight = torch.full_like(graph.energy_weight, replay.energy_weight)
+        graph.forces_weight = torch.full_like(graph.forces_weight, replay.forces_weight)
+    return ReplayMix(train_set, pool, replay_count(len(train_set), replay.fraction), seed=config.training.seed)
+
+
+def _shift_energies(frames, reference_frames, elements, path) -> None:
+    """Move ``frames``' energies onto the zero of ``reference_frames`` (in place): per-element offsets
+    fitted by least squares to each set, their difference added to every frame."""
+    own, own_present = fit_references(element_counts(frames, elements), frame_energies(frames))
+    ref, ref_present = fit_references(element_counts(reference_frames, elements), frame_energies(reference_frames))
+    lacking = own_present & ~ref_present
+    if lacking.any():
+        from ase.data import chemical_symbols
+
+        names = [chemical_symbols[z] for z, out in zip(elements, lacking) if out]
+        raise ConfigError(f"{path}: replay energies need the fine-tuning frames to hold element(s) {names} "
+                          f"(or finetune.replay.energy_weight=0)")
+    shift = element_counts(frames, elements) @ np.where(own_present, ref - own, 0.0)
+    for atoms, delta in zip(frames, shift):
+        atoms.info[keys.ENERGY] = float(atoms.info[keys.ENERGY]) + float(delta)
+
+
 def _provenance(config: TrainConfig, train, metrics: dict, record: dict) -> dict:
     teachers = sorted({str(a.info.get("teacher")) for a in train if "teacher" in a.info})
     parent = None
@@ -184,17 +223,22 @@ def train(config: TrainConfig) -> TrainResult:
     )
     # refuses a folder of another run; under DDP only global rank zero writes files (the trainer knows
     # its rank from the launcher's environment before fit), here and below
+    if t.stage != "finetune" and config.finetune.replay is not None:
+        raise ConfigError(f"finetune.replay applies to stage 'finetune' only, not '{t.stage}'")
     resume = start_run(config, record, write=trainer.is_global_zero)
     L.seed_everything(t.seed, workers=True, verbose=False)
     dtype = getattr(torch, config.model.dtype)
     model = _initial_model(config, train_frames, dtype)
     train_set = GraphDataset(train_frames, model.elements, model.cutoff, dtype)
+    if t.stage == "finetune" and config.finetune.replay is not None:
+        train_set = _replay_mix(config, model, train_set, train_frames)
+        trainer.callbacks.append(ReplayEpoch(train_set))
     valid_set = GraphDataset(valid_frames, model.elements, model.cutoff, dtype)
     lr = config.finetune.lr if (t.stage == "finetune" and config.finetune.lr) else t.lr
     module = PotentialModule(
         model, lr=lr, weight_decay=t.weight_decay, energy_weight=t.energy_weight,
         forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
-        huber_delta=t.huber_delta, run_record=record,
+        huber_delta=t.huber_delta, stress_weight=t.stress_weight, run_record=record,
     )
     # Under DDP Lightning swaps the shuffle for a DistributedSampler seeded with t.seed (seed_everything
     # exports it) and set to each epoch: each rank draws its shard of a permutation of (seed, epoch).

@@ -1,0 +1,85 @@
+"""NPT MD (ASE's isotropic MTK barostat) in the engine: it holds the target pressure on average, the
+trajectory keeps the cell, and a killed run resumes bit-identically (cell, barostat and thermostat
+state in the checkpoint)."""
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+
+from ffpt.config import ConfigError
+from ffpt.simulate.config import MDConfig
+from ffpt.simulate.md import run_md
+from test_engine import assert_same_trajectory, checkpoint
+
+
+def copper_box():
+    """32 Cu atoms, fcc, a = 3.61 A: about -19 kbar with ASE's EMT at 300 K."""
+    return bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+
+
+class KilledAfter(Calculator):
+    """EMT that raises KeyboardInterrupt (as a kill would stop the process) on call ``n + 1``."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, n):
+        super().__init__()
+        self.inner, self.n, self.calls = EMT(), n, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        if self.calls > self.n:
+            raise KeyboardInterrupt
+        self.inner.calculate(self.atoms, properties, system_changes)
+        self.results = dict(self.inner.results)
+
+
+def npt(steps, **overrides):
+    values = dict(steps=steps, timestep_fs=4.0, temperature_K=300, ensemble="npt", pressure_bar=1e4,
+                  taut_fs=100, taup_fs=200, seed=1, save_every=10, check_every=50)
+    return MDConfig(**{**values, **overrides})
+
+
+def test_npt_holds_the_target_pressure_on_average(tmp_path):
+    config = npt(300)
+    result = run_md(copper_box(), EMT(), config, tmp_path, progress=False)
+    assert result.stable and result.n_frames == 31
+    frames = ase.io.read(tmp_path / "trajectory.extxyz", ":")
+    pressure = np.array([f.info["pressure_bar"] for f in frames])
+    volume = np.array([f.info["volume_A3"] for f in frames])
+    np.testing.assert_allclose(volume, [f.get_volume() for f in frames], rtol=1e-9)  # the cell is saved
+    assert np.ptp(volume) > 1.0  # A^3: the box breathes
+    held = pressure[len(pressure) // 3:]  # after the barostat's first swing
+    assert abs(held.mean() - config.pressure_bar) < held.std()  # on target within its fluctuation
+    assert abs(held.mean() - config.pressure_bar) < 0.5 * abs(pressure[0] - config.pressure_bar)
+    temperature = np.mean([f.info["temperature_K"] for f in frames[len(frames) // 3:]])
+    assert temperature == pytest.approx(300, rel=0.15)
+
+
+def test_npt_resumes_bit_identically_after_a_kill(tmp_path):
+    config = npt(60)
+    full = run_md(copper_box(), EMT(), config, tmp_path / "full", progress=False)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):  # killed in step 38: the step-30 checkpoint exists
+        run_md(copper_box(), KilledAfter(38), config, out, progress=False)
+    assert checkpoint(out)["step"] == 30 and checkpoint(out)["integrator"]["p_eps"] != 0
+    resumed = run_md(copper_box(), EMT(), config, out, progress=False)
+    assert resumed.stable and resumed.steps == full.steps == 60
+    a, b = checkpoint(out), checkpoint(tmp_path / "full")
+    for key in ("step", "positions", "momenta", "cell", "integrator"):
+        assert a[key] == b[key], key  # JSON floats round-trip exactly: bitwise equal
+    assert a["cell"] != copper_box().cell.array.tolist()
+    assert_same_trajectory(out / "trajectory.extxyz", tmp_path / "full" / "trajectory.extxyz")
+    for x, y in zip(ase.io.read(out / "trajectory.extxyz", ":"), ase.io.read(tmp_path / "full" / "trajectory.extxyz", ":")):
+        assert np.array_equal(x.cell.array, y.cell.array) and x.info["pressure_bar"] == y.info["pressure_bar"]
+
+
+def test_npt_needs_a_periodic_box(tmp_path):
+    box = copper_box()
+    box.pbc = [True, True, False]
+    with pytest.raises(ConfigError, match="periodic"):
+        run_md(box, EMT(), npt(5), tmp_path, progress=False)
