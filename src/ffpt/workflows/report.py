@@ -68,13 +68,13 @@ def run_conditions(config) -> str:
     if m.allowed_species is not None:
         criteria.append("foreign species")
     ensemble = {"nve": "NVE", "langevin": "Langevin", "bussi": "Bussi"}.get(md.ensemble, md.ensemble)
-    return (f"{md.temperature_K:g} K {ensemble}, {md.timestep_fs:g} fs x {md.steps} steps"
+    return (f"{md.temperature_K:g} K {ensemble}, {md.timestep_fs:g} fs × {md.steps} steps"
             f" ({md.steps * md.timestep_fs / 1000:g} ps); {s.n_runs * config.arm_seeds} runs per arm"
-            f" ({s.n_runs} per model x {config.arm_seeds} seed{'s' if config.arm_seeds > 1 else ''});"
+            f" ({s.n_runs} per model × {config.arm_seeds} seed{'s' if config.arm_seeds > 1 else ''});"
             f" failure: {', '.join(criteria + ['non-finite forces'])}")
 
 
-def stability_by_budget(config, stability: dict) -> dict[int, dict]:
+def stability_by_budget(stability: dict) -> dict[int, dict]:
     """Per budget: each arm's runs pooled over arm seeds (stable fraction, its 95 % interval, median
     time to failure, survival curve) and the log-rank test between the arms. ``stability`` maps
     (arm, budget, seed) to MD batch outputs."""
@@ -126,7 +126,7 @@ def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, ti
 def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stability: dict, metad: dict) -> dict:
     """results.json, report.md and figures. ``stability`` maps (arm, budget, seed) to MD batch outputs."""
     largest = max(config.budgets)
-    by_budget_stability = stability_by_budget(config, stability)
+    by_budget_stability = stability_by_budget(stability)
     arms = {}
     for arm in ("ffpt-ft", "scratch"):
         at_largest = [r for r in rows if r["arm"] == arm and r["budget"] == largest]
