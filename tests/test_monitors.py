@@ -20,6 +20,7 @@ from ffpt.simulate.monitors import (
     MinDistanceMonitor,
     PairDistanceMonitor,
     RDFMonitor,
+    RelaxedReference,
     SpeciesMonitor,
     build_monitors,
 )
@@ -193,13 +194,81 @@ def test_rdf_monitor_window_threshold_and_state():
         RDFMonitor(reference, pairs=["H-O"])
 
 
+def stretched_ethanol(by: float = 0.3) -> tuple[Atoms, int, int]:
+    """Ethanol with its C-C bond stretched by ``by`` A (the methyl group moved out along the bond, so
+    no other bond changes): a hot snapshot as the start. Returns the frame and the two carbons."""
+    atoms = ethanol()
+    a, b = 0, 1  # the methyl carbon (bonded to H 6, 7, 8) and the CH2 carbon of ASE's ethanol
+    direction = (atoms.positions[a] - atoms.positions[b]) / atoms.get_distance(a, b)
+    atoms.positions[[a, 6, 7, 8]] += by * direction
+    return atoms, a, b
+
+
+def test_bond_reference_from_the_relaxed_structure():
+    """A start with one bond stretched by 0.3 A: references from the relaxed structure put that bond
+    back at its minimum, so the equilibrium frame is no 0.3 A deviation (with a 0.25 A threshold, the
+    start-frame reference fails it) and 0.3 A beyond the start is 0.6 A, a failure."""
+    minimum = ethanol()
+    start, a, b = stretched_ethanol(0.3)
+    equilibrium = minimum.get_distance(a, b)
+    relaxed = BondMonitor(start, 0.25, relax=RelaxedReference(HarmonicBonds(minimum), fmax=0.01))
+    assert relaxed.check(minimum, 0.0) is None
+    assert relaxed.note.startswith("relaxed with the run's calculator")
+    k = [set(p) for p in relaxed.pairs.tolist()].index({a, b})
+    assert relaxed.reference_lengths[k] == pytest.approx(equilibrium, abs=0.01)
+    assert BondMonitor(start, 0.25).check(minimum, 0.0).startswith(f"bond {a}-{b} (C-C)")
+    further, _, _ = stretched_ethanol(0.6)
+    reason = relaxed.check(further, 0.0)
+    assert reason.startswith(f"bond {a}-{b} (C-C)") and f"reference {equilibrium:.2f}" in reason
+    assert BondMonitor(start, 0.5).check(further, 0.0) is None  # the start reference calls it 0.3 A
+    # the references travel in the state: a restored monitor never relaxes again
+    def never(atoms):
+        raise AssertionError("relaxed again on resume")
+
+    restored = BondMonitor(start, 0.25, relax=never)
+    restored.load_state_dict(relaxed.state_dict())
+    assert np.array_equal(restored.reference(), relaxed.reference_lengths) and restored.note == relaxed.note
+
+
+def test_bond_reference_falls_back_to_the_start_frame_with_a_note():
+    start, _, _ = stretched_ethanol(0.3)
+    monitor = BondMonitor(start, 0.5, relax=RelaxedReference(HarmonicBonds(ethanol()), steps=1))
+    with pytest.warns(UserWarning, match="did not converge in 1 steps"):
+        assert monitor.check(start, 0.0) is None
+    assert monitor.note.startswith("start frame: relaxation did not converge")
+    assert np.allclose(monitor.reference_lengths, BondMonitor(start, 0.5).reference_lengths)
+    assert monitor.state_dict()["reference"] == monitor.note
+
+
+def test_relaxed_bond_reference_resumes_bit_identical(tmp_path):
+    """A run continued from its checkpoint (relaxed references stored there) equals the straight run."""
+    start, _, _ = stretched_ethanol(0.3)
+    config = MDConfig(steps=40, timestep_fs=0.5, temperature_K=300, ensemble="langevin", check_every=5,
+                      save_every=10, monitors=MonitorConfig(max_bond_deviation=0.5))
+    straight = run_md(start, HarmonicBonds(ethanol()), config.model_copy(update={"steps": 80}), tmp_path / "a",
+                      progress=False)
+    run_md(start, HarmonicBonds(ethanol()), config, tmp_path / "b", progress=False)
+    state = json.loads((tmp_path / "b" / "checkpoint.json").read_text())["observers"]["0:monitors"]
+    bond = next(v for k, v in state.items() if k.endswith(":bond"))
+    assert bond["reference"].startswith("relaxed") and len(bond["reference_lengths"]) == 8
+    resumed = run_md(start, HarmonicBonds(ethanol()), config.model_copy(update={"steps": 80}), tmp_path / "b",
+                     progress=False)
+    assert resumed.stable and straight.stable and resumed.steps == straight.steps == 80
+    a, b = (ase.io.read(tmp_path / d / "trajectory.extxyz", ":") for d in "ab")
+    assert len(a) == len(b) and all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
+
+
 def test_build_monitors_from_config(tmp_path):
     start = ethanol()
     assert [m.name for m in build_monitors(MonitorConfig(), start)] == ["finite", "min_distance"]
     water_box = compute_rdf([thermal_lattice(np.random.default_rng(0))], rmax=4.0, bins=40)
     config = MonitorConfig(max_bond_deviation=0.5, allowed_species=["C2H6O"],
                            reference_rdf=water_box.save(tmp_path / "ref.json"), rdf_rmax=4.0, rdf_bins=40)
-    assert [m.name for m in build_monitors(config, start)] == ["finite", "min_distance", "bond", "species", "rdf"]
+    assert [m.name for m in build_monitors(config, start, HarmonicBonds(start))] == [
+        "finite", "min_distance", "bond", "species", "rdf"]
+    with pytest.raises(ValueError, match="bond_reference 'relaxed' needs the run's calculator"):
+        build_monitors(config, start)
+    assert build_monitors(config.model_copy(update={"bond_reference": "start"}), start)[2].name == "bond"
     # a reference trajectory instead of a json: the RDF is computed with rdf_rmax / rdf_bins
     ase.io.write(tmp_path / "ref.extxyz", [thermal_lattice(np.random.default_rng(k)) for k in range(3)])
     from_traj = build_monitors(MonitorConfig(reference_rdf=tmp_path / "ref.extxyz", rdf_rmax=3.0, rdf_bins=30), start)

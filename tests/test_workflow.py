@@ -34,7 +34,8 @@ TOY = {
 }
 
 STAGES = ["ff_sampling", "abinitio", "pretrain_s0", "ffpt-ft_n4_s0", "scratch_n4_s0", "ffpt-ft_n8_s0",
-          "scratch_n8_s0", "evaluate", "stability_ffpt-ft", "stability_scratch"]
+          "scratch_n8_s0", "evaluate", "stability_ffpt-ft_n4_s0", "stability_scratch_n4_s0",
+          "stability_ffpt-ft_n8_s0", "stability_scratch_n8_s0"]
 
 
 def ffpt(*args, **kw):
@@ -61,6 +62,13 @@ def test_every_stage_runs_then_rerun_skips_all(toy_yaml, tmp_path):
         assert r["force_mae_mev_per_a"] > 0 and r["energy_mae_mev_per_atom"] >= 0
         assert 0 <= r["stable_fraction"] <= 1
         assert set(r["by_budget"]) == {"4", "8"} or set(r["by_budget"]) == {4, 8}
+        lo, hi = r["stable_fraction_ci95"]
+        assert 0 <= lo <= r["stable_fraction"] <= hi <= 1
+    for budget in ("4", "8"):  # stability at every budget: intervals and the log-rank test
+        entry = results["stability"][budget]
+        assert all(len(entry["arms"][arm]["stable_fraction_ci95"]) == 2 for arm in ("ffpt-ft", "scratch"))
+        assert 0 <= entry["logrank"]["pvalue"] <= 1
+        assert (out / f"survival_n{budget}.png").exists()
     report = (out / "report.md").read_text()
     assert "ffpt-ft" in report and "scratch" in report and "learning_curve.png" in report
     assert (out / "learning_curve.png").stat().st_size > 1000
@@ -75,8 +83,9 @@ def test_every_stage_runs_then_rerun_skips_all(toy_yaml, tmp_path):
     assert "[pretrain_s0] up to date, skipped" in third.stdout
     assert "[ffpt-ft_n4_s0] up to date, skipped" in third.stdout
     assert "[evaluate] running" in third.stdout
-    assert "[stability_ffpt-ft] running" in third.stdout  # the n4 model now
-    assert all((out / "stability_ffpt-ft" / f"seed_{s}" / "stability.json").exists() for s in (0, 1))
+    assert "[stability_ffpt-ft_n4_s0] up to date, skipped" in third.stdout  # the same n4 model
+    assert "stability_ffpt-ft_n8_s0" not in third.stdout
+    assert all((out / "stability_ffpt-ft_n4_s0" / f"seed_{s}" / "stability.json").exists() for s in (0, 1))
 
 
 def test_killed_run_resumes(toy_yaml, tmp_path):

@@ -44,7 +44,7 @@ def test_water_experiment_reports_rdfs_against_the_reference(tmp_path):
     for arm in ("ffpt-ft", "scratch"):
         error = results["arms"][arm]["rdf_error_A"]
         assert math.isfinite(error) and error > 0
-        rdf = json.loads((out / f"stability_{arm}" / "rdf.json").read_text())
+        rdf = json.loads((out / f"stability_{arm}_n4_s0" / "rdf.json").read_text())
         assert set(rdf["g"]) == {"O-O", "O-H", "H-H"} and rdf["n_frames"] == 5  # frames 0, 5, ..., 20
     assert (out / "rdf.png").stat().st_size > 1000
     assert "RDF error vs reference" in (out / "report.md").read_text()

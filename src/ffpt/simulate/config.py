@@ -24,6 +24,13 @@ class MonitorConfig(Strict):
     max_bond_deviation: float | None = Field(
         None, gt=0, description="fail when a start-frame bond deviates more than this (A); 0.5 for molecules"
     )
+    bond_reference: Literal["relaxed", "start"] = Field(
+        "relaxed", description="bond reference lengths: the start frame relaxed with the run's calculator"
+        " (start frame if that does not converge), or the start frame itself; which pairs are bonds"
+        " always comes from the start frame"
+    )
+    relax_fmax: float = Field(0.05, gt=0, description="relaxation of the bond reference converges below (eV/A)")
+    relax_steps: int = Field(300, ge=1, description="at most this many optimiser steps for the bond reference")
     allowed_species: list[str] | None = Field(
         None, description="Hill formulas of allowed molecules, e.g. ['H2', 'O2', 'HO', 'H2O']"
     )

@@ -55,7 +55,8 @@ def run_md(
 ) -> MDResult:
     """Run (or resume, or return the finished result of) MD from ``atoms`` into ``out_dir``.
 
-    Monitors from ``config.monitors`` (reference topology from ``atoms``) plus ``extra_monitors``
+    Monitors from ``config.monitors`` (bond topology from ``atoms``, bond lengths by default from
+    ``atoms`` relaxed with ``calculator``) plus ``extra_monitors``
     are checked every ``check_every`` steps and at the last step; the first that fires stops the run.
     With a committee calculator (or ``config.uncertainty``) the members' disagreement is recorded
     (:mod:`ffpt.simulate.uncertainty`). ``observers`` run after those, before the trajectory.
@@ -65,7 +66,7 @@ def run_md(
     atoms = atoms.copy()  # keeps the structure's own constraints (e.g. rigid water bonds)
     atoms.info.pop(ENERGY, None)  # reference labels of the start frame do not describe later frames
     atoms.arrays.pop(FORCES, None)
-    monitors = build_monitors(config.monitors, atoms) + list(extra_monitors)
+    monitors = build_monitors(config.monitors, atoms, calculator) + list(extra_monitors)
     atoms.calc = calculator
     out = Path(out_dir)
     chain = [

@@ -385,7 +385,7 @@ def run_metadynamics(
     calc = MetadynamicsCalculator(calculator, cvs, p.sigma, p.height, p.pace, p.biasfactor, p.temperature,
                                   walls=walls)
     chain: list[Observer] = [
-        MonitorObserver(build_monitors(monitors or MonitorConfig(), atoms), p.check_every),
+        MonitorObserver(build_monitors(monitors or MonitorConfig(), atoms, calculator), p.check_every),
         *uncertainty_observers(uncertainty, calc),
         ColvarWriter(out / "COLVAR", calc, p.colvar_stride),
     ]

@@ -4,19 +4,23 @@ The MD engine runs them through :class:`ffpt.dynamics.engine.MonitorObserver` (e
 steps); a monitor that keeps history across checks saves it with ``state_dict`` for resume.
 
 Criteria follow Fu et al., "Forces are not enough" (2023): non-finite energy/forces, atoms closer
-than a minimum distance, bonds of the start frame deviating more than 0.5 A, a windowed RDF drifting
+than a minimum distance, bonds of the start frame deviating more than 0.5 A from their length in
+the relaxed structure (or the start frame), a windowed RDF drifting
 from a reference, and (reactive systems) molecules outside an allowed set of species.
 """
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator
 from ase.geometry import find_mic
 from ase.neighborlist import neighbor_list
 
@@ -106,21 +110,62 @@ class PairDistanceMonitor(Monitor):
         return None
 
 
+@dataclass(frozen=True)
+class RelaxedReference:
+    """Bond references from ``start`` relaxed with ``calculator`` (ASE BFGS, at most ``steps`` steps,
+    converged when every force is below ``fmax`` eV/A). Deterministic: the same start, calculator
+    and settings give the same minimum on the same machine."""
+
+    calculator: Calculator
+    fmax: float = 0.05
+    steps: int = 300
+
+    def __call__(self, start: Atoms) -> tuple[Atoms | None, str]:
+        """The relaxed copy of ``start`` and a note; ``None`` and the reason if it did not converge."""
+        from ase.optimize import BFGS
+
+        relaxed = start.copy()
+        relaxed.calc = self.calculator
+        try:
+            converged = BFGS(relaxed, logfile=None).run(fmax=self.fmax, steps=self.steps)
+            forces = relaxed.get_forces()
+        except Exception as exc:  # any calculator error: an unusable minimum, not a crash of the run
+            return None, f"relaxation failed ({type(exc).__name__}: {exc})"
+        fmax = float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0
+        if not converged or not np.all(np.isfinite(relaxed.positions)):
+            return None, f"relaxation did not converge in {self.steps} steps (max force {fmax:.3g} eV/A > {self.fmax})"
+        return relaxed, f"relaxed with the run's calculator (max force {fmax:.3g} eV/A)"
+
+
 class BondMonitor(Monitor):
-    """Fails when a bond of the reference frame deviates more than ``max_deviation`` (A) from its
-    reference length (minimum-image lengths for periodic cells)."""
+    """Fails when a bond of the start frame deviates more than ``max_deviation`` (A) from its
+    reference length (minimum-image lengths for periodic cells).
+
+    Which pairs are bonds always comes from ``start`` (or ``pairs``). The reference lengths come
+    from ``start`` itself, or, given ``relax`` (e.g. a :class:`RelaxedReference`), from the relaxed
+    structure: a hot MD snapshot as the start would otherwise put a C-C reference at 1.44 A. The
+    relaxation runs at the first check and its lengths are kept in :meth:`state_dict`, so a resumed
+    run uses the very same references. If it does not converge, or breaks a start bond (the pair is no
+    bond of the relaxed structure), the start frame's lengths are used and :attr:`note` says why.
+    """
 
     name = "bond"
 
-    def __init__(self, reference: Atoms, max_deviation: float = 0.5, pairs: np.ndarray | None = None):
+    def __init__(self, start: Atoms, max_deviation: float = 0.5, pairs: np.ndarray | None = None,
+                 relax: Callable[[Atoms], tuple[Atoms | None, str]] | None = None):
         from ffpt.data import bonds
 
         if max_deviation <= 0:
             raise ValueError(f"max_bond_deviation must be > 0 A, got {max_deviation}")
         self.max_deviation = float(max_deviation)
-        self.pairs = bonds(reference) if pairs is None else np.asarray(pairs, dtype=int).reshape(-1, 2)
-        self.symbols = reference.get_chemical_symbols()
-        self.reference_lengths = self._lengths(reference)
+        self.pairs = bonds(start) if pairs is None else np.asarray(pairs, dtype=int).reshape(-1, 2)
+        self.symbols = start.get_chemical_symbols()
+        self._start = start.copy()
+        self._relax = relax
+        self.reference_lengths: np.ndarray | None = None
+        self.note = "start frame"
+        if relax is None:
+            self.reference_lengths = self._lengths(start)
 
     def _lengths(self, atoms: Atoms) -> np.ndarray:
         if len(self.pairs) == 0:
@@ -129,19 +174,55 @@ class BondMonitor(Monitor):
         _, lengths = find_mic(vectors, atoms.cell, atoms.pbc)
         return lengths
 
+    def _index(self, i: int, j: int) -> int:
+        return int(np.flatnonzero((self.pairs[:, 0] == i) & (self.pairs[:, 1] == j))[0])
+
+    def reference(self) -> np.ndarray:
+        """Reference bond lengths (A), relaxing the start frame the first time if asked to."""
+        if self.reference_lengths is None:
+            start = self._lengths(self._start)
+            relaxed, note = self._relax(self._start)
+            self.reference_lengths, self.note = start, f"start frame: {note}"
+            if relaxed is not None:
+                from ffpt.data import bonds
+
+                kept = {tuple(p) for p in bonds(relaxed).tolist()}
+                broken = [(int(i), int(j)) for i, j in self.pairs if (i, j) not in kept]
+                if broken:
+                    i, j = broken[0]
+                    self.note = (f"start frame: the relaxed structure broke bond {i}-{j}"
+                                 f" ({self._lengths(relaxed)[self._index(i, j)]:.3f} A)")
+                else:
+                    self.reference_lengths, self.note = self._lengths(relaxed), note
+            if self.note.startswith("start frame"):
+                warnings.warn(f"bond monitor references from the {self.note}", stacklevel=2)
+        return self.reference_lengths
+
     def check(self, atoms: Atoms, time_fs: float) -> str | None:
         if len(self.pairs) == 0:
             return None
-        deviation = np.abs(self._lengths(atoms) - self.reference_lengths)
+        reference = self.reference()
+        lengths = self._lengths(atoms)
+        deviation = np.abs(lengths - reference)
         k = int(np.argmax(deviation))
         if deviation[k] <= self.max_deviation:
             return None
         i, j = (int(x) for x in self.pairs[k])
         return (
-            f"bond {i}-{j} ({self.symbols[i]}-{self.symbols[j]}) length {deviation[k] + self.reference_lengths[k]:.3f}"
-            f" A is {deviation[k]:.3f} A from its reference {self.reference_lengths[k]:.3f} A"
+            f"bond {i}-{j} ({self.symbols[i]}-{self.symbols[j]}) length {lengths[k]:.3f}"
+            f" A is {deviation[k]:.3f} A from its reference {reference[k]:.3f} A"
             f" (> {self.max_deviation} A)"
         )
+
+    def state_dict(self) -> dict:
+        if self._relax is None or self.reference_lengths is None:
+            return {}
+        return {"reference_lengths": self.reference_lengths.tolist(), "reference": self.note}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._relax is not None and "reference_lengths" in state:
+            self.reference_lengths = np.asarray(state["reference_lengths"], dtype=float)
+            self.note = state["reference"]
 
 
 class SpeciesMonitor(Monitor):
@@ -247,15 +328,21 @@ def load_reference_rdf(path: str | Path, rmax: float, bins: int, pairs: Sequence
     return compute_rdf(frames, rmax=rmax, bins=bins, pairs=pairs)
 
 
-def build_monitors(config: MonitorConfig, start: Atoms) -> list[Monitor]:
-    """Monitors of a :class:`MonitorConfig` (bond topology from ``start``); the finite check comes first."""
+def build_monitors(config: MonitorConfig, start: Atoms, calculator: Calculator | None = None) -> list[Monitor]:
+    """Monitors of a :class:`MonitorConfig` (bond topology from ``start``); the finite check comes first.
+    Bond references relaxed (``bond_reference: relaxed``) need the run's ``calculator``."""
     monitors: list[Monitor] = [FiniteMonitor()]
     if config.min_distance is not None:
         monitors.append(MinDistanceMonitor(config.min_distance))
     if config.min_pair_distance is not None:
         monitors.append(PairDistanceMonitor(config.min_pair_distance))
     if config.max_bond_deviation is not None:
-        monitors.append(BondMonitor(start, config.max_bond_deviation))
+        relax = None
+        if config.bond_reference == "relaxed":
+            if calculator is None:
+                raise ValueError("bond_reference 'relaxed' needs the run's calculator")
+            relax = RelaxedReference(calculator, config.relax_fmax, config.relax_steps)
+        monitors.append(BondMonitor(start, config.max_bond_deviation, relax=relax))
     if config.allowed_species is not None:
         monitors.append(SpeciesMonitor(config.allowed_species, config.species_patience_fs))
     if config.reference_rdf is not None:

@@ -53,11 +53,13 @@ class AbInitioConfig(Strict):
 
 
 class StabilityConfig(Strict):
-    """MD stability batches of the models at the largest budget. ``md.monitors.reference_rdf:
-    abinitio`` means the RDF of the ab initio configurations."""
+    """MD stability batches of every arm seed's model at each of ``budgets`` (default: every
+    budget), ``n_runs`` runs per model. ``md.monitors.reference_rdf: abinitio`` means the RDF of the
+    ab initio configurations."""
 
     structure: Path | None = None  # default: the first seed structure
-    n_runs: int = Field(4, ge=1)
+    n_runs: int = Field(4, ge=1)  # MD runs per model (arm, budget, seed); pooled over seeds: n_runs * arm_seeds
+    budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
     md: MDConfig = MDConfig()
 
     @model_validator(mode="after")
@@ -131,3 +133,18 @@ class ExperimentConfig(Strict):
         if a.teacher is None and self.abinitio.teacher is None:
             raise ValueError("active_learning.teacher is required when abinitio has no teacher")
         return self
+
+    @model_validator(mode="after")
+    def _stability_budgets_are_budgets(self):
+        if self.stability is not None and self.stability.budgets is not None:
+            unknown = sorted(set(self.stability.budgets) - set(self.budgets))
+            if unknown:
+                raise ValueError(f"stability.budgets {unknown} are not among budgets {sorted(self.budgets)}")
+        return self
+
+    @property
+    def stability_budgets(self) -> list[int]:
+        """The budgets with MD stability runs (sorted; empty without a stability section)."""
+        if self.stability is None:
+            return []
+        return sorted(set(self.stability.budgets or self.budgets))

@@ -2,7 +2,8 @@
 
 seeds -> FF sampling (isolated molecules) -> pretrain -> ab initio labels -> for each budget and
 repeat: finetune (from the pre-trained model) and scratch (same labels, architecture, budget)
--> errors on a held-out ab initio test set -> MD stability batches -> (metadynamics) -> report.
+-> errors on a held-out ab initio test set -> MD stability batches (every arm seed's model at each
+stability budget) -> (metadynamics) -> report.
 """
 
 from __future__ import annotations
@@ -148,8 +149,9 @@ def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
 
 
 def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict, progress: bool,
-                    executor: cf.Executor | None = None) -> dict:
-    """MD batch of one arm's model, its seeds as tasks of ``executor`` (in process when ``None``);
+                    executor: cf.Executor | None = None, md_seeds: list[int] | None = None) -> dict:
+    """MD batch of one model (MD seeds ``md_seeds``, default ``range(n_runs)``), its seeds as tasks
+    of ``executor`` (in process when ``None``);
     ``monitors.reference_rdf: abinitio`` means the RDF of the ab initio configurations (e.g.
     GFN2-xTB MD of the box)."""
     from ase.io import read
@@ -171,7 +173,8 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
                               "ab initio configurations from a teacher (abinitio.teacher)")
         monitors = md.monitors.model_copy(update={"reference_rdf": Path(data["configs"])})
         md = md.model_copy(update={"monitors": monitors})
-    batch = run_batch(structure, CalculatorSpec(str(model_path)), list(range(s.n_runs)), md, folder,
+    md_seeds = list(range(s.n_runs)) if md_seeds is None else md_seeds
+    batch = run_batch(structure, CalculatorSpec(str(model_path)), md_seeds, md, folder,
                       progress=progress, label=arm, executor=executor)
     result = batch.as_dict()
     if structure.pbc.all():
@@ -253,15 +256,20 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     errors = run.stage("evaluate", {"models": model_list, "data": data},
                        lambda d: evaluate_stage(config, d, data, models))
     active = active_learning_stages(config, run, data, pretrained, progress, pool)
-    final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # simulated: largest budget, seed 0
+    final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # metadynamics: largest budget, seed 0
     stability = {}
     if config.stability is not None:
-        for arm, path in final.items():
-            stability[arm] = run.stage(
-                f"stability_{arm}", {"model": path, "stability": {**config.stability.model_dump(mode="json"),
-                                                                  "md": _given(config.stability.md)}},
-                lambda d, a=arm, p=path: stability_stage(config, d, a, p, data, progress, pool()),
-            )
+        settings = {**config.stability.model_dump(mode="json", exclude={"budgets"}), "md": _given(config.stability.md)}
+        n = config.stability.n_runs
+        for budget in config.stability_budgets:
+            for seed in range(config.arm_seeds):
+                md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
+                for arm in ARMS:
+                    path = models[(arm, budget, seed)]
+                    stability[(arm, budget, seed)] = run.stage(
+                        f"stability_{arm}_n{budget}_s{seed}", {"model": path, "stability": settings, "md_seeds": md_seeds},
+                        lambda d, a=arm, p=path, m=md_seeds: stability_stage(config, d, a, p, data, progress, pool(), m),
+                    )
     metad = {}
     if config.metad is not None:
         from ffpt.workflows.reactive import metad_stage
