@@ -172,3 +172,22 @@ def test_toy_active_learning_adds_labels_fine_tunes_and_resumes_after_sigkill(tm
     assert _labels_of(killed_dir / "run") == _labels_of(whole_dir / "run")
     calls = (killed_dir / "calls.log").read_text().split()
     assert len(calls) == len(set(calls)) == 6  # every picked frame labelled exactly once
+
+
+def test_experiment_section_gives_both_arms_the_same_loop(tmp_path):
+    from ffpt.config import ConfigError, load_config
+    from ffpt.workflows.active_learning import experiment_al_config
+    from ffpt.workflows.config import ExperimentConfig
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(ExperimentConfig, root / "experiments" / "ethanol_al.yaml", [], {})
+    data = {"valid": "valid.extxyz", "test": "test.extxyz"}
+    ft = experiment_al_config(config, "ffpt-ft", "labels.extxyz", data, "pretrain/model.pt")
+    scratch = experiment_al_config(config, "scratch", "labels.extxyz", data, None)
+    assert str(ft.pretrained) == "pretrain/model.pt" and scratch.pretrained is None
+    assert ft.teacher == scratch.teacher == "gfn2"
+    same = ("select", "stop", "explore", "committee", "rounds", "labels", "valid", "test", "model", "training")
+    for key in same:
+        assert getattr(ft, key) == getattr(scratch, key), key
+    with pytest.raises(ConfigError, match="active_learning.budget"):
+        load_config(ExperimentConfig, root / "experiments" / "ethanol_al.yaml", ["active_learning.budget=7"], {})

@@ -44,3 +44,15 @@ def network_energies(model: InteratomicPotential, frames: Sequence[Atoms], batch
             batch = collate([graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in chunk])
             out.append(model.network_energy(batch, batch.edge_vectors()).double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def calculator_predictions(calculator, frames: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies (n_frames,) eV and forces [(n_atoms, 3)] eV/A of any ASE calculator (e.g. a committee) on
+    ``frames``, one frame at a time."""
+    energies, forces = [], []
+    for atoms in frames:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces())
+    return np.array(energies), forces

@@ -43,6 +43,7 @@ def train_committee(config: TrainConfig) -> TrainResult:
     """Train ``config.committee.size`` members into ``config.out``; returns the committee file and the
     committee's (mean) validation errors, with each member's under ``members``."""
     from ffpt.models.committee import load_committee
+    from ffpt.models.inference import calculator_predictions
     from ffpt.observables.errors import error_table
 
     size, out = config.committee.size, Path(config.out)
@@ -65,13 +66,7 @@ def train_committee(config: TrainConfig) -> TrainResult:
         paths.append(result.model_path)
         member_metrics.append(result.metrics)
     committee_path = write_committee_file(out / COMMITTEE_FILE, paths)
-    calculator = load_committee(paths)
-    energies, forces = [], []
-    for atoms in valid_frames:
-        atoms = atoms.copy()
-        atoms.calc = calculator
-        energies.append(atoms.get_potential_energy())
-        forces.append(atoms.get_forces())
-    metrics = {**error_table(valid_frames, np.array(energies), forces).as_dict(), "members": member_metrics}
+    predictions = calculator_predictions(load_committee(paths), valid_frames)
+    metrics = {**error_table(valid_frames, *predictions).as_dict(), "members": member_metrics}
     atomic_write_json(out / "metrics.json", metrics)
     return TrainResult(model_path=committee_path, metrics=metrics)

@@ -80,23 +80,10 @@ class ReplayConfig(DataFormat):
     """
 
     frames: Path
-    fraction: float = 0.2  # of each epoch's training samples
-    forces_weight: float = 1.0  # on replay forces, relative to training.forces_weight
-    energy_weight: float = 0.0  # on replay energies, relative to training.energy_weight (0: left out)
-
-    @field_validator("fraction")
-    @classmethod
-    def _fraction(cls, v: float) -> float:
-        if not 0 < v < 1:
-            raise ValueError("must be between 0 and 1 (exclusive)")
-        return v
-
-    @field_validator("forces_weight", "energy_weight")
-    @classmethod
-    def _non_negative(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be >= 0")
-        return v
+    fraction: float = Field(0.2, gt=0, lt=1, description="share of each epoch's training samples")
+    forces_weight: float = Field(1.0, ge=0, description="on replay forces, relative to training.forces_weight")
+    energy_weight: float = Field(0.0, ge=0, description="on replay energies, relative to training.energy_weight "
+                                                        "(0: left out)")
 
 
 class FinetuneConfig(Strict):

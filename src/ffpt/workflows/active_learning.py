@@ -175,16 +175,10 @@ def _errors(metrics: dict) -> dict:
 def committee_errors(committee_file, frames) -> dict:
     """Errors of the committee mean on ``frames`` (meV/atom, meV/A; see :mod:`ffpt.observables.errors`)."""
     import ffpt
+    from ffpt.models.inference import calculator_predictions
     from ffpt.observables.errors import error_table
 
-    calculator = ffpt.load_calculator(committee_file)
-    energies, forces = [], []
-    for atoms in frames:
-        atoms = atoms.copy()
-        atoms.calc = calculator
-        energies.append(atoms.get_potential_energy())
-        forces.append(atoms.get_forces())
-    return error_table(frames, np.array(energies), forces).as_dict()
+    return error_table(frames, *calculator_predictions(ffpt.load_calculator(committee_file), frames)).as_dict()
 
 
 def _explore_run(kind: str, job: dict, out: Path) -> dict:
