@@ -153,3 +153,17 @@ def test_train_committee_bootstraps_members_and_warm_starts_them(emt_dataset, tm
     assert main(["train", str(config), "--train", str(train_path), "--stage", "finetune",
                  "--init", str(out / "committee.json"), "--committee", "3", "--out", str(tmp_path / "x")]) == 2
     assert "committee of 2 members, cannot warm-start 3" in capsys.readouterr().err
+
+
+def test_eval_takes_a_committee_file(member_files, emt_dataset, tmp_path):
+    from ffpt.data.io import read_frames
+    from ffpt.models.inference import calculator_predictions
+    from ffpt.observables.errors import error_table
+
+    path = write_committee_file(tmp_path / COMMITTEE_FILE, member_files)
+    _, valid = emt_dataset
+    assert main(["eval", str(path), str(valid), "--json", str(tmp_path / "e.json")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    frames = read_frames(valid)
+    expected = error_table(frames, *calculator_predictions(ffpt.load_calculator(path), frames)).as_dict()
+    assert report["forces_mae_mev_per_a"] == pytest.approx(expected["forces_mae_mev_per_a"])

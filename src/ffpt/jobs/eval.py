@@ -78,6 +78,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
     from ffpt.fileio import atomic_write_json
     from ffpt import load_calculator
     from ffpt.models.calculator import check_structure
+    from ffpt.models.committee import is_committee_file
     from ffpt.models.exported import is_package
     from ffpt.models.inference import predict_frames
     from ffpt.models.model_file import load_model
@@ -88,7 +89,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
         part = read_frames(path, fmt=config)
         frames += part
         files += [str(path)] * len(part)
-    if is_package(config.model):  # an exported .pt2: one frame per call through its calculator
+    if is_package(config.model) or is_committee_file(config.model):  # .pt2 or committee.json: one frame per call
         energies, forces = _predict_with_calculator(load_calculator(config.model), frames, files)
     else:
         model = load_model(config.model, device=config.device)
