@@ -133,18 +133,22 @@ def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict
 
 
 def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
-    from ffpt.analysis.errors import parity_plot
+    """Test errors of every model; parity plots of both arms (seed 0) at the smallest and largest budget."""
+    from ffpt.analysis.errors import parity_plot_arms
     from ffpt.observables.errors import error_table
     from ffpt.models.inference import predict_frames
     from ffpt.models.model_file import load_model
 
     test = read_frames(data["test"])
-    rows = []
+    rows, shown = [], {}
     for (arm, budget, seed), path in models.items():
         energies, forces = predict_frames(load_model(path), test)
         rows.append({"arm": arm, "budget": budget, "seed": seed, **error_table(test, energies, forces).as_dict()})
-        if budget == max(config.budgets) and seed == 0:
-            parity_plot(test, energies, forces, folder / f"parity_{arm}.png", f"{config.name}: {arm}, {budget} labels")
+        if budget in (min(config.budgets), max(config.budgets)) and seed == 0:
+            shown.setdefault(budget, {})[arm] = (energies, forces)
+    for budget, arms in shown.items():
+        parity_plot_arms(test, arms, folder / f"parity_n{budget}.png",
+                         f"{config.name}: test set, {budget} fine-tuning labels")
     return {"rows": rows}
 
 

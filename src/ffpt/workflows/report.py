@@ -20,27 +20,37 @@ def _std(rows, key):
 
 
 def learning_curve(rows: list[dict], path: Path, title: str) -> Path:
-    """Force MAE (meV/A) vs number of fine-tuning labels, both arms (mean and spread over seeds, every
-    seed a point)."""
+    """Test force and energy MAE vs fine-tuning labels (two panels), both arms: mean and spread over
+    arm seeds, every seed a point, ticks at the budgets."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
     from ffpt.analysis.plotting import pyplot, save_figure
 
     plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for arm in sorted({r["arm"] for r in rows}):
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    budgets_all = sorted({r["budget"] for r in rows})
+    for k, arm in enumerate(sorted({r["arm"] for r in rows})):
         budgets = sorted({r["budget"] for r in rows if r["arm"] == arm})
-        values = [[r["forces_mae_mev_per_a"] for r in rows if r["arm"] == arm and r["budget"] == b] for b in budgets]
-        mean = [np.mean(v) for v in values]
-        line = ax.errorbar(budgets, mean, yerr=[np.std(v) for v in values], marker="o", capsize=3, label=arm)
-        seeds = [(b, x) for b, v in zip(budgets, values) for x in v]  # every arm seed as a point
-        ax.scatter([b for b, _ in seeds], [x for _, x in seeds], s=12, alpha=0.5, color=line[0].get_color())
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("ab initio fine-tuning labels")
-    ax.set_ylabel("test force MAE (meV/Å)")
-    ax.set_title(title)
-    ax.legend()
-    return save_figure(fig, path)
+        for ax, key in zip(axes, ("forces_mae_mev_per_a", "energy_mae_mev_per_atom")):
+            values = [[r[key] for r in rows if r["arm"] == arm and r["budget"] == b] for b in budgets]
+            color, marker = f"C{k}", "os^"[k % 3]
+            ax.errorbar(budgets, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker=marker,
+                        color=color, capsize=3, label=arm)
+            seeds = [(b, x) for b, v in zip(budgets, values) for x in v]  # every arm seed as a point
+            ax.scatter([b for b, _ in seeds], [x for _, x in seeds], s=14, alpha=0.5, color=color, marker=marker)
+    for ax, what in zip(axes, ("force MAE (meV/Å)", "energy MAE (meV/atom)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(budgets_all))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(b) for b in budgets_all])
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 700, not 7 x 10^2
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.set_xlabel("ab initio fine-tuning labels")
+        ax.set_ylabel(f"test {what}")
+        ax.legend(fontsize="small")
+    return save_figure(fig, path, title)
 
 
 def pooled_curve(batches: list[dict]):
@@ -256,8 +266,7 @@ def _markdown(config, results: dict, figures: list[str], out: Path) -> str:
             lines += ["", f"## Metadynamics ({arm})", "", "```", json.dumps(m, indent=1, default=str)[:1500], "```"]
     lines += ["", "## Figures", ""]
     lines += [f"![{f}]({f})" for f in figures]
-    for arm in results["arms"]:
-        for candidate in (f"evaluate/parity_{arm}.png",):
-            if (out / candidate).exists():
-                lines.append(f"![parity {arm}]({candidate})")
+    for budget in results["budgets"]:
+        if (out / "evaluate" / f"parity_n{budget}.png").exists():
+            lines.append(f"![parity, {budget} labels](evaluate/parity_n{budget}.png)")
     return "\n".join(lines) + "\n"
