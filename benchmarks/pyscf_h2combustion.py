@@ -24,12 +24,12 @@ from ase import Atoms
 
 from ffpt.fileio import atomic_write_json
 from ffpt.teachers.runner import label_frames
-from ffpt.systems.h2combustion import REACTIONS_FILE, load_channel
+from ffpt.systems.h2combustion import FREE_ATOM_ENERGY_HARTREE, REACTIONS_FILE, load_channel
 from ffpt.units import HARTREE, KCAL_PER_MOL
 
 DATA = Path("/work/shared/data/h2combustion")
 HARTREE_TO_KCAL = 627.5  # the data set's own conversion (README)
-DATASET_ATOM_ENERGY = {1: -0.5004966690, 8: -75.0637742413}  # hartree, the data set's parser
+DATASET_ATOM_ENERGY = FREE_ATOM_ENERGY_HARTREE  # hartree, the data set's parser
 ATOM_MULTIPLICITY = {1: 2, 8: 3}
 
 

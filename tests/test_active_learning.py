@@ -191,3 +191,26 @@ def test_experiment_section_gives_both_arms_the_same_loop(tmp_path):
         assert getattr(ft, key) == getattr(scratch, key), key
     with pytest.raises(ConfigError, match="active_learning.budget"):
         load_config(ExperimentConfig, root / "experiments" / "ethanol_al.yaml", ["active_learning.budget=7"], {})
+
+
+def test_labels_on_another_energy_zero_are_refused():
+    from ffpt.config import ConfigError
+    from ffpt.workflows.active_learning import check_energy_zero
+
+    frames = _labelled_frames(4, 2, "/dev/null")
+    energies = np.array([f.info["REF_energy"] for f in frames])
+    check_energy_zero(frames, energies + 0.3, "t", "round_00_label")  # model errors pass
+    with pytest.raises(ConfigError, match="energy zero"):
+        check_energy_zero(frames, energies - 4000.0, "pyscf", "round_00_label")  # total vs relative to atoms
+
+
+def test_total_energy_of_a_combustion_frame_adds_the_data_set_free_atoms():
+    from ase.units import Hartree
+
+    from ffpt.systems.h2combustion import FREE_ATOM_ENERGY_HARTREE, total_energy
+    from ffpt.units import KCAL_PER_MOL
+
+    ho2 = Atoms("HO2", positions=[[0, 0, 0], [0.97, 0, 0], [1.5, 1.1, 0]])
+    ho2.info["REF_energy"] = -124.516 * KCAL_PER_MOL  # data set: kcal/mol relative to free atoms
+    expected = (-124.516 / 627.5 + FREE_ATOM_ENERGY_HARTREE[1] + 2 * FREE_ATOM_ENERGY_HARTREE[8]) * Hartree
+    assert total_energy(ho2) == pytest.approx(expected, abs=1e-6)

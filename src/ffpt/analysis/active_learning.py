@@ -21,6 +21,15 @@ def log_bins(values: np.ndarray, per_decade: int = 8) -> np.ndarray:
     return np.logspace(low, high, int(per_decade * (high - low)) + 1)
 
 
+def label_ticks(ax, labels: list[int]) -> None:
+    """Ticks of a log x axis at the label counts, written as plain numbers."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.xaxis.set_major_locator(FixedLocator(labels))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(n) for n in labels])
+
+
 def plot_stability_vs_labels(arms: dict[str, list[dict]], path: str | os.PathLike, conditions: str) -> Path:
     """Stable fraction of the exploration runs (with its 95 % interval) against the labels the round's
     committee was trained on, one line per arm; ``conditions`` (runs, length, temperature) in the title."""
@@ -37,10 +46,11 @@ def plot_stability_vs_labels(arms: dict[str, list[dict]], path: str | os.PathLik
         shift = 1.0 + 0.015 * (k - (len(arms) - 1) / 2)  # arms at equal labels side by side, not on top
         ax.errorbar(x * shift, y, yerr=[y - low, high - y], capsize=3, label=arm, **style)
     ax.set_xscale("log")
+    label_ticks(ax, sorted({r["n_labels"] for rounds in arms.values() for r in rounds}))
     ax.set_xlabel("cumulative ab initio labels")
     ax.set_ylabel("stable fraction (95 % CI)")
     ax.set_ylim(-0.03, 1.03)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="best")
     ax.set_title(f"stability vs labels\n{conditions}", fontsize="medium")
     return save_figure(fig, path)
 
@@ -59,9 +69,11 @@ def plot_errors_vs_labels(arms: dict[str, list[dict]], path: str | os.PathLike) 
         style = ARM_STYLES.get(arm, dict(color=f"C{k}", marker="^"))
         left.plot(x, [r["test"]["forces_mae_mev_per_a"] for r in rows], label=arm, **style)
         right.plot(x, [r["test"]["energy_mae_mev_per_atom"] for r in rows], label=arm, **style)
+    ticks = sorted({r["n_labels"] for rounds in arms.values() for r in rounds})
     for ax, what in ((left, "force MAE (meV/Å)"), (right, "energy MAE (meV/atom)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        label_ticks(ax, ticks)
         ax.set_xlabel("cumulative ab initio labels")
         ax.set_ylabel(f"test {what}")
         ax.legend(fontsize="small")

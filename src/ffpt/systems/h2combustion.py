@@ -31,12 +31,25 @@ from ase import Atoms
 from ffpt import keys
 from ffpt.data.frames import DataError, validate_frame
 from ffpt.data.molecules import hill_formula
-from ffpt.units import KCAL_PER_MOL
+from ffpt.units import HARTREE, KCAL_PER_MOL
 
 REACTIONS_FILE = "reactions.json"
 GEOMETRIES = "geometries"  # subfolder of ROOT with the stationary points
 NPZ = "npz"  # subfolder of ROOT with the frames
 KINDS = ("reactant", "TS", "product")  # stationary points of a channel
+
+
+# The data set's free-atom energies (hartree; its parser's values, the same level): E in the npz files is
+# the total energy minus these, times 627.5 kcal/mol per hartree (BENCHMARKS.md 3 reproduces them).
+FREE_ATOM_ENERGY_HARTREE = {1: -0.5004966690, 8: -75.0637742413}
+DATASET_KCAL_PER_HARTREE = 627.5
+
+
+def total_energy(atoms: Atoms) -> float:
+    """A data set frame's total electronic energy (eV), the zero of a DFT code such as PySCF at the
+    same level, from its energy relative to free atoms (``info[REF_energy]``, eV)."""
+    relative_hartree = atoms.info[keys.ENERGY] / KCAL_PER_MOL / DATASET_KCAL_PER_HARTREE
+    return (relative_hartree + sum(FREE_ATOM_ENERGY_HARTREE[int(z)] for z in atoms.numbers)) * HARTREE
 
 
 COMBUSTION_SPECIES = frozenset(hill_formula(f, "species") for f in ("H", "O", "OH", "H2", "O2", "H2O", "HO2", "H2O2"))
@@ -271,12 +284,17 @@ def load_h2combustion(
     methods: Sequence[str] = ("aimd", "irc"),
     channels: Iterable[str] | None = None,
     reactions_json: str | Path | None = None,
+    energy_zero: str = "free_atoms",
 ) -> list[Atoms]:
     """All frames of the chosen methods (and channels), one label per geometry, in eV and eV/A.
 
     ``root`` is the folder of npz files; spins come from ``reactions_json`` (default: the file
-    ``reactions.json`` beside ``root``, if present).
+    ``reactions.json`` beside ``root``, if present). ``energy_zero``: ``"free_atoms"`` keeps the data
+    set's energies relative to free atoms; ``"total"`` gives total energies (:func:`total_energy`),
+    the zero of new labels from a DFT teacher at the same level (PySCF wB97X-V/cc-pVTZ).
     """
+    if energy_zero not in ("free_atoms", "total"):
+        raise DataError(f"energy_zero '{energy_zero}': expected 'free_atoms' or 'total'")
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder of hydrogen-combustion npz files")
@@ -295,6 +313,9 @@ def load_h2combustion(
     if channels is not None:
         wanted = {str(c) for c in channels}
         frames = [f for f in frames if f.info[keys.CHANNEL] in wanted or f.info[keys.CHANNEL][:2] in wanted]
+    if energy_zero == "total":
+        for atoms in frames:
+            atoms.info[keys.ENERGY] = total_energy(atoms)
     return frames
 
 

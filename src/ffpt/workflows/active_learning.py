@@ -301,8 +301,28 @@ def _bare(atoms, run: str, round_index: int):
     return frame
 
 
-def label_round(config: ActiveLearningSettings, folder: Path, picked: str, executor: cf.Executor | None,
-                progress: bool) -> dict:
+# labels further than this from the committee's prediction, per atom and in the median, are on another
+# energy zero (e.g. total energies against energies relative to free atoms: thousands of eV per atom)
+ENERGY_ZERO_TOLERANCE = 5.0  # eV/atom
+
+
+def check_energy_zero(labels, predicted: np.ndarray, teacher: str, where: str) -> None:
+    """A :class:`ConfigError` when new labels sit on another energy zero than the labels the committee
+    learnt from (median |label - prediction| per atom above :data:`ENERGY_ZERO_TOLERANCE`)."""
+    per_atom = np.array([(a.info[keys.ENERGY] - e) / len(a) for a, e in zip(labels, predicted)])
+    offset = float(np.median(per_atom))
+    if abs(offset) > ENERGY_ZERO_TOLERANCE:
+        raise ConfigError(
+            f"{where}: labels of teacher '{teacher}' differ from the committee by {offset:+.1f} eV/atom (median): "
+            "the first labels use another energy zero (e.g. relative to free atoms; the h2combustion source "
+            "takes energy_zero: total); refusing to train on mixed zeros")
+
+
+def label_round(config: ActiveLearningSettings, folder: Path, picked: str, committee: str,
+                executor: cf.Executor | None, progress: bool) -> dict:
+    """Teacher labels of the picked frames (cached per frame), checked against the committee's energy zero."""
+    import ffpt
+    from ffpt.models.inference import calculator_predictions
     from ffpt.teachers.runner import label_frames
 
     run = label_frames(read_frames(picked, require_labels=False), config.teacher, config.teacher_options, folder / "cache",
@@ -310,6 +330,8 @@ def label_round(config: ActiveLearningSettings, folder: Path, picked: str, execu
     if not run.frames:
         raise ConfigError(f"{folder}: the teacher '{config.teacher}' labelled none of the {len(run.failures)} "
                           f"picked frames (see failures.json)")
+    predicted, _ = calculator_predictions(ffpt.load_calculator(committee), run.frames)
+    check_energy_zero(run.frames, predicted, config.teacher, str(folder))
     return {"labels": str(write_frames(folder / "labels.extxyz", run.frames)), "n_labels": len(run.frames),
             "n_failed": len(run.failures)}
 
@@ -383,7 +405,8 @@ def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
             break
         labelled = run.stage(f"{name}_label", {"frames": selected["frames"], "teacher": config.teacher,
                                                "teacher_options": config.teacher_options},
-                             lambda d: label_round(config, d, selected["frames"], executor, progress))
+                             lambda d: label_round(config, d, selected["frames"], trained["committee"], executor,
+                                                   progress))
         record["labelled"] = labelled["n_labels"]
         added += labelled["n_labels"]
         label_files = [*label_files, labelled["labels"]]

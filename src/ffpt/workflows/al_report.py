@@ -38,7 +38,8 @@ def write_al_report(summary: dict, out: Path) -> dict:
     arm, rounds = summary["arm"], summary["rounds"]
     conditions = exploration_conditions(out)
     figures = [plot_stability_vs_labels({arm: rounds}, out / "stability_vs_labels.png", conditions),
-               plot_spread_histograms(rounds, out / "spread.png", window_of(out), f"{summary['name']}: {arm}")]
+               plot_spread_histograms(rounds, out / "spread.png", window_of(out), summary["name"]
+                                      + ("" if arm.split("+")[0] in summary["name"] else f" ({arm})"))]
     errors = plot_errors_vs_labels({arm: rounds}, out / "errors_vs_labels.png")
     if errors is not None:
         figures.append(errors)

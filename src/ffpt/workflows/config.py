@@ -22,6 +22,9 @@ class CombustionSource(Strict):
     methods: list[Literal["aimd", "irc", "nm"]] = ["aimd", "irc"]
     train_channels: list[str] | None = None  # default: all channels not held out
     test_channels: list[str] | None = None  # held-out channels for the test set (default: random split)
+    # the data set's energies relative to free atoms, or total energies: the zero of new labels from a
+    # DFT teacher at the data set's level (active learning with PySCF)
+    energy_zero: Literal["free_atoms", "total"] = "free_atoms"
 
 
 class AbInitioSampling(SamplerSettings):

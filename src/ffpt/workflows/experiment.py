@@ -80,7 +80,7 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool, execut
         from ffpt.systems.h2combustion import load_h2combustion
 
         h = src.h2combustion
-        frames = load_h2combustion(h.root, methods=tuple(h.methods))
+        frames = load_h2combustion(h.root, methods=tuple(h.methods), energy_zero=h.energy_zero)
         if h.test_channels:
             held = _in_channels(h.test_channels)
             test_pool = [f for f in frames if held(f)]
