@@ -171,7 +171,7 @@ def test_toy_active_learning_adds_labels_fine_tunes_and_resumes_after_sigkill(tm
 
     assert _labels_of(killed_dir / "run") == _labels_of(whole_dir / "run")
     calls = (killed_dir / "calls.log").read_text().split()
-    assert len(calls) == len(set(calls)) == 6  # every picked frame labelled exactly once
+    assert len(calls) == len(set(calls)) == 7  # the teacher check and every picked frame, each once
 
 
 def test_experiment_section_gives_both_arms_the_same_loop(tmp_path):
@@ -193,15 +193,16 @@ def test_experiment_section_gives_both_arms_the_same_loop(tmp_path):
         load_config(ExperimentConfig, root / "experiments" / "ethanol_al.yaml", ["active_learning.budget=7"], {})
 
 
-def test_labels_on_another_energy_zero_are_refused():
-    from ffpt.config import ConfigError
-    from ffpt.workflows.active_learning import check_energy_zero
-
-    frames = _labelled_frames(4, 2, "/dev/null")
-    energies = np.array([f.info["REF_energy"] for f in frames])
-    check_energy_zero(frames, energies + 0.3, "t", "round_00_label")  # model errors pass
-    with pytest.raises(ConfigError, match="energy zero"):
-        check_energy_zero(frames, energies - 4000.0, "pyscf", "round_00_label")  # total vs relative to atoms
+def test_a_teacher_that_does_not_reproduce_the_first_labels_is_refused_before_training(tmp_path, monkeypatch,
+                                                                                       capsys):
+    sys.path.insert(0, str(Path(__file__).parent))
+    monkeypatch.setenv("FFPT_TEACHER_LOG", str(tmp_path / "calls.log"))
+    config = _al_config(tmp_path)
+    # another Morse well depth: another "level of theory" than the first labels
+    assert main(["al", str(config), "teacher_options.epsilon=2.0", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "initial.extxyz frame 0: teacher 'helpers_teachers:LoggedMorse'" in err and "energy zero" in err
+    assert not (tmp_path / "run" / "round_00_train").exists()
 
 
 def test_total_energy_of_a_combustion_frame_adds_the_data_set_free_atoms():

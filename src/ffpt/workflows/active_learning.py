@@ -301,28 +301,40 @@ def _bare(atoms, run: str, round_index: int):
     return frame
 
 
-# labels further than this from the committee's prediction, per atom and in the median, are on another
-# energy zero (e.g. total energies against energies relative to free atoms: thousands of eV per atom)
-ENERGY_ZERO_TOLERANCE = 5.0  # eV/atom
+# The teacher must reproduce a first label this closely, else its new labels would not match the first
+# ones (another level of theory, or another energy zero such as energies relative to free atoms)
+ENERGY_AGREEMENT = 0.05  # eV/atom
+FORCE_AGREEMENT = 0.05  # eV/A, mean absolute difference of the force components
 
 
-def check_energy_zero(labels, predicted: np.ndarray, teacher: str, where: str) -> None:
-    """A :class:`ConfigError` when new labels sit on another energy zero than the labels the committee
-    learnt from (median |label - prediction| per atom above :data:`ENERGY_ZERO_TOLERANCE`)."""
-    per_atom = np.array([(a.info[keys.ENERGY] - e) / len(a) for a, e in zip(labels, predicted)])
-    offset = float(np.median(per_atom))
-    if abs(offset) > ENERGY_ZERO_TOLERANCE:
+def check_teacher(config: ActiveLearningSettings, folder: Path, data: dict, executor: cf.Executor | None,
+                  progress: bool) -> dict:
+    """Label the first training frame with the teacher and compare with its label: a
+    :class:`ConfigError` (before any training) when they differ beyond :data:`ENERGY_AGREEMENT` or
+    :data:`FORCE_AGREEMENT`."""
+    from ffpt.teachers.runner import label_frames
+
+    first = read_frames(data["initial"])[0]
+    run = label_frames([first], config.teacher, config.teacher_options, folder / "cache", executor=executor,
+                       report_path=folder / "failures.json", progress=progress)
+    if not run.frames:
+        raise ConfigError(f"{data['initial']} frame 0: teacher '{config.teacher}' cannot label it "
+                          f"({run.failures[0].reason})")
+    ours = run.frames[0]
+    energy = (ours.info[keys.ENERGY] - first.info[keys.ENERGY]) / len(first)
+    forces = float(np.mean(np.abs(ours.arrays[keys.FORCES] - first.arrays[keys.FORCES])))
+    if abs(energy) > ENERGY_AGREEMENT or forces > FORCE_AGREEMENT:
         raise ConfigError(
-            f"{where}: labels of teacher '{teacher}' differ from the committee by {offset:+.1f} eV/atom (median): "
-            "the first labels use another energy zero (e.g. relative to free atoms; the h2combustion source "
-            "takes energy_zero: total); refusing to train on mixed zeros")
+            f"{data['initial']} frame 0: teacher '{config.teacher}' gives {energy:+.4g} eV/atom and a force "
+            f"MAE of {forces:.3g} eV/A against its label: new labels would not match the first ones (another "
+            "level of theory, or another energy zero, e.g. relative to free atoms; the h2combustion source "
+            "takes energy_zero: total)")
+    return {"energy_difference_ev_per_atom": energy, "forces_mae_ev_per_a": forces}
 
 
-def label_round(config: ActiveLearningSettings, folder: Path, picked: str, committee: str,
-                executor: cf.Executor | None, progress: bool) -> dict:
-    """Teacher labels of the picked frames (cached per frame), checked against the committee's energy zero."""
-    import ffpt
-    from ffpt.models.inference import calculator_predictions
+def label_round(config: ActiveLearningSettings, folder: Path, picked: str, executor: cf.Executor | None,
+                progress: bool) -> dict:
+    """Teacher labels of the picked frames (cached per frame)."""
     from ffpt.teachers.runner import label_frames
 
     run = label_frames(read_frames(picked, require_labels=False), config.teacher, config.teacher_options, folder / "cache",
@@ -330,8 +342,6 @@ def label_round(config: ActiveLearningSettings, folder: Path, picked: str, commi
     if not run.frames:
         raise ConfigError(f"{folder}: the teacher '{config.teacher}' labelled none of the {len(run.failures)} "
                           f"picked frames (see failures.json)")
-    predicted, _ = calculator_predictions(ffpt.load_calculator(committee), run.frames)
-    check_energy_zero(run.frames, predicted, config.teacher, str(folder))
     return {"labels": str(write_frames(folder / "labels.extxyz", run.frames)), "n_labels": len(run.frames),
             "n_failed": len(run.failures)}
 
@@ -367,6 +377,10 @@ def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
     atomic_write_json(out / "al_config.json", given)
     data = run.stage("data", {k: given[k] for k in ("labels", "valid", "test", "seed")},
                      lambda d: prepare_data(config, d))
+    if config.rounds > 0:  # the teacher must reproduce the first labels before any work
+        run.stage("teacher_check", {"initial": data["initial"], "teacher": config.teacher,
+                                    "teacher_options": config.teacher_options},
+                  lambda d: check_teacher(config, d, data, executor, progress))
     label_files, init, rounds = [data["initial"]], None, []
     added, stop = 0, None
     training_inputs = {k: given[k] for k in ("model", "training", "finetune", "committee", "pretrained", "seed")}
@@ -405,8 +419,7 @@ def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
             break
         labelled = run.stage(f"{name}_label", {"frames": selected["frames"], "teacher": config.teacher,
                                                "teacher_options": config.teacher_options},
-                             lambda d: label_round(config, d, selected["frames"], trained["committee"], executor,
-                                                   progress))
+                             lambda d: label_round(config, d, selected["frames"], executor, progress))
         record["labelled"] = labelled["n_labels"]
         added += labelled["n_labels"]
         label_files = [*label_files, labelled["labels"]]
