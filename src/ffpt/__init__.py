@@ -12,19 +12,9 @@ def load_calculator(path: "str | os.PathLike | Sequence[str | os.PathLike]", dev
     :mod:`ffpt.models.exported`; already compiled, takes no ``dtype`` or ``compile``), or of a
     committee: a list of such files or a committee file ``committee.json``
     (:mod:`ffpt.models.committee`; ``results`` then also hold ``energy_std`` and ``forces_std``)."""
-    from ffpt.models.committee import is_committee_file, load_committee, read_committee_file
-    from ffpt.models.exported import ExportedCalculator, is_package
+    from ffpt.models.loading import load_calculator as load
 
-    if isinstance(path, (list, tuple)):
-        return load_committee(path, device=device, **kwargs)
-    if is_committee_file(path):
-        return load_committee(read_committee_file(path), device=device, **kwargs)
-    if is_package(path):
-        kwargs.pop("compile", None)  # the package is compiled already
-        return ExportedCalculator(path, device=device, **kwargs)
-    from ffpt.models.calculator import MLIPCalculator
-
-    return MLIPCalculator.from_file(path, device=device, **kwargs)
+    return load(path, device=device, **kwargs)
 
 
 __all__ = ["__version__", "load_calculator"]

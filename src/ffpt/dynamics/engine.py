@@ -541,7 +541,8 @@ def run(
         n_frames=sinks[0].n_frames if sinks else 0,
         wall_s=engine.wall_s,
         trajectory=sinks[0].path.name if sinks else None,
-        observed={o.name: o.summary() for o in observers if o.summary() is not None},
+        observed={name: summary for name, summary in ((o.name, o.summary()) for o in observers)
+                  if summary is not None},
     )
     atomic_write_json(out / STABILITY_FILE, result.as_dict())
     return result

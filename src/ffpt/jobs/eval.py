@@ -80,7 +80,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
     from ffpt.models.calculator import check_structure
     from ffpt.models.committee import is_committee_file
     from ffpt.models.exported import is_package
-    from ffpt.models.inference import predict_frames
+    from ffpt.models.inference import calculator_predictions, predict_frames
     from ffpt.models.model_file import load_model
     from ffpt.observables.errors import error_table
 
@@ -90,7 +90,8 @@ def run_eval(config: EvalConfig) -> EvalResult:
         frames += part
         files += [str(path)] * len(part)
     if is_package(config.model) or is_committee_file(config.model):  # .pt2 or committee.json: one frame per call
-        energies, forces = _predict_with_calculator(load_calculator(config.model), frames, files)
+        names = [f"{path} frame {k}" for path, k in zip(files, _frame_numbers(files))]
+        energies, forces = calculator_predictions(load_calculator(config.model), frames, names)
     else:
         model = load_model(config.model, device=config.device)
         for atoms, path, k in zip(frames, files, _frame_numbers(files)):
@@ -119,22 +120,6 @@ def _frame_numbers(files: list[str]) -> list[int]:
         numbers.append(seen.get(path, 0))
         seen[path] = numbers[-1] + 1
     return numbers
-
-
-def _predict_with_calculator(calc, frames, files):
-    """Energies (eV) and forces (eV/A) of ``frames`` from an ASE calculator; its checks name the frame."""
-    from ffpt.errors import UserError
-
-    energies, forces = [], []
-    for atoms, path, k in zip(frames, files, _frame_numbers(files)):
-        atoms = atoms.copy()
-        atoms.calc = calc
-        try:
-            energies.append(atoms.get_potential_energy())
-        except UserError as exc:
-            raise type(exc)(f"{path} frame {k}: {exc}") from None
-        forces.append(atoms.get_forces())
-    return np.array(energies), forces
 
 
 def _with_predictions(frames, energies, forces):

@@ -115,18 +115,3 @@ class CommitteeCalculator(GraphCalculator):
         if stress:
             results["stress"] = full_3x3_to_voigt_6_stress(np.mean([s for _, _, s in outputs], axis=0))
         return results
-
-
-def load_committee(paths: Sequence[str | os.PathLike], device: str = "cpu", **kwargs) -> CommitteeCalculator:
-    """The committee of model files or exported packages ``paths`` (``kwargs`` go to each member)."""
-    from ffpt.models.exported import ExportedCalculator, is_package
-    from ffpt.models.calculator import MLIPCalculator
-
-    members = []
-    for path in paths:
-        if is_package(path):
-            members.append(ExportedCalculator(path, device=device, **{k: v for k, v in kwargs.items()
-                                                                       if k not in ("compile", "dtype")}))
-        else:
-            members.append(MLIPCalculator.from_file(path, device=device, **kwargs))
-    return CommitteeCalculator(members)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from ffpt.errors import UserError
 from ffpt.models.graph import NeighborListBuilder, collate, graph_from_atoms
 from ffpt.models.potential import InteratomicPotential
 
@@ -46,13 +47,20 @@ def network_energies(model: InteratomicPotential, frames: Sequence[Atoms], batch
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def calculator_predictions(calculator, frames: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Energies (n_frames,) eV and forces [(n_atoms, 3)] eV/A of any ASE calculator (e.g. a committee) on
-    ``frames``, one frame at a time."""
+def calculator_predictions(calculator, frames: Sequence[Atoms], names: Sequence[str] | None = None
+                           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies (n_frames,) eV and forces [(n_atoms, 3)] eV/A of any ASE calculator (e.g. a committee or
+    an exported package) on ``frames``, one frame at a time; a frame the calculator refuses raises its
+    :class:`UserError` prefixed with the frame's name in ``names`` (e.g. "data.xyz frame 3")."""
     energies, forces = [], []
-    for atoms in frames:
+    for k, atoms in enumerate(frames):
         atoms = atoms.copy()
         atoms.calc = calculator
-        energies.append(atoms.get_potential_energy())
+        try:
+            energies.append(atoms.get_potential_energy())
+        except UserError as exc:
+            if names is None:
+                raise
+            raise type(exc)(f"{names[k]}: {exc}") from None
         forces.append(atoms.get_forces())
     return np.array(energies), forces

@@ -42,8 +42,8 @@ def member_inits(init: Path | None, size: int) -> list[Path | None]:
 def train_committee(config: TrainConfig) -> TrainResult:
     """Train ``config.committee.size`` members into ``config.out``; returns the committee file and the
     committee's (mean) validation errors, with each member's under ``members``."""
-    from ffpt.models.committee import load_committee
     from ffpt.models.inference import calculator_predictions
+    from ffpt.models.loading import load_calculator
     from ffpt.observables.errors import error_table
 
     size, out = config.committee.size, Path(config.out)
@@ -66,7 +66,7 @@ def train_committee(config: TrainConfig) -> TrainResult:
         paths.append(result.model_path)
         member_metrics.append(result.metrics)
     committee_path = write_committee_file(out / COMMITTEE_FILE, paths)
-    predictions = calculator_predictions(load_committee(paths), valid_frames)
+    predictions = calculator_predictions(load_calculator(paths), valid_frames)
     metrics = {**error_table(valid_frames, *predictions).as_dict(), "members": member_metrics}
     atomic_write_json(out / "metrics.json", metrics)
     return TrainResult(model_path=committee_path, metrics=metrics)

@@ -7,7 +7,8 @@ Round r (every step a cached stage of the run folder, :class:`~ffpt.workflows.st
    trains from scratch (the baseline); later rounds warm-start member k from member k of round r-1.
 2. **explore**: committee MD (or metadynamics) from every start structure and temperature, ``runs``
    seeds each, with the stability monitors; the stable fraction of these runs is the round's
-   stability and its 95 % Clopper-Pearson interval is reported.
+   stability, reported with its 95 % interval and Kaplan-Meier median time to failure
+   (:func:`ffpt.analysis.survival.survival_curve`).
 3. **stop?** when the stable fraction reaches ``stop.stable_fraction``, the label budget is spent or
    ``rounds`` rounds of labels were added.
 4. **select** saved frames whose largest per-atom force spread lies in [lower, upper] eV/A, spaced in
@@ -23,6 +24,7 @@ none is computed twice. A folder of another config re-runs only the stages whose
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +37,7 @@ from ffpt.config import ConfigError, Strict
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split
 from ffpt.fileio import atomic_write_json
+from ffpt.dynamics.engine import STABILITY_FILE
 from ffpt.jobs.metad import MetadConfig
 from ffpt.simulate.config import MDConfig
 from ffpt.training.config import CommitteeConfig, FinetuneConfig, ModelConfig, TrainingConfig
@@ -196,14 +199,13 @@ def _explore_run(kind: str, job: dict, out: Path) -> dict:
     from ffpt.jobs.metad import run_metad_job
 
     run_metad_job(MetadConfig.model_validate(job), out, progress=False)
-    import json
-
-    return json.loads((out / "stability.json").read_text())
+    return json.loads((out / STABILITY_FILE).read_text())
 
 
 def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, round_index: int,
                   executor: cf.Executor | None) -> dict:
     """Committee MD from every structure and temperature; stability and the saved frames' spreads."""
+    from ffpt.analysis.survival import survival_curve
     from ffpt.execution import InlineExecutor, completed
     from ffpt.models.committee import read_committee_file
 
@@ -224,13 +226,12 @@ def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, 
     runs = [None] * len(calls)
     for index, record in completed(executor or InlineExecutor(), _explore_run, calls):
         runs[index] = {"name": names[index], **record}
-    stable = sum(bool(r["stable"]) for r in runs)
-    failed_at = [r["failed_at_fs"] for r in runs if not r["stable"]]
+    survival = survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
     spreads = [v for r in runs for v in _spreads(folder / r["name"] / "trajectory.extxyz")]
     return {
-        "n_runs": len(runs), "n_stable": stable, "stable_fraction": stable / len(runs),
-        "stable_fraction_ci95": clopper_pearson(stable, len(runs)),
-        "median_time_to_failure_fs": float(np.median(failed_at)) if 2 * len(failed_at) > len(runs) else None,
+        "n_runs": survival.n_runs, "n_stable": survival.n_runs - survival.n_failed,
+        "stable_fraction": survival.stable_fraction, "stable_fraction_ci95": list(survival.stable_fraction_ci95),
+        "median_time_to_failure_fs": survival.median_fs,
         "simulated_fs": float(sum(r["simulated_fs"] for r in runs)),
         "failure_monitors": sorted({r["monitor"] for r in runs if r["monitor"]}),
         "spread": {"n_frames": len(spreads), "median": float(np.median(spreads)) if spreads else None,
@@ -246,14 +247,6 @@ def _spreads(path: Path) -> list[float]:
     if not path.exists():
         return []
     return [float(a.info[keys.FORCES_STD_MAX]) for a in iread(path) if keys.FORCES_STD_MAX in a.info]
-
-
-def clopper_pearson(k: int, n: int) -> list[float]:
-    """Exact 95 % interval of a binomial fraction k/n (Clopper-Pearson)."""
-    from scipy.stats import binomtest
-
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    return [float(ci.low), float(ci.high)]
 
 
 def select_round(config: ActiveLearningSettings, folder: Path, explore: dict, explore_folder: Path,
@@ -370,11 +363,11 @@ def run_active_learning(config: ALConfig, out: str | Path, progress: bool = True
 
 
 def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
-    from ffpt.workflows.al_report import write_al_report
+    from ffpt.workflows.al_report import AL_CONFIG_FILE, write_al_report
 
     run = RunDirectory(out, echo=echo)
     given = config.model_dump(mode="json")
-    atomic_write_json(out / "al_config.json", given)
+    atomic_write_json(out / AL_CONFIG_FILE, given)
     data = run.stage("data", {k: given[k] for k in ("labels", "valid", "test", "seed")},
                      lambda d: prepare_data(config, d))
     if config.rounds > 0:  # the teacher must reproduce the first labels before any work
@@ -427,7 +420,7 @@ def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
     summary = {"name": config.name, "arm": "ffpt-ft+al" if config.pretrained else "scratch+al", "stop": stop,
                "rounds": rounds, "labels_added": added, "n_initial": data["n_initial"],
                "final_committee": trained["committee"]}
-    return write_al_report(summary, out)
+    return write_al_report(summary, out, given)
 
 
 def experiment_al_config(experiment, arm: str, labels: str, data: dict, pretrained: str | None) -> ALConfig:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ffpt.fileio import atomic_write_json, atomic_write_text
 
+AL_CONFIG_FILE = "al_config.json"  # the resolved config of an active-learning run, in its folder
+
 
 def _mae(errors: dict | None, key: str) -> str:
     return f"{errors[key]:.1f}" if errors else "–"
@@ -29,16 +31,18 @@ def round_table(rounds: list[dict]) -> list[str]:
     return lines
 
 
-def write_al_report(summary: dict, out: Path) -> dict:
+def write_al_report(summary: dict, out: Path, config: dict) -> dict:
     """Write ``rounds.json``, ``report.md``, ``stability_vs_labels.png``, ``spread.png`` (and
-    ``errors_vs_labels.png`` with a test set) for one arm; returns ``summary``."""
+    ``errors_vs_labels.png`` with a test set) for one arm run with ``config`` (the ALConfig as JSON);
+    returns ``summary``."""
     from ffpt.analysis.active_learning import plot_errors_vs_labels, plot_spread_histograms, plot_stability_vs_labels
 
     out = Path(out)
     arm, rounds = summary["arm"], summary["rounds"]
-    conditions = exploration_conditions(out)
+    conditions = exploration_conditions(config)
+    window = config["select"]["lower"], config["select"]["upper"]
     figures = [plot_stability_vs_labels({arm: rounds}, out / "stability_vs_labels.png", conditions),
-               plot_spread_histograms(rounds, out / "spread.png", window_of(out), summary["name"]
+               plot_spread_histograms(rounds, out / "spread.png", window, summary["name"]
                                       + ("" if arm.split("+")[0] in summary["name"] else f" ({arm})"))]
     errors = plot_errors_vs_labels({arm: rounds}, out / "errors_vs_labels.png")
     if errors is not None:
@@ -52,11 +56,8 @@ def write_al_report(summary: dict, out: Path) -> dict:
     return summary
 
 
-def exploration_conditions(out: Path) -> str:
-    """Runs per round, their length, ensemble and temperatures, read from the run's saved config."""
-    config = json.loads((out / "al_config.json").read_text()) if (out / "al_config.json").exists() else None
-    if config is None:
-        return "see al_config.json"
+def exploration_conditions(config: dict) -> str:
+    """Runs per round, their length, ensemble and temperatures of an ALConfig (as JSON)."""
     e = config["explore"]
     n = len(e["structures"]) * len(e["temperatures_K"]) * e["runs"]
     temps = ", ".join(f"{t:g}" for t in e["temperatures_K"])
@@ -66,11 +67,6 @@ def exploration_conditions(out: Path) -> str:
     md = e["md"]
     return (f"{n} committee MD runs per round, {md['steps'] * md['timestep_fs'] / 1000:g} ps "
             f"({md['ensemble']}) at {temps} K")
-
-
-def window_of(out: Path) -> tuple[float, float]:
-    config = json.loads((out / "al_config.json").read_text())
-    return config["select"]["lower"], config["select"]["upper"]
 
 
 def labels_to_reach(rounds: list[dict], target: float | None) -> int | None:
@@ -86,23 +82,23 @@ def add_active_learning(results: dict, summaries: dict[str, dict], out: Path, ta
     from ffpt.analysis.active_learning import plot_stability_vs_labels
 
     out = Path(out)
-    arms = {s["arm"]: s["rounds"] for s in summaries.values()}
-    some = next(iter(summaries))
-    figure = plot_stability_vs_labels(arms, out / "al_stability_vs_labels.png",
-                                      exploration_conditions(out / f"al_{some}"))
+    by_arm = {s["arm"]: s for s in summaries.values()}  # "ffpt-ft+al", "scratch+al"
+    saved = out / f"al_{next(iter(summaries))}" / AL_CONFIG_FILE  # both arms explore alike
+    conditions = exploration_conditions(json.loads(saved.read_text()))
+    figure = plot_stability_vs_labels({arm: s["rounds"] for arm, s in by_arm.items()},
+                                      out / "al_stability_vs_labels.png", conditions)
     results["active_learning"] = {
         arm: {"labels_to_target": labels_to_reach(s["rounds"], target), "target_stable_fraction": target,
               "stop": s["stop"], "labels_added": s["labels_added"], "n_initial": s["n_initial"],
               "rounds": [{k: v for k, v in r.items() if k != "spread_values"} for r in s["rounds"]]}
-        for arm, s in ((s["arm"], s) for s in summaries.values())}
+        for arm, s in by_arm.items()}
     atomic_write_json(out / "results.json", results)
-    lines = ["", "## Active learning", "", f"Exploration: {exploration_conditions(out / f'al_{some}')}; "
-             f"target stable fraction {target}.", "",
+    lines = ["", "## Active learning", "", f"Exploration: {conditions}; target stable fraction {target}.", "",
              "| arm | initial labels | labels added | labels at target | stopped |", "|---|---|---|---|---|"]
     for arm, r in results["active_learning"].items():
         lines.append(f"| {arm} | {r['n_initial']} | {r['labels_added']} | {r['labels_to_target'] or 'not reached'} "
                      f"| {r['stop']} |")
-    for arm, s in ((s["arm"], s) for s in summaries.values()):
+    for arm, s in by_arm.items():
         lines += ["", f"### {arm}", "", *round_table(s["rounds"])]
     lines += ["", f"![{figure.stem}]({figure.name})", ""]
     report = out / "report.md"
