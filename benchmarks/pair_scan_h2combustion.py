@@ -5,7 +5,8 @@ OH 2, O2 3, as the data set's frames carry it; ``--spin PAIR=M`` changes it) and
 atoms of the listed kinds, pulled along their axis), runs :func:`ffpt.jobs.scan.run_scan` with UFF
 and the given model files. Writes one JSON + PNG per scan and prints, per calculator, the energy
 at 0.3/0.5 A relative to 1.0 A and the radial force at 0.3 A (kcal/mol, kcal/mol/A; > 0 repels).
-No ab initio reference here (PySCF is the issue's other half).
+With ``--pyscf`` the isolated pairs are also scanned with PySCF at the data set's level
+(wB97X-V/cc-pVTZ, the teacher's defaults), one JSON per pair (``PAIR_pyscf.json``).
 
     python benchmarks/pair_scan_h2combustion.py runs/h2combustion/pretrain/model.pt \
         runs/h2combustion/finetune_100/model.pt runs/h2combustion/scratch_100/model.pt --out runs/pair_scans
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=37, help="distances from 0.2 to 2.0 A")
     parser.add_argument("--spin", action="append", default=[], metavar="PAIR=M", help="e.g. O-O=3")
     parser.add_argument("--ts", type=Path, help="folder of TS_NN.xyz: also scan pairs inside each TS")
+    parser.add_argument("--pyscf", action="store_true", help="isolated pairs also with PySCF wB97X-V/cc-pVTZ")
     args = parser.parse_args()
     spins = {**PAIRS, **{pair: int(m) for pair, m in (item.split("=") for item in args.spin)}}
     calculators = ["uff", *args.models]
@@ -64,6 +66,13 @@ def main() -> None:
         report[name] = summary(run_scan(config))
         for calc, row in report[name].items():
             print(f"{name:<22} {calc[-40:]:<40} " + " ".join(f"{k} {v:9.1f}" for k, v in row.items()))
+    if args.pyscf:
+        for pair in PAIRS:
+            config = PairScanConfig(calculators=["pyscf"], pair=pair, spin=spins[pair], points=args.points,
+                                    units="kcal/mol", out=args.out / f"{pair.replace('-', '')}_pyscf.json")
+            report[pair].update(summary(run_scan(config)))
+            row = report[pair]["pyscf"]
+            print(f"{pair:<22} {'pyscf':<40} " + " ".join(f"{k} {v:9.1f}" for k, v in row.items()))
     (args.out / "summary.json").write_text(json.dumps(report, indent=1))
 
 

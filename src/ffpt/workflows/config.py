@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from ffpt.config import Strict
 from ffpt.jobs.metad import MetadConfig
@@ -15,13 +15,21 @@ from ffpt.training.config import FinetuneConfig, ModelConfig, TrainingConfig
 from ffpt.workflows.active_learning import ActiveLearningSettings
 
 
+def _channel_id(value):
+    """A channel id as the data set spells it: YAML reads ``01`` or ``12`` as a number -> '01', '12'."""
+    return f"{value:02d}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+ChannelId = Annotated[str, BeforeValidator(_channel_id)]
+
+
 class CombustionSource(Strict):
     """Ab initio labels from the hydrogen-combustion benchmark (a path in the config, never hard-wired)."""
 
     root: Path  # folder of the npz files
     methods: list[Literal["aimd", "irc", "nm"]] = ["aimd", "irc"]
-    train_channels: list[str] | None = None  # default: all channels not held out
-    test_channels: list[str] | None = None  # held-out channels for the test set (default: random split)
+    train_channels: list[ChannelId] | None = None  # default: all channels not held out
+    test_channels: list[ChannelId] | None = None  # held-out channels for the test set (default: random split)
     # the data set's energies relative to free atoms, or total energies: the zero of new labels from a
     # DFT teacher at the data set's level (active learning with PySCF)
     energy_zero: Literal["free_atoms", "total"] = "free_atoms"
@@ -55,13 +63,28 @@ class AbInitioConfig(Strict):
         return self
 
 
+class CombustionStarts(Strict):
+    """MD starts at a stationary point of every listed hydrogen-combustion channel, each run in its
+    channel's spin state (multiplicity from ``reactions``)."""
+
+    geometries: Path  # folder with {kind}_{channel}.xyz
+    reactions: Path  # reactions.json
+    kind: Literal["reactant", "TS", "product"] = "TS"
+    channels: list[ChannelId] | None = None  # ids or numbers ("12" = 12a and 12b); default: every channel with a geometry
+    # named sets of channels with their own stable fractions and log-rank test, e.g. channels tuned on
+    # and channels kept as the check: {tune: ["01", ..., "13"], check: ["14", ..., "19"]}
+    groups: dict[str, list[ChannelId]] = {}
+
+
 class StabilityConfig(Strict):
     """MD stability batches of every arm seed's model at each of ``budgets`` (default: every
-    budget), ``n_runs`` runs per model. ``md.monitors.reference_rdf: abinitio`` means the RDF of the
-    ab initio configurations."""
+    budget), ``n_runs`` runs per model and start. The start is ``structure`` (default: the first
+    seed structure) or, with ``h2combustion``, every channel's stationary point.
+    ``md.monitors.reference_rdf: abinitio`` means the RDF of the ab initio configurations."""
 
-    structure: Path | None = None  # default: the first seed structure
-    n_runs: int = Field(4, ge=1)  # MD runs per model (arm, budget, seed); pooled over seeds: n_runs * arm_seeds
+    structure: Path | None = None
+    h2combustion: CombustionStarts | None = None
+    n_runs: int = Field(4, ge=1)  # MD runs per model and start; pooled over seeds: n_runs * arm_seeds
     budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
     md: MDConfig = MDConfig()
 
@@ -70,6 +93,8 @@ class StabilityConfig(Strict):
         given = sorted({"calculator", "teacher_options", "structure"} & self.md.model_fields_set)
         if given:
             raise ValueError(f"md: {given} are set by the experiment (each arm's model; stability.structure)")
+        if self.structure is not None and self.h2combustion is not None:
+            raise ValueError("give structure or h2combustion, not both")
         return self
 
 

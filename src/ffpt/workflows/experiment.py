@@ -66,10 +66,15 @@ def train_stage(config: ExperimentConfig, folder: Path, train_path: str, valid_p
     return {"model": str(result.model_path), "valid": result.metrics}
 
 
-def _in_channels(channels):
-    """Predicate: a frame's channel (e.g. '12a') is listed, itself or by its number ('12')."""
+def _listed(channel: str, channels) -> bool:
+    """Channel id ``channel`` (e.g. '12a') is in ``channels``, itself or by its number ('12')."""
     wanted = {str(c) for c in channels}
-    return lambda f: f.info[keys.CHANNEL] in wanted or f.info[keys.CHANNEL][:2] in wanted
+    return channel in wanted or channel[:2] in wanted
+
+
+def _in_channels(channels):
+    """Predicate: a frame's channel is listed (:func:`_listed`)."""
+    return lambda f: _listed(f.info[keys.CHANNEL], channels)
 
 
 def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool, executor: cf.Executor | None = None) -> dict:
@@ -152,23 +157,67 @@ def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
     return {"rows": rows}
 
 
+def stability_starts(config: ExperimentConfig) -> dict:
+    """The starts of ``stability.h2combustion``: start name (e.g. ``TS_09``) -> structure with its
+    channel's spin and id in ``info``; empty for a single-structure stability section."""
+    from ffpt.systems.h2combustion import load_channels, read_stationary_point, stationary_point_path
+
+    starts = config.stability.h2combustion if config.stability is not None else None
+    if starts is None:
+        return {}
+    channels = load_channels(starts.reactions)
+    if starts.channels is None:
+        wanted = [c for c in channels if stationary_point_path(starts.geometries, starts.kind, c).exists()]
+    else:
+        wanted = [c for c in channels if _listed(c, starts.channels)]
+        unknown = sorted(c for c in starts.channels if not any(_listed(w, [c]) for w in channels))
+        if unknown:
+            raise ConfigError(f"key 'stability.h2combustion.channels': {unknown} not in {starts.reactions}")
+    for group, members in starts.groups.items():
+        unknown = sorted(c for c in members if not any(_listed(w, [c]) for w in wanted))
+        if unknown:
+            raise ConfigError(f"key 'stability.h2combustion.groups.{group}': {unknown} are not among the starts")
+    if not wanted:
+        raise ConfigError(f"key 'stability.h2combustion': no {starts.kind} geometry in {starts.geometries}")
+    return {f"{starts.kind}_{c}": read_stationary_point(starts.geometries, starts.kind, channels[c]) for c in wanted}
+
+
+def start_groups(config: ExperimentConfig, names: list[str]) -> dict[str, list[str]]:
+    """``stability.h2combustion.groups`` as start names (``TS_12a`` belongs to a group listing ``12``)."""
+    starts = config.stability.h2combustion if config.stability is not None else None
+    if starts is None:
+        return {}
+    channel = {name: name.split("_", 1)[1] for name in names}
+    return {group: [n for n in names if _listed(channel[n], members)]
+            for group, members in starts.groups.items()}
+
+
+def merge_start_batches(batches: dict[str, dict]) -> dict:
+    """One model's batches from several starts as one batch output: every run tagged with its start."""
+    runs = [{**run, "start": name} for name, batch in batches.items() for run in batch["runs"]]
+    return {"runs": runs, "starts": {name: {k: batch[k] for k in ("seeds", "time_to_failure_fs",
+                                                                  "fraction_stable_at_end")}
+                                     for name, batch in batches.items()}}
+
+
 def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict, progress: bool,
-                    executor: cf.Executor | None = None, md_seeds: list[int] | None = None) -> dict:
-    """MD batch of one model (MD seeds ``md_seeds``, default ``range(n_runs)``), its seeds as tasks
-    of ``executor`` (in process when ``None``);
-    ``monitors.reference_rdf: abinitio`` means the RDF of the ab initio configurations (e.g.
-    GFN2-xTB MD of the box)."""
+                    executor: cf.Executor | None = None, md_seeds: list[int] | None = None,
+                    structure=None) -> dict:
+    """MD batch of one model from ``structure`` (default: ``stability.structure`` or the first seed)
+    with MD seeds ``md_seeds`` (default ``range(n_runs)``), its seeds as tasks of ``executor`` (in
+    process when ``None``); ``monitors.reference_rdf: abinitio`` means the RDF of the ab initio
+    configurations (e.g. GFN2-xTB MD of the box)."""
     from ase.io import read
 
     from ffpt.jobs.md import CalculatorSpec, run_batch
     from ffpt.sampling.run import load_seeds
 
     s = config.stability
-    if s.structure is not None:
+    if structure is None and s.structure is not None:
         if not Path(s.structure).is_file():
             raise DataError(f"{s.structure}: no such structure file (key 'stability.structure')")
         structure = read(s.structure)
-    else:
+    elif structure is None:
         structure = load_seeds(config.seeds[:1])[0].atoms
     md = s.md
     if md.monitors.reference_rdf is not None and str(md.monitors.reference_rdf) == "abinitio":
@@ -261,7 +310,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                        lambda d: evaluate_stage(config, d, data, models))
     active = active_learning_stages(config, run, data, pretrained, progress, pool)
     final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # metadynamics: largest budget, seed 0
-    stability = {}
+    stability, starts = {}, stability_starts(config)
     if config.stability is not None:
         settings = {**config.stability.model_dump(mode="json", exclude={"budgets"}), "md": _given(config.stability.md)}
         n = config.stability.n_runs
@@ -270,10 +319,23 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                 md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
                 for arm in ARMS:
                     path = models[(arm, budget, seed)]
-                    stability[(arm, budget, seed)] = run.stage(
-                        f"stability_{arm}_n{budget}_s{seed}", {"model": path, "stability": settings, "md_seeds": md_seeds},
-                        lambda d, a=arm, p=path, m=md_seeds: stability_stage(config, d, a, p, data, progress, pool(), m),
-                    )
+                    if not starts:
+                        stability[(arm, budget, seed)] = run.stage(
+                            f"stability_{arm}_n{budget}_s{seed}", {"model": path, "stability": settings, "md_seeds": md_seeds},
+                            lambda d, a=arm, p=path, m=md_seeds: stability_stage(config, d, a, p, data, progress, pool(), m),
+                        )
+                        continue
+                    batches = {}  # one stage per start: adding a channel reruns nothing else
+                    for name, atoms in starts.items():
+                        batches[name] = run.stage(
+                            f"stability/{arm}_n{budget}_s{seed}/{name}",
+                            {"model": path, "md": settings["md"], "n_runs": n, "md_seeds": md_seeds,
+                             "start": {"name": name, "info": atoms.info, "symbols": atoms.get_chemical_symbols(),
+                                       "positions": atoms.positions.round(8).tolist()}},
+                            lambda d, a=arm, p=path, m=md_seeds, s=atoms: stability_stage(
+                                config, d, a, p, data, progress, pool(), m, structure=s),
+                        )
+                    stability[(arm, budget, seed)] = merge_start_batches(batches)
     metad = {}
     if config.metad is not None:
         from ffpt.workflows.reactive import metad_stage
@@ -284,7 +346,8 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                                                           "options": _given(config.metad.options)}},
                 lambda d, p=path: metad_stage(config.metad, d, p, progress),
             )
-    results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad)
+    results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad,
+                           groups=start_groups(config, list(starts)))
     if active:
         from ffpt.workflows.al_report import add_active_learning
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from collections import Counter
+
 import numpy as np
 
 from ffpt.fileio import atomic_write_json, atomic_write_text
@@ -53,14 +55,6 @@ def learning_curve(rows: list[dict], path: Path, title: str) -> Path:
     return save_figure(fig, path, title)
 
 
-def pooled_curve(batches: list[dict]):
-    """Survival of every run of ``batches`` (MD batch outputs, e.g. one per arm seed) together."""
-    from ffpt.analysis.survival import survival_curve
-
-    runs = [run for batch in batches for run in batch["runs"]]
-    return survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
-
-
 def run_conditions(config) -> str:
     """One line for a survival figure's caption: temperature, ensemble, length, runs, failure criteria."""
     s = config.stability
@@ -78,29 +72,63 @@ def run_conditions(config) -> str:
     if m.allowed_species is not None:
         criteria.append("foreign species")
     ensemble = {"nve": "NVE", "langevin": "Langevin", "bussi": "Bussi"}.get(md.ensemble, md.ensemble)
+    per_model = f"{s.n_runs} per model"
+    if s.h2combustion is not None:
+        per_model = f"{s.n_runs} per {s.h2combustion.kind} start and model, in the channel's spin state"
     return (f"{md.temperature_K:g} K {ensemble}, {md.timestep_fs:g} fs × {md.steps} steps"
-            f" ({md.steps * md.timestep_fs / 1000:g} ps); {s.n_runs * config.arm_seeds} runs per arm"
-            f" ({s.n_runs} per model × {config.arm_seeds} seed{'s' if config.arm_seeds > 1 else ''});"
+            f" ({md.steps * md.timestep_fs / 1000:g} ps); {per_model} × {config.arm_seeds}"
+            f" arm seed{'s' if config.arm_seeds > 1 else ''};"
             f" failure: {', '.join(criteria + ['non-finite forces'])}")
 
 
-def stability_by_budget(stability: dict) -> dict[int, dict]:
-    """Per budget: each arm's runs pooled over arm seeds (stable fraction, its 95 % interval, median
-    time to failure, survival curve) and the log-rank test between the arms. ``stability`` maps
-    (arm, budget, seed) to MD batch outputs."""
-    from ffpt.analysis.survival import logrank
+def _arm_summary(curve, runs: list[dict]) -> dict:
+    """Stable fraction, its interval, median time to failure, failures by kind (the monitor that
+    fired: min_distance = atoms collapsed, species = foreign species, bond, ...) and the curve."""
+    kinds = Counter(r["monitor"] or "unknown" for r in runs if not r["stable"])
+    return {"n_runs": curve.n_runs, "n_failed": curve.n_failed, "stable_fraction": curve.stable_fraction,
+            "stable_fraction_ci95": list(curve.stable_fraction_ci95), "ci95_method": curve.ci95_method,
+            "median_time_to_failure_fs": curve.median_fs, "failures_by_kind": dict(sorted(kinds.items())),
+            "survival": curve.as_dict()}
 
+
+def _compare(runs_by_arm: dict[str, list[dict]]) -> dict:
+    """Per arm :func:`_arm_summary` of ``runs`` and, for two arms, the log-rank test between them."""
+    from ffpt.analysis.survival import logrank, survival_curve
+
+    curves = {arm: survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
+              for arm, runs in runs_by_arm.items()}
+    entry = {"arms": {arm: _arm_summary(curves[arm], runs) for arm, runs in runs_by_arm.items()}}
+    if len(curves) == 2:
+        entry["logrank"] = {"arms": list(curves), **logrank(*curves.values()).as_dict()}
+    return entry
+
+
+def stability_by_budget(stability: dict, groups: dict[str, list[str]] | None = None) -> dict[int, dict]:
+    """Per budget: each arm's runs pooled over arm seeds (and starts): stable fraction, its 95 %
+    interval, median time to failure, failures by kind, survival curve, and the log-rank test between
+    the arms. ``stability`` maps (arm, budget, seed) to MD batch outputs; runs tagged with a
+    ``start`` also give a table per start and, for each of ``groups`` (name -> start names), the
+    same comparison on that group's runs."""
     summary = {}
     for budget in sorted({b for _, b, _ in stability}):
-        curves = {arm: pooled_curve([batch for (a, b, _), batch in sorted(stability.items()) if (a, b) == (arm, budget)])
-                  for arm in sorted({a for a, b, _ in stability if b == budget})}
-        arms = {arm: {"n_runs": c.n_runs, "n_failed": c.n_failed, "stable_fraction": c.stable_fraction,
-                      "stable_fraction_ci95": list(c.stable_fraction_ci95), "ci95_method": c.ci95_method,
-                      "median_time_to_failure_fs": c.median_fs, "survival": c.as_dict()}
-                for arm, c in curves.items()}
-        entry = {"arms": arms}
-        if len(curves) == 2:
-            entry["logrank"] = {"arms": list(curves), **logrank(*curves.values()).as_dict()}
+        runs = {arm: [run for (a, b, _), batch in sorted(stability.items()) if (a, b) == (arm, budget)
+                      for run in batch["runs"]]
+                for arm in sorted({a for a, b, _ in stability if b == budget})}
+        entry = _compare(runs)
+        starts = sorted({r["start"] for arm_runs in runs.values() for r in arm_runs if "start" in r})
+        if starts:
+            entry["by_start"] = {
+                start: {arm: {"n_runs": len(mine := [r for r in arm_runs if r.get("start") == start]),
+                              "n_stable": sum(r["stable"] for r in mine),
+                              "failures_by_kind": dict(sorted(Counter(r["monitor"] or "unknown" for r in mine
+                                                                      if not r["stable"]).items()))}
+                        for arm, arm_runs in runs.items()}
+                for start in starts}
+            entry["groups"] = {
+                group: {"starts": members,
+                        **_compare({arm: [r for r in arm_runs if r.get("start") in members]
+                                    for arm, arm_runs in runs.items()})}
+                for group, members in (groups or {}).items()}
         summary[budget] = entry
     return summary
 
@@ -133,10 +161,12 @@ def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, ti
     return errors
 
 
-def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stability: dict, metad: dict) -> dict:
-    """results.json, report.md and figures. ``stability`` maps (arm, budget, seed) to MD batch outputs."""
+def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stability: dict, metad: dict,
+                 groups: dict[str, list[str]] | None = None) -> dict:
+    """results.json, report.md and figures. ``stability`` maps (arm, budget, seed) to MD batch
+    outputs; ``groups`` names sets of starts compared on their own (:func:`stability_by_budget`)."""
     largest = max(config.budgets)
-    by_budget_stability = stability_by_budget(stability)
+    by_budget_stability = stability_by_budget(stability, groups)
     arms = {}
     for arm in ("ffpt-ft", "scratch"):
         at_largest = [r for r in rows if r["arm"] == arm and r["budget"] == largest]
@@ -168,6 +198,10 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
         for budget, entry in by_budget_stability.items():
             figures.append(survival_plot(entry, out / f"survival_n{budget}.png",
                                          f"{config.name}: MD stability, {budget} labels", conditions).name)
+            for group, part in entry.get("groups", {}).items():
+                figures.append(survival_plot(part, out / f"survival_n{budget}_{group}.png",
+                                             f"{config.name}: MD stability, {budget} labels, {group} starts",
+                                             conditions).name)
         final = {arm: batch for (arm, budget, seed), batch in stability.items() if budget == largest and seed == 0}
         if any(batch.get("rdf") for batch in final.values()):
             rdf_errors = rdf_comparison(final, data.get("configs"), out / "rdf.png", f"{config.name}: RDF of the MD")
@@ -207,25 +241,49 @@ def _ttf(median_fs, stable_fraction) -> str:
     return f"{median_fs / 1000:.3g}"
 
 
-def _stability_tables(config, results: dict) -> list[str]:
+KIND_LABELS = {"min_distance": "atoms collapsed", "min_pair_distance": "pair too close", "species": "foreign species",
+               "bond": "bond broken", "rdf": "RDF drift", "finite": "non-finite", "calculator": "calculator error"}
+
+
+def _kinds(counts: dict) -> str:
+    return ", ".join(f"{KIND_LABELS.get(k, k)} {n}" for k, n in counts.items()) or "none"
+
+
+def _comparison_table(entry: dict) -> list[str]:
     from ffpt.analysis.survival import format_p
 
+    lines = ["| arm | runs | failed | stable fraction | 95 % interval | median time to failure (ps) | failures by kind |",
+             "|---|---|---|---|---|---|---|"]
+    for arm, a in entry["arms"].items():
+        lines.append(f"| {arm} | {a['n_runs']} | {a['n_failed']} | {_fmt(a['stable_fraction'], 2)} | "
+                     f"{_interval(a['stable_fraction_ci95'])} | "
+                     f"{_ttf(a['median_time_to_failure_fs'], a['stable_fraction'])} | {_kinds(a['failures_by_kind'])} |")
+    test = entry.get("logrank")
+    if test is not None:
+        lines += ["", f"Log-rank test ({' vs '.join(test['arms'])}): statistic {test['statistic']:.3g},"
+                      f" p = {format_p(test['pvalue'])}" + (f" ({test['note']})" if test["note"] else "") + "."]
+    return lines
+
+
+def _stability_tables(config, results: dict) -> list[str]:
     lines = []
     for budget, entry in results["stability"].items():
-        lines += ["", f"## MD stability at {budget} labels", "", run_conditions(config) + ".", "",
-                  "| arm | runs | failed | stable fraction | 95 % interval | median time to failure (ps) |",
-                  "|---|---|---|---|---|---|"]
-        for arm, a in entry["arms"].items():
-            lines.append(f"| {arm} | {a['n_runs']} | {a['n_failed']} | {_fmt(a['stable_fraction'], 2)} | "
-                         f"{_interval(a['stable_fraction_ci95'])} | "
-                         f"{_ttf(a['median_time_to_failure_fs'], a['stable_fraction'])} |")
-        test = entry.get("logrank")
-        if test is not None:
-            lines += ["", f"Log-rank test ({' vs '.join(test['arms'])}): statistic {test['statistic']:.3g},"
-                          f" p = {format_p(test['pvalue'])}" + (f" ({test['note']})" if test["note"] else "") + "."]
+        lines += ["", f"## MD stability at {budget} labels", "", run_conditions(config) + ".", ""]
+        lines += _comparison_table(entry)
         methods = sorted({a["ci95_method"] for a in entry["arms"].values()})
         lines += ["", f"Interval: {', '.join(methods)} (95 %); survival figure: pointwise Kaplan-Meier band"
                       " (Greenwood, log-log)."]
+        for group, part in entry.get("groups", {}).items():
+            lines += ["", f"### {group} starts ({', '.join(part['starts'])})", ""] + _comparison_table(part)
+        if entry.get("by_start"):
+            arms = list(entry["arms"])
+            lines += ["", "### By start (stable / runs; failures)", "",
+                      "| start | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+            for start, row in entry["by_start"].items():
+                cells = [f"{row[a]['n_stable']}/{row[a]['n_runs']}"
+                         + (f" ({_kinds(row[a]['failures_by_kind'])})" if row[a]["failures_by_kind"] else "")
+                         for a in arms]
+                lines.append(f"| {start} | " + " | ".join(cells) + " |")
     return lines
 
 
