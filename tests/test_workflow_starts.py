@@ -127,9 +127,11 @@ def test_failures_are_counted_by_kind_per_start_and_group():
 
 def test_experiment_runs_every_start_as_its_own_stage(combustion_root, tmp_path):
     """The whole experiment at toy scale: one stage per (arm, budget, seed, start), runs in the
-    channel's spin state, results.json with groups and failure kinds; dropping a channel reruns nothing."""
+    channel's spin state with the exported package of each model, results.json with groups and
+    failure kinds; dropping a channel reruns nothing."""
     config = _config(combustion_root, groups={"tune": ["01", "05"], "check": ["12"]})
     values = config.model_dump(mode="json", exclude_unset=True)
+    values["stability"]["exported"] = True
     values.update({"pretraining": {"teacher": "uff", "md": {"temperatures": [500.0], "frames": 6, "stride": 5,
                                                            "equilibration": 10},
                                    "normal_modes": None, "random": {"sigmas": [0.05], "frames": 6}},
@@ -148,8 +150,9 @@ def test_experiment_runs_every_start_as_its_own_stage(combustion_root, tmp_path)
             folder = out / "stability" / f"{arm}_n6_s0" / start
             assert (folder / "stage.json").exists(), folder
             assert len(list(folder.glob("seed_*/stability.json"))) == 2
-    spin = json.loads((out / "stability" / "ffpt-ft_n6_s0" / "TS_01" / "inputs.json").read_text())
-    assert spin["inputs"]["start"]["info"]["spin"] == 4
+    inputs = json.loads((out / "stability" / "ffpt-ft_n6_s0" / "TS_01" / "inputs.json").read_text())["inputs"]
+    assert inputs["start"]["info"]["spin"] == 4
+    assert inputs["model"] == str(out / "export_ffpt-ft_n6_s0" / "model.pt2")  # MD ran with the package
     results = json.loads((out / "results.json").read_text())
     entry = results["stability"]["6"]
     assert entry["arms"]["ffpt-ft"]["n_runs"] == 6  # 3 starts x 2 runs

@@ -85,6 +85,9 @@ class StabilityConfig(Strict):
     structure: Path | None = None
     h2combustion: CombustionStarts | None = None
     n_runs: int = Field(4, ge=1)  # MD runs per model and start; pooled over seeds: n_runs * arm_seeds
+    # run the MD with each model's AOTInductor package (``ffpt export``, checked against the model; one
+    # cached export stage per model): about 3x faster for small molecules (BENCHMARKS.md 10)
+    exported: bool = False
     budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
     md: MDConfig = MDConfig()
 

@@ -157,6 +157,13 @@ def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
     return {"rows": rows}
 
 
+def export_stage(folder: Path, model_path: str) -> dict:
+    """The model's AOTInductor package (checked against the model file) for fast MD."""
+    from ffpt.models.export import export_file
+
+    return {"package": export_file(model_path, folder / "model.pt2")["package"]}
+
+
 def stability_starts(config: ExperimentConfig) -> dict:
     """The starts of ``stability.h2combustion``: start name (e.g. ``TS_09``) -> structure with its
     channel's spin and id in ``info``; empty for a single-structure stability section."""
@@ -312,13 +319,17 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # metadynamics: largest budget, seed 0
     stability, starts = {}, stability_starts(config)
     if config.stability is not None:
-        settings = {**config.stability.model_dump(mode="json", exclude={"budgets"}), "md": _given(config.stability.md)}
+        settings = {**config.stability.model_dump(mode="json", exclude={"budgets", "exported"}),
+                    "md": _given(config.stability.md)}
         n = config.stability.n_runs
         for budget in config.stability_budgets:
             for seed in range(config.arm_seeds):
                 md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
                 for arm in ARMS:
                     path = models[(arm, budget, seed)]
+                    if config.stability.exported:
+                        path = run.stage(f"export_{arm}_n{budget}_s{seed}", {"model": path},
+                                         lambda d, p=path: export_stage(d, p))["package"]
                     if not starts:
                         stability[(arm, budget, seed)] = run.stage(
                             f"stability_{arm}_n{budget}_s{seed}", {"model": path, "stability": settings, "md_seeds": md_seeds},
