@@ -66,19 +66,21 @@ def test_md_verb_writes_trajectory_and_stability(tmp_path, argon_teacher, cluste
     assert json.loads(capsys.readouterr().out)["stable"] is True
 
 
-def test_md_verb_yaml_config_flags_override_and_monitor_failure(tmp_path, argon_teacher, cluster_file):
+def test_md_verb_yaml_config_flags_override_and_start_frame_refused(tmp_path, argon_teacher, cluster_file, capsys):
     """The flag --min-distance 4.0 overrides the YAML's 3.0: the argon cluster (nearest neighbours
-    3.72 A) then fails at the first check, and stability.json says when and why."""
+    3.72 A) then fails the monitor before any step, which is an input error (exit 2, one line naming
+    the monitor and atoms), never an MD failure at 0 fs; with 3.0 it runs."""
     config = tmp_path / "md.yaml"
     config.write_text(yaml.safe_dump({"calculator": argon_teacher, "structure": str(cluster_file), "steps": 30,
                                       "timestep_fs": 2.0, "monitors": {"min_distance": 3.0}}))
     out = tmp_path / "run"
-    assert main(["md", "--config", str(config), "--out", str(out), "--check-every", "5", "--min-distance", "4.0",
-                 "--no-progress"]) == 0
-    stability = json.loads((out / "stability.json").read_text())
-    assert stability["stable"] is False and stability["failed_at_fs"] == 0.0 and stability["simulated_fs"] == 0.0
-    assert stability["reason"].endswith("< min distance 4.0 A")
-    assert yaml.safe_load((out / "md_config.yaml").read_text())["check_every"] == 5
+    assert main(["md", str(config), "--out", str(out), "--check-every", "5", "--min-distance", "4.0",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "start frame already fails monitor 'min_distance'" in err
+    assert "< min distance 4.0 A" in err and not (out / "stability.json").exists()
+    assert main(["md", str(config), "--out", str(tmp_path / "ok"), "--check-every", "5", "--no-progress"]) == 0
+    assert yaml.safe_load((tmp_path / "ok" / "md_config.yaml").read_text())["check_every"] == 5
 
 
 def test_md_verb_batch_mode(tmp_path, argon_teacher, cluster_file, capsys):

@@ -93,6 +93,19 @@ def test_bad_starts_name_the_key(combustion_root, stability, message):
         stability_starts(_config(combustion_root, **stability))
 
 
+def test_a_start_already_collapsed_is_refused_naming_file_and_atoms(combustion_root, tmp_path):
+    """Bond-scan end points (the data set's 'TS' of barrierless channels, e.g. H2 at 0.4 A) are
+    inputs the collapse monitor flags before any step: refused, not counted as MD failures."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(combustion_root, root)
+    (root / "geometries" / "TS_05.xyz").write_text("2\n0 1\nH 0 0 0\nH 0 0 0.4\n")
+    with pytest.raises(ConfigError, match=r"TS_05.xyz: atoms 0 and 1 at 0.40 A, closer than monitors.min_distance 0.5"):
+        stability_starts(_config(root))
+    assert list(stability_starts(_config(root, channels=["01", "12"]))) == ["TS_01", "TS_12a"]
+
+
 def test_structure_and_combustion_starts_exclude_each_other(combustion_root):
     values = _config(combustion_root).model_dump(mode="json", exclude_unset=True)
     values["stability"]["structure"] = str(combustion_root / "geometries" / "TS_01.xyz")

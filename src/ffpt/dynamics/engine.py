@@ -63,6 +63,10 @@ STABILITY_FILE = "stability.json"
 CHECKPOINT_FORMAT = "ffpt-md-checkpoint/1"
 
 
+class StartFrameError(UserError):
+    """The start frame fails a stability monitor before any step: an input error, not an instability."""
+
+
 class CheckpointError(UserError):
     """A checkpoint that cannot be read (truncated, foreign or corrupted); the message names it."""
 
@@ -246,6 +250,9 @@ class MonitorObserver(Observer):
             return None
         for monitor in self.monitors:
             reason = monitor.check(state.atoms, state.time_fs)
+            if reason is not None and state.step == 0:  # nothing has moved yet: the input is at fault
+                raise StartFrameError(f"the start frame already fails monitor '{monitor.name}' ({reason}); "
+                                      "an MD run cannot measure stability from there")
             if reason is not None:
                 return Stop(monitor.name, reason)
         return None
