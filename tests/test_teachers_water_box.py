@@ -71,6 +71,7 @@ def test_stress_is_the_strain_derivative_of_the_energy():
         assert (e[0] - e[1]) / (2 * h) / box.get_volume() == pytest.approx(stress[voigt], abs=2e-6)
     with pytest.raises(UserError, match="switch_width"):
         teachers.get("tip3p", stress=True)
+    assert "stress" not in teachers.get("tip3p").implemented_properties  # no stress unless asked for
 
 
 def strained(atoms, strain):

@@ -16,7 +16,7 @@ Lennard-Jones term switched off smoothly (``switch_width``) and a tight PME erro
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 from ase import Atoms
@@ -30,6 +30,7 @@ from ffpt.units import KJ_PER_MOL, NM_PER_A
 
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE's Voigt order xx, yy, zz, yz, xz, xy
 STRAIN_STEP = 1e-3  # dimensionless strain of the central differences of the stress
+EWALD_TOLERANCE = 5e-4  # OpenMM's default PME error tolerance
 
 
 def strain_stress(energy: Callable[[np.ndarray, np.ndarray], float], positions: np.ndarray, cell: np.ndarray,
@@ -57,10 +58,9 @@ class TIP3PBoxTeacher(MoleculeTeacher):
     PME error tolerance; ``stress``: labels carry the stress (eV/A^3, needs ``switch_width``)."""
 
     caches = ("_contexts",)
-    implemented_properties: ClassVar[list[str]] = ["energy", "forces", "stress"]
 
     def __init__(self, cutoff: float | None = None, platform: str = "CPU", switch_width: float | None = None,
-                 ewald_tolerance: float = 5e-4, stress: bool = False, **kwargs):
+                 ewald_tolerance: float = EWALD_TOLERANCE, stress: bool = False, **kwargs):
         if stress and switch_width is None:
             raise ConfigError("tip3p: option 'stress' needs 'switch_width' (A): a sharp cutoff makes the stress jump")
         self.cutoff = cutoff
@@ -70,6 +70,7 @@ class TIP3PBoxTeacher(MoleculeTeacher):
         self.stress = bool(stress)
         self._contexts: dict[tuple, object] = {}
         super().__init__(**kwargs)
+        self.implemented_properties = ["energy", "forces", "stress"] if stress else ["energy", "forces"]
 
     @property
     def info(self) -> TeacherInfo:
@@ -79,10 +80,16 @@ class TIP3PBoxTeacher(MoleculeTeacher):
             name="tip3p",
             level="flexible TIP3P (OpenMM tip3p.xml), PME, whole box incl. intermolecular terms",
             version=openmm.__version__,
-            options={"cutoff": self.cutoff, "platform": self.platform, "switch_width": self.switch_width,
-                     "ewald_tolerance": self.ewald_tolerance, "stress": self.stress,
-                     "topology": self._topology_option()},
+            options={"cutoff": self.cutoff, "platform": self.platform, "topology": self._topology_option(),
+                     **self._smoothing_options()},
         )
+
+    def _smoothing_options(self) -> dict:
+        """The options that make the energy smooth or add the stress, where they differ from their
+        defaults (so labels of the default teacher keep their cache keys)."""
+        given = {"switch_width": self.switch_width, "ewald_tolerance": self.ewald_tolerance, "stress": self.stress}
+        defaults = {"switch_width": None, "ewald_tolerance": EWALD_TOLERANCE, "stress": False}
+        return {key: value for key, value in given.items() if value != defaults[key]}
 
     def _cutoff_nm(self, atoms: Atoms) -> float:
         widths = atoms.cell.volume / np.linalg.norm(np.cross(atoms.cell[[1, 2, 0]], atoms.cell[[2, 0, 1]]), axis=1)
