@@ -1,7 +1,7 @@
 """Free-energy surfaces (FES) from well-tempered metadynamics: from hills, by reweighting, barriers, plots.
 
-Energies are eV inside; files use kJ/mol (as PLUMED's ``sum_hills``). CV coordinates are in the
-CV's ffpt unit (A or dimensionless).
+Energies are eV inside; files use kJ/mol (as PLUMED's ``sum_hills``), figures kcal/mol by default (as the
+project's tables). CV coordinates are in the CV's ffpt unit (A or dimensionless).
 
 - From hills: ``F(s, t) = -gamma/(gamma-1) V(s, t)``, shifted to a zero minimum.
 - Reweighting (Tiwary & Parrinello, J. Phys. Chem. B 119, 736 (2015)): a frame at time t has
