@@ -5,6 +5,7 @@ import pytest
 from ase import units
 
 from ffpt.analysis.fes import (
+    BarrierTrace,
     FreeEnergySurface,
     barrier,
     fes_convergence,
@@ -13,8 +14,10 @@ from ffpt.analysis.fes import (
     project,
     rct,
     reweighted_fes,
+    visited_level,
     write_fes,
 )
+from ffpt.analysis.plotting import pyplot, save_figure, wrap_title
 from ffpt.simulate.hills import Hills, HillsError, read_hills, write_hills
 
 KJ = units.kJ / units.mol
@@ -158,3 +161,45 @@ def test_fes_files_and_plots(tmp_path):
     for name, f, hist in (("fes2d.png", fes, history), ("fes1d.png", project(fes, 0, T), [project(history[0], 0, T)])):
         out = plot_fes(f, tmp_path / name, history=hist, unit="kcal/mol", marks={"A": (0.0, 1.0)})
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path) -> tuple[int, int]:
+    """Width and height (pixels) from a PNG file's header."""
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_colour_scale_stops_at_the_highest_visited_value():
+    x, y = np.linspace(0, 1, 11), np.linspace(0, 2, 21)
+    fes = FreeEnergySurface(("a", "b"), (x, y), 10 * x[:, None] + y[None, :])  # eV, highest at unvisited (1, 2)
+    visited = [[0.1, 0.2], [0.52, 0.31], [0.3, 1.0]]  # nearest grid points (0.1, 0.2), (0.5, 0.3), (0.3, 1.0)
+    assert visited_level(fes, visited) == pytest.approx(5.3)  # not the grid's 12
+    assert visited_level(project(fes, 0, T), [[0.52], [0.1]]) == pytest.approx(project(fes, 0, T).values[5])
+
+
+def test_fes_figure_has_a_panel_of_the_barrier_against_time(tmp_path):
+    hills = two_hills()
+    fes = fes_from_hills(hills, bins=(21, 31))
+    history = fes_convergence(hills, n_estimates=2, bins=(21, 31))
+    trace = BarrierTrace(time=(250.0, 500.0), barrier=(0.10, np.nan), reference=0.15)
+    marks = {"reactant": (0.0, 1.0), "TS": (0.25, 1.5), "product": (0.5, 2.0)}
+    two_d = plot_fes(fes, tmp_path / "fes2d.png", history=history[:1], marks=marks, barriers=trace,
+                     max_level=visited_level(fes, hills.center) / (units.kcal / units.mol))
+    one_d = plot_fes(project(fes, 0, T), tmp_path / "fes1d.png", barriers=trace)
+    # 5 inches per panel + 0.5, 4 inches high, 120 dpi: FES, convergence and barrier panels; profile and barrier
+    assert png_size(two_d) == (1860, 480) and png_size(one_d) == (1260, 480)
+
+
+def test_long_titles_are_wrapped_inside_the_figure(tmp_path):
+    from matplotlib.text import Text
+
+    title = "ffpt-ft, channel 09 (HO2 -> H + O2): biasfactor 10, 500 K, 2000 hills, and a long tail of words"
+    assert max(len(line) for line in wrap_title(title, 5.0).split("\n")) <= 50  # 5 in at 12 pt: 50 characters
+    fig, ax = pyplot().subplots(figsize=(5, 4))
+    ax.plot([0, 1], [0, 1])
+    save_figure(fig, tmp_path / "t.png", title)
+    (text,) = fig.findobj(lambda o: isinstance(o, Text) and o.get_text() == fig.get_suptitle())
+    box, frame = text.get_window_extent(), fig.bbox
+    assert text.get_text().count("\n") >= 1
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    assert box.y0 >= ax.get_window_extent().y1  # above the plot, not over it

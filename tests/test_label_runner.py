@@ -23,9 +23,11 @@ from ffpt.config import parse_option_items as parse_options
 from ffpt.data import read_frames, write_frames
 from ffpt.teachers.runner import (
     LEVEL_KEY,
+    LabelConfig,
     TEACHER_KEY,
     cache_path,
     frame_key,
+    label_dataset,
     label_frames,
 )
 
@@ -324,3 +326,40 @@ def test_a_label_run_refused_on_bad_input_writes_nothing(tmp_path, monkeypatch):
     assert main(args + ["--option", "colour=red"]) == 2
     assert main(args[:2] + [str(tmp_path / "none.extxyz")] + args[3:]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.extxyz"]
+
+
+def strain_derivative(teacher, atoms: Atoms, voigt: int, h: float) -> float:
+    """(1/V) dE/d(strain) of Voigt component ``voigt`` by central differences (eV/A^3)."""
+    i, j = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)][voigt]
+    strain = np.zeros((3, 3))
+    strain[i, j] = strain[j, i] = 1.0 if i == j else 0.5  # a shear counts in both off-diagonal entries
+    energies = []
+    for sign in (1, -1):
+        strained = atoms.copy()
+        strained.set_cell(atoms.cell.array @ (np.eye(3) + sign * h * strain), scale_atoms=True)
+        energies.append(teacher.label(strained).energy)
+    return (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
+
+
+def test_gfn2_periodic_stress_is_written_and_cached(tmp_path):
+    """GFN2-xTB labels of a periodic two-water box carry REF_stress (eV/A^3) equal to the strain
+    derivative of the energy, written to the output file and read back unchanged from the cache."""
+    from ffpt.teachers.xtb import GFN2Teacher
+
+    box = Atoms("OH2OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0], [2.0, 2.0, 2.0], [2.96, 2.0, 2.0],
+                                     [1.76, 2.93, 2.0]], cell=[[4.2, 0.3, 0.0], [0.0, 4.0, 0.0], [0.2, 0.0, 4.4]], pbc=True)
+    box.rattle(0.05, seed=3)
+    write_frames(tmp_path / "box.extxyz", [box])
+    config = LabelConfig(data=tmp_path / "box.extxyz", out=tmp_path / "labelled.extxyz", teacher="gfn2",
+                         progress=False)
+    first, _ = label_dataset(config)
+    assert (first.n_cached, first.n_computed) == (0, 1)
+    (written,) = read_frames(config.out)
+    stress = written.info["REF_stress"]
+    assert stress.shape == (6,) and np.abs(stress).max() > 1e-3  # eV/A^3: a compressed box, not zero
+    teacher = GFN2Teacher()
+    for voigt in (0, 2, 3, 5):  # two normal and two shear components
+        assert strain_derivative(teacher, box, voigt, 1e-3) == pytest.approx(stress[voigt], abs=2e-5)
+    second, _ = label_dataset(config)
+    assert (second.n_cached, second.n_computed) == (1, 0)
+    np.testing.assert_array_equal(read_frames(config.out)[0].info["REF_stress"], stress)

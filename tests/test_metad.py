@@ -294,3 +294,45 @@ def test_barriers_compare_fes_reference_and_model_on_the_stationary_points(tmp_p
     saddle = wells[np.argmin(np.abs(axis - 0.25)), np.argmin(np.abs(axis - 0.25))]  # on the straight path
     assert found["fes_barrier_kcal_per_mol"] == pytest.approx(saddle + 30, abs=1.5)
     assert found["fes_reverse_barrier_kcal_per_mol"] == pytest.approx(saddle + 20, abs=1.5)
+
+
+def test_fes_figure_of_a_run_marks_stationary_points_and_traces_the_barrier(tmp_path):
+    """The figure's pieces as numbers: CV points of reactant, TS and product, the barrier estimates
+    against time (eV; NaN where an estimate had no path), the IRC reference line, the title, the clip."""
+    from ase.io import read
+
+    from ffpt.analysis.fes import FreeEnergySurface, visited_level
+    from ffpt.jobs.metad import MetadConfig, barrier_trace, barriers, fes_title, plot_run_fes, prepare
+    from ffpt.simulate.hills import Hills
+
+    (tmp_path / "reactions.json").write_text(json.dumps(REACTIONS))
+    for kind, energy, h in (("reactant", -150.90, "1.2866 -0.7171"), ("TS", -150.82, "2.4 -1.6"),
+                            ("product", -150.83, "3.5 -2.6")):
+        (tmp_path / f"{kind}_09.xyz").write_text(
+            f"3\nStep 0 E= {energy:.6f} |G|= 0.0\nO 0.7695 0.1080 0.0\nO -0.4917 -0.2662 0.0\nH {h} 0.0\n")
+    config = MetadConfig(calculator="runs/ffpt-ft/model.pt", structure=tmp_path / "TS_09.xyz", channel="09",
+                         reactions=tmp_path / "reactions.json", temperature_K=500.0, biasfactor=8.0)
+    _, cvs, _, _, reaction = prepare(config)
+    axis = np.linspace(0.0, 1.0, 41)
+    x, y = np.meshgrid(axis, axis, indexing="ij")
+    kcal = units.kcal / units.mol  # eV per kcal/mol
+    wells = -30 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.01) - 20 * np.exp(-(x**2 + y**2) / 0.01)
+    fes = FreeEnergySurface(("cn1", "cn2"), (axis, axis), (wells - wells.min()) * kcal, time=1000.0)
+    early = FreeEnergySurface(fes.names, fes.axes, np.where(np.hypot(x - 0.5, y - 0.5) < 0.04, np.nan, fes.values), time=500.0)
+    found = barriers(config, cvs, fes, [early], LennardJones(sigma=1.0, epsilon=0.01, rc=5.0))
+    for kind in ("reactant", "TS", "product"):
+        expected = [float(cv.compute(read(tmp_path / f"{kind}_09.xyz"))[0]) for cv in cvs]
+        assert found["cv_points"][kind] == pytest.approx(expected)
+    trace = barrier_trace(found)
+    assert trace.time == (500.0, 1000.0)
+    assert np.isnan(trace.barrier[0])  # the early estimate had not sampled the reactant's point
+    assert trace.barrier[1] == pytest.approx(found["fes_barrier_kcal_per_mol"] * kcal)
+    assert trace.reference == pytest.approx(0.08 * units.Hartree, rel=1e-6)  # E(TS) - E(reactant) of the files
+    assert fes_title(config, "ffpt-ft", reaction, 2) == "ffpt-ft, channel 09 (HO2 -> H + O2): biasfactor 8, 500 K, 2 hills"
+    # the walker stayed near the reactant: the colour scale stops at its highest visited point, not at 30 kcal/mol
+    hills = Hills(("cn1", "cn2"), biasfactor=8.0, scales=[0.1, 0.1], time=[100.0, 200.0],
+                  center=[[0.5, 0.5], [0.45, 0.5]], sigma=[[0.05, 0.05], [0.05, 0.05]], height=[0.01, 0.01])
+    assert visited_level(fes, hills.center) == pytest.approx(fes.values[18, 20])
+    assert visited_level(fes, hills.center) < 0.5 * np.nanmax(fes.values)
+    path = plot_run_fes(tmp_path / "fes.png", config, fes, [early], hills, found, None, reaction)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,7 @@
 """Free-energy surfaces (FES) from well-tempered metadynamics: from hills, by reweighting, barriers, plots.
 
-Energies are eV inside; files use kJ/mol (as PLUMED's ``sum_hills``). CV coordinates are in the
-CV's ffpt unit (A or dimensionless).
+Energies are eV inside; files use kJ/mol (as PLUMED's ``sum_hills``), figures kcal/mol by default (as the
+project's tables). CV coordinates are in the CV's ffpt unit (A or dimensionless).
 
 - From hills: ``F(s, t) = -gamma/(gamma-1) V(s, t)``, shifted to a zero minimum.
 - Reweighting (Tiwary & Parrinello, J. Phys. Chem. B 119, 736 (2015)): a frame at time t has
@@ -197,6 +197,27 @@ def barrier(fes: FreeEnergySurface, start, end) -> Barrier:
     return Barrier(float(top - fa), float(top - fb), coords(tuple(saddle_cells[0])), coords(ka), coords(kb))
 
 
+def visited_level(fes: FreeEnergySurface, points) -> float:
+    """Highest F (eV) on the grid points nearest to ``points`` ((n, d), CV units), e.g. the hill centres.
+
+    The hills are where the walker went, so this is the top of the visited region: a colour-scale limit
+    that the unvisited edges of the grid, where the bias never reached, cannot blow up.
+    """
+    points = np.asarray(points, float).reshape(-1, fes.ndim)
+    index = tuple(np.argmin(np.abs(ax[None, :] - points[:, [k]]), axis=1) for k, ax in enumerate(fes.axes))
+    return float(np.nanmax(fes.values[index]))
+
+
+@dataclass(frozen=True)
+class BarrierTrace:
+    """FES barrier estimates (eV; NaN where an estimate had none) against simulated time (fs), and the
+    reference barrier they should approach (eV; e.g. E(TS) - E(reactant) of the IRC), if known."""
+
+    time: tuple[float, ...]
+    barrier: tuple[float, ...]
+    reference: float | None = None
+
+
 def write_fes(path: str | os.PathLike, fes: FreeEnergySurface) -> Path:
     """Write a FES as PLUMED ``sum_hills`` does: ``#! FIELDS cv... file.free`` (kJ/mol), blank line per row."""
     lines = [f"#! FIELDS {' '.join(fes.names)} file.free\n"]
@@ -214,56 +235,80 @@ def write_fes(path: str | os.PathLike, fes: FreeEnergySurface) -> Path:
 
 
 def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequence[FreeEnergySurface] = (),
-             unit: str = "kJ/mol", title: str | None = None, max_level: float | None = None,
-             marks: dict[str, Sequence[float]] | None = None) -> Path:
+             unit: str = "kcal/mol", title: str | None = None, max_level: float | None = None,
+             marks: dict[str, Sequence[float]] | None = None, barriers: BarrierTrace | None = None) -> Path:
     """PNG of a 1-D FES (with earlier estimates in ``history``) or a 2-D FES as filled contours.
 
-    ``marks`` labels CV points (e.g. reactant and product geometries) on the plot.
+    ``marks`` labels CV points (e.g. reactant, TS and product geometries) on the plot; ``max_level``
+    (``unit``) tops the energy axis or colour scale (default the highest finite value).
 
     For 2-D, a second panel shows the convergence: RMS difference of each earlier estimate from
-    ``fes`` over the region below ``max_level`` (``unit``; default the whole finite region).
+    ``fes`` over the region below ``max_level``. With ``barriers``, a last panel draws the barrier
+    estimates against simulated time and the reference barrier as a horizontal line.
     """
     from ffpt.analysis.plotting import pyplot, save_figure
 
-    plt = pyplot()
-
+    if fes.ndim not in (1, 2):
+        raise ValueError(f"can plot 1-D or 2-D FES, got {fes.ndim}-D")
     scale = PLOT_UNITS[unit]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    values = fes.values / scale
+    top = float(np.nanmax(values)) if max_level is None else max_level
+    panels = 1 + (fes.ndim == 2 and bool(history)) + (barriers is not None)
+    fig, axs = pyplot().subplots(1, panels, figsize=(5 * panels + 0.5, 4), squeeze=False)
     if fes.ndim == 1:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        cmap = plt.get_cmap("viridis")
-        for k, h in enumerate(history):
-            label = f"{h.time / FS_PER_PS:.3g} ps" if h.time is not None else None
-            ax.plot(h.axes[0], h.values / scale, color=cmap(k / max(1, len(history))), lw=1, label=label)
-        ax.plot(fes.axes[0], fes.values / scale, color="k", lw=2, label="final")
-        for label, point in (marks or {}).items():
-            ax.axvline(point[0], color="grey", ls=":", lw=1)
-            ax.annotate(label, (point[0], 0), textcoords="offset points", xytext=(2, 4), fontsize=8)
-        ax.set_xlabel(fes.names[0])
-        ax.set_ylabel(f"F ({unit})")
-        if max_level is not None:
-            ax.set_ylim(-0.05 * max_level, max_level)
-        ax.legend(fontsize=7)
+        _plot_profile(axs[0, 0], fes, history, scale, unit, top, marks)
     else:
-        if fes.ndim != 2:
-            raise ValueError(f"can plot 1-D or 2-D FES, got {fes.ndim}-D")
-        ncols = 2 if history else 1
-        fig, axs = plt.subplots(1, ncols, figsize=(5 * ncols + 0.5, 4), squeeze=False)
-        ax = axs[0, 0]
-        values = fes.values / scale
-        top = np.nanmax(values) if max_level is None else max_level
-        cs = ax.contourf(fes.axes[0], fes.axes[1], values.T, levels=np.linspace(0, top, 25), extend="max")
-        fig.colorbar(cs, ax=ax, label=f"F ({unit})")
-        for label, point in (marks or {}).items():
-            ax.plot(*point[:2], "w*", ms=9, mec="k")
-            ax.annotate(label, point[:2], textcoords="offset points", xytext=(5, 5), color="w", fontsize=9)
-        ax.set_xlabel(fes.names[0])
-        ax.set_ylabel(fes.names[1])
+        _plot_surface(axs[0, 0], fes, values, unit, top, marks)
         if history:
             region = np.isfinite(values) & (values <= top)
             rms = [np.sqrt(np.nanmean((h.values / scale - values)[region] ** 2)) for h in history]
             axs[0, 1].plot([h.time / FS_PER_PS for h in history], rms, "o-")
-            axs[0, 1].set_xlabel("time (ps)")
+            axs[0, 1].set_xlabel("simulated time (ps)")
             axs[0, 1].set_ylabel(f"RMS(F(t) - F_final) ({unit})")
+    if barriers is not None:
+        _plot_barriers(axs[0, -1], barriers, scale, unit)
     return save_figure(fig, path, title)
+
+
+def _plot_profile(ax, fes: FreeEnergySurface, history, scale: float, unit: str, top: float, marks) -> None:
+    """1-D FES with its earlier estimates, marks as vertical lines, energies up to ``top`` (``unit``)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    for k, h in enumerate(history):
+        label = f"{h.time / FS_PER_PS:.3g} ps" if h.time is not None else None
+        ax.plot(h.axes[0], h.values / scale, color=cmap(k / max(1, len(history))), lw=1, label=label)
+    ax.plot(fes.axes[0], fes.values / scale, color="k", lw=2, label="final")
+    for label, point in (marks or {}).items():
+        ax.axvline(point[0], color="grey", ls=":", lw=1)
+        ax.annotate(label, (point[0], 0), textcoords="offset points", xytext=(2, 4), fontsize=8)
+    ax.set_xlabel(fes.names[0])
+    ax.set_ylabel(f"F ({unit})")
+    ax.set_ylim(-0.05 * top, top)
+    ax.legend(fontsize=7)
+
+
+def _plot_surface(ax, fes: FreeEnergySurface, values: np.ndarray, unit: str, top: float, marks) -> None:
+    """2-D FES as filled contours from 0 to ``top`` (``unit``; higher values share the top colour),
+    each mark a labelled star."""
+    from matplotlib import patheffects, ticker
+
+    cs = ax.contourf(fes.axes[0], fes.axes[1], values.T, levels=np.linspace(0, top, 25), extend="max")
+    ax.figure.colorbar(cs, ax=ax, label=f"F ({unit})", ticks=ticker.MaxNLocator(6))
+    outline = [patheffects.withStroke(linewidth=2, foreground="k")]  # white labels stay readable
+    for label, point in (marks or {}).items():
+        ax.plot(*point[:2], "w*", ms=10, mec="k")
+        ax.annotate(label, point[:2], textcoords="offset points", xytext=(5, 5), color="w", fontsize=9,
+                    path_effects=outline)
+    ax.set_xlabel(fes.names[0])
+    ax.set_ylabel(fes.names[1])
+
+
+def _plot_barriers(ax, trace: BarrierTrace, scale: float, unit: str) -> None:
+    """Barrier estimates against simulated time (ps), the reference barrier as a dashed line."""
+    ax.plot(np.asarray(trace.time) / FS_PER_PS, np.asarray(trace.barrier) / scale, "o-", label="FES estimate")
+    if trace.reference is not None:
+        ax.axhline(trace.reference / scale, color="k", ls="--", lw=1, label="reference (IRC)")
+    ax.set_xlabel("simulated time (ps)")
+    ax.set_ylabel(f"barrier ({unit})")
+    ax.legend(fontsize=8)

@@ -16,10 +16,21 @@ def pyplot():
     return plt
 
 
+def wrap_title(title: str, width_inches: float, fontsize: float = 12.0) -> str:
+    """``title`` broken into lines that fit ``width_inches`` at ``fontsize`` (pt; a character is taken
+    as 0.6 of the font size wide, wider than most), so a long title is never cut off."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, max(20, int(width_inches * 72 / (0.6 * fontsize))),
+                                    break_long_words=False))
+
+
 def save_figure(fig, path: str | os.PathLike, title: str | None = None, dpi: int = 120) -> Path:
-    """Add an optional figure title, lay out, write PNG (creating folders) and close the figure."""
+    """Add an optional figure title (wrapped to the figure's width), lay out, write PNG (creating
+    folders) and close the figure."""
     if title:
-        fig.suptitle(title)
+        size = fig.get_size_inches()[0]
+        fig.suptitle(wrap_title(title, size))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -104,10 +104,15 @@ def forces_of(atoms: Atoms) -> np.ndarray:
     return np.asarray(atoms.arrays[FORCES_KEY], dtype=float)
 
 
-def set_labels(atoms: Atoms, energy: float, forces: np.ndarray) -> Atoms:
-    """Store reference labels (eV, eV/A) on ``atoms`` in place and return it."""
+def set_labels(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None = None) -> Atoms:
+    """Store reference labels (eV, eV/A, stress eV/A^3 in Voigt order) on ``atoms`` in place and return
+    it; without ``stress`` an earlier stress label is removed (it belonged to other labels)."""
     atoms.info[ENERGY_KEY] = float(energy)
     atoms.arrays[FORCES_KEY] = np.asarray(forces, dtype=float).reshape(len(atoms), 3)
+    if stress is None:
+        atoms.info.pop(keys.STRESS, None)
+    else:
+        atoms.info[keys.STRESS] = np.asarray(stress, dtype=float).reshape(6)
     return atoms
 
 

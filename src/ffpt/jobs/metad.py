@@ -6,7 +6,7 @@ Used by ``ffpt metad`` and by the experiment workflow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,6 +14,9 @@ from ffpt import keys
 from ffpt.config import Strict
 from ffpt.simulate.config import MonitorConfig, UncertaintyConfig
 from ffpt.units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
+
+if TYPE_CHECKING:
+    from ffpt.analysis.fes import BarrierTrace
 
 CONFIG_NAME = "metad_config.yaml"
 
@@ -128,7 +131,7 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
     """The run's FES barrier next to the reference and model barriers of the channel's stationary points.
 
     Needs ``reactant_NN.xyz`` and ``product_NN.xyz`` next to the TS ``structure`` (the combustion
-    data's geometries). FES barrier: lowest saddle between the reactant's and the product's CV
+    data's geometries); ``cv_points`` holds the CV values of all three. FES barrier: lowest saddle between the reactant's and the product's CV
     points (free energy at the run's temperature, kcal/mol), for the final surface and for each
     earlier estimate (its spread shows convergence). Reference: E(TS) - E(reactant) from the files'
     energies (the IRC maximum); model: the same from single points of ``calculator``.
@@ -144,7 +147,7 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
     if not all(p.exists() for p in paths.values()):
         return None
     geometries = {kind: ase.io.read(p) for kind, p in paths.items()}
-    points = {kind: [float(cv.compute(geometries[kind])[0]) for cv in cvs] for kind in ("reactant", "product")}
+    points = {kind: [float(cv.compute(geometries[kind])[0]) for cv in cvs] for kind in KINDS}
     out: dict[str, Any] = {"cv_points": points, "temperature_K": config.temperature_K}
     hartree = {kind: stationary_energy_hartree(p) for kind, p in paths.items()}
     if None not in hartree.values():
@@ -171,12 +174,56 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
     return out
 
 
-def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=None, calculator=None) -> dict:
+def barrier_trace(found: dict) -> BarrierTrace:
+    """The FES barrier estimates of :func:`barriers` against simulated time, with the reference (IRC)
+    barrier, as an :class:`~ffpt.analysis.fes.BarrierTrace` (eV; NaN where an estimate found no path)."""
+    from ffpt.analysis.fes import BarrierTrace
+
+    history = found["fes_barrier_history_kcal_per_mol"]
+    reference = found.get("reference_barrier_kcal_per_mol")
+    return BarrierTrace(time=tuple(e["time_fs"] for e in history),
+                        barrier=tuple(e.get("forward", float("nan")) * KCAL_PER_MOL for e in history),
+                        reference=None if reference is None else reference * KCAL_PER_MOL)
+
+
+def calculator_name(calculator: str | list[str] | None) -> str:
+    """Short name of a calculator setting for titles: a file's stem, a teacher's name, a committee's size."""
+    if isinstance(calculator, list):
+        return f"committee of {len(calculator)}"
+    return Path(str(calculator)).stem
+
+
+def fes_title(config: MetadConfig, name: str, reaction: str | None, n_hills: int) -> str:
+    """Title of the FES figure: who ran it, the channel and reaction, biasfactor, temperature, hills."""
+    if config.channel is not None:
+        where = f"channel {config.channel} ({reaction})"
+    else:
+        where = "CVs " + ", ".join(config.cv or ())
+    return f"{name}, {where}: biasfactor {config.biasfactor:g}, {config.temperature_K:g} K, {n_hills} hills"
+
+
+def plot_run_fes(path: Path, config: MetadConfig, fes, history, hills, found: dict | None, name: str | None,
+                 reaction: str | None) -> Path:
+    """The run's FES figure in kcal/mol, titled with ``name`` (default the calculator's), the colour
+    scale clipped to the visited region (:func:`~ffpt.analysis.fes.visited_level` of the hill
+    centres) and, with the :func:`barriers` ``found``, the reactant, TS and product marked and the
+    barrier estimates against simulated time next to the reference barrier."""
+    from ffpt.analysis.fes import plot_fes, visited_level
+
+    return plot_fes(fes, path, history=history, unit="kcal/mol",
+                    title=fes_title(config, name or calculator_name(config.calculator), reaction, len(hills)),
+                    max_level=visited_level(fes, hills.center) / KCAL_PER_MOL,
+                    marks=None if found is None else found["cv_points"],
+                    barriers=None if found is None else barrier_trace(found))
+
+
+def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=None, calculator=None,
+            name: str | None = None) -> dict:
     """FES (file + plot, with convergence), species (plot, outcome) and, for a combustion channel
-    with its stationary geometries, barriers of a finished run."""
+    with its stationary geometries, barriers of a finished run (figure: :func:`plot_run_fes`)."""
     import ase.io
 
-    from ffpt.analysis.fes import fes_convergence, fes_from_hills, plot_fes, write_fes
+    from ffpt.analysis.fes import fes_convergence, fes_from_hills, write_fes
     from ffpt.analysis.species import plot_species
     from ffpt.observables.species import identify_outcome, species_timeline
     from ffpt.systems.h2combustion import COMBUSTION_SPECIES, parse_reaction
@@ -186,7 +233,8 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
     history = fes_convergence(hills, n_estimates=5, bins=config.fes_bins)
     fes = fes_from_hills(hills, bins=config.fes_bins)
     write_fes(out / "fes.dat", fes)
-    plot_fes(fes, out / "fes.png", history=history[:-1], title=f"{len(hills)} hills, T = {config.temperature_K} K")
+    found = barriers(config, cvs, fes, history[:-1], calculator) if cvs is not None and calculator is not None else None
+    plot_run_fes(out / "fes.png", config, fes, history[:-1], hills, found, name, reaction)
     frames = ase.io.read(result.trajectory_file, ":", format="extxyz")
     timeline = species_timeline(frames)
     summary: dict[str, Any] = {"steps": result.steps, "hills": len(hills), "stability": stability,
@@ -202,18 +250,18 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
     unphysical = timeline.unphysical(allowed)
     summary.setdefault("unphysical_frames", int(unphysical.sum()))
     plot_species(timeline, out / "species.png", unphysical=unphysical, title=reaction)
-    if cvs is not None and calculator is not None:
-        found = barriers(config, cvs, fes, history[:-1], calculator)
-        if found is not None:
-            summary["barriers"] = found
+    if found is not None:
+        summary["barriers"] = found
     return summary
 
 
 def run_metad_job(
-    config: MetadConfig, out: str | Path, device: str = "cpu", progress: bool = True, compile: bool = False
+    config: MetadConfig, out: str | Path, device: str = "cpu", progress: bool = True, compile: bool = False,
+    name: str | None = None,
 ) -> dict:
     """Run (or resume) ``config`` into ``out``; writes and returns the summary (``summary.json``).
-    ``compile``: run a model file through ``torch.compile`` (see :func:`ffpt.simulate.calculators.resolve`).
+    ``compile``: run a model file through ``torch.compile`` (see :func:`ffpt.simulate.calculators.resolve`);
+    ``name``: who runs it in figure titles, e.g. an experiment's arm (default the calculator's name).
 
     A folder holding a run of a different config (``steps`` aside) is refused with a ConfigError.
     """
@@ -227,6 +275,6 @@ def run_metad_job(
     result = run_metadynamics(atoms, calculator, cvs, params, out, walls=walls, monitors=config.monitors,
                               uncertainty=config.uncertainty,
                               config=config.model_dump(mode="json"), config_name=CONFIG_NAME, progress=progress)
-    summary = analyse(out, result, config, reaction, cvs, calculator)
+    summary = analyse(out, result, config, reaction, cvs, calculator, name)
     atomic_write_json(out / "summary.json", summary, indent=1)
     return summary

@@ -1,4 +1,5 @@
-"""The teacher interface: anything that labels frames with energy (eV) and forces (eV/A).
+"""The teacher interface: anything that labels frames with energy (eV) and forces (eV/A), and the
+stress (eV/A^3) of fully periodic frames where the teacher has one.
 
 A teacher is also an ASE calculator, so any teacher can drive MD. Subclasses implement
 :meth:`Teacher.compute` and set :attr:`Teacher.provenance`.
@@ -30,10 +31,12 @@ class TeacherInfo:
 
 @dataclass(frozen=True)
 class Label:
-    """Energy (eV) and forces (eV/A, shape (n_atoms, 3)) of one frame."""
+    """Energy (eV) and forces (eV/A, shape (n_atoms, 3)) of one frame; ``stress`` (eV/A^3, ASE Voigt
+    order xx, yy, zz, yz, xz, xy) for a frame periodic in all three directions, if the teacher gives one."""
 
     energy: float
     forces: np.ndarray
+    stress: np.ndarray | None = None
 
 
 class LabelFailure(RuntimeError):
@@ -60,6 +63,8 @@ class Teacher(Calculator):
         super().calculate(atoms, properties, system_changes)
         result = self.label(self.atoms)
         self.results = {"energy": float(result.energy), "forces": np.asarray(result.forces, dtype=float)}
+        if result.stress is not None:
+            self.results["stress"] = np.asarray(result.stress, dtype=float)
 
 
 def electronic_state(atoms: Atoms) -> tuple[int, int]:

@@ -75,7 +75,7 @@ class LabelConfig(DataFormat):
     fields (``energy_key``, ``charge_key``, ``spin_key``, ``energy_unit``, ...)."""
 
     data: Path  # input extxyz (labels not required)
-    out: Path  # output extxyz with REF_energy / REF_forces
+    out: Path  # output extxyz with REF_energy / REF_forces (and REF_stress where the teacher gives one)
     teacher: str  # registry name (pyscf, gfn2, mmff94, ...) or module:factory
     teacher_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {xc: pbe, basis: def2-svp}
     workers: int = Field(1, ge=1)  # processes of the embedded Dask cluster (1: in this process)
@@ -188,8 +188,10 @@ def _compute(teacher: Teacher, atoms: Atoms, key: str, cache_dir: Path) -> dict:
     try:
         label = teacher.label(atoms)
         forces = np.asarray(label.forces, dtype=float).reshape(len(atoms), 3)
-        if not (np.isfinite(label.energy) and np.all(np.isfinite(forces))):
-            raise LabelFailure("teacher returned non-finite energy or forces")
+        stress = None if label.stress is None else np.asarray(label.stress, dtype=float).reshape(6)
+        if not (np.isfinite(label.energy) and np.all(np.isfinite(forces))
+                and (stress is None or np.all(np.isfinite(stress)))):
+            raise LabelFailure("teacher returned non-finite energy, forces or stress")
     except (LabelFailure, DataError) as exc:  # deterministic: cached, not retried on a rerun
         entry["failure"] = str(exc) or type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - an unexpected error fails this frame, not the run
@@ -199,6 +201,8 @@ def _compute(teacher: Teacher, atoms: Atoms, key: str, cache_dir: Path) -> dict:
     else:
         entry["energy"] = float(label.energy)
         entry["forces"] = forces.tolist()
+        if stress is not None:
+            entry["stress"] = stress.tolist()  # eV/A^3, Voigt order
     atomic_write_json(cache_path(cache_dir, key), entry, indent=None)
     return entry
 
@@ -302,7 +306,8 @@ def label_frames(
             continue
         out = atoms.copy()
         out.calc = None
-        set_labels(out, entry["energy"], np.asarray(entry["forces"]))
+        set_labels(out, entry["energy"], np.asarray(entry["forces"]),
+                   None if "stress" not in entry else np.asarray(entry["stress"]))
         out.info[TEACHER_KEY] = info.name
         out.info[LEVEL_KEY] = info.level
         labelled.append(out)

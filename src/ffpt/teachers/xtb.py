@@ -13,7 +13,6 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import all_changes
 from ase.units import Bohr, Hartree, kB
 from tblite.exceptions import TBLiteRuntimeError, TBLiteValueError
 from tblite.interface import Calculator
@@ -73,16 +72,10 @@ class GFN2Teacher(Teacher):
             raise LabelFailure(f"tblite GFN2-xTB failed: {exc}") from exc
 
     def compute(self, atoms: Atoms) -> Label:
+        """Energy, forces and, for a fully periodic frame, the stress: tblite's virial (Hartree) / V."""
         result = self.singlepoint(atoms)
-        return Label(energy=float(result["energy"]) * Hartree, forces=-result["gradient"] * (Hartree / Bohr))
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super(Teacher, self).calculate(atoms, properties, system_changes)
-        result = self.singlepoint(self.atoms)
-        self.results = {
-            "energy": float(result["energy"]) * Hartree,
-            "forces": -result["gradient"] * (Hartree / Bohr),
-        }
-        if self.atoms.pbc.all():
-            stress = result["virial"] * Hartree / self.atoms.get_volume()
-            self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
+        stress = None
+        if atoms.pbc.all():
+            stress = (result["virial"] * Hartree / atoms.get_volume()).flat[[0, 4, 8, 5, 2, 1]]
+        return Label(energy=float(result["energy"]) * Hartree, forces=-result["gradient"] * (Hartree / Bohr),
+                     stress=stress)

@@ -373,7 +373,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
             metad[arm] = run.stage(
                 f"metad_{arm}", {"model": path, "metad": {**config.metad.model_dump(mode="json"),
                                                           "options": _given(config.metad.options)}},
-                lambda d, p=path: metad_stage(config.metad, d, p, progress),
+                lambda d, p=path, a=arm: metad_stage(config.metad, d, p, progress, a),
             )
     results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad,
                            groups=start_groups(config, list(starts)))
