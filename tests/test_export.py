@@ -81,6 +81,21 @@ def test_package_reproduces_eager_on_two_sizes_and_a_periodic_box(exported, etha
 
 
 @pytest.mark.slow
+def test_package_takes_a_molecule_dissociated_beyond_the_cutoff(exported):
+    """No neighbour pair at all (two fragments 6 A apart, cutoff 4 A; what a dissociation in reactive MD
+    produces): the package gives the eager model's energy and forces (zero)."""
+    model, package = exported
+    compiled, eager = ffpt.load_calculator(package), MLIPCalculator(model)
+    apart = Atoms("OH", positions=[[0, 0, 0], [0, 0, 6.0]])
+    assert len(compiled.neighbors(apart.positions, apart.cell.array, apart.pbc)[0][0]) == 0
+    e0, f0 = energy_forces(eager, apart)
+    e1, f1 = energy_forces(compiled, apart)
+    assert e1 == pytest.approx(e0, abs=1e-4) and abs(e0) > 1e-3  # the isolated atoms' energies
+    np.testing.assert_allclose(f1, f0, atol=1e-6)
+    assert np.abs(f0).max() < 1e-6
+
+
+@pytest.mark.slow
 def test_package_checks_frames_like_the_eager_calculator(exported):
     _, package = exported
     calc = ffpt.load_calculator(package)

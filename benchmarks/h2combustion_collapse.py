@@ -1,0 +1,81 @@
+"""Atom collapses and foreign species in combustion MD from the transition states, per variant and arm
+(issue 16): reads the per-start stability stages of experiment run folders
+(``RUN/stability/{arm}_n{budget}_s0/TS_NN/stage.json``) and counts, over the chosen starts, the runs,
+stable runs (exact 95 % interval), failures by kind (``min_distance`` = atoms collapsed below the
+monitor's distance, ``species`` = a foreign species for the patience time), Kaplan-Meier median time to
+failure, the log-rank test FFPT-FT vs scratch, and Fisher's exact test on the collapse counts.
+
+    python benchmarks/h2combustion_collapse.py base=runs/nozbl zbl=runs/zbl --budget 100 \
+        --starts TS_01,TS_02,TS_03 --out collapse_n100_tune.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from scipy.stats import fisher_exact
+
+from ffpt.analysis.survival import format_p, logrank, survival_curve
+
+ARMS = ("ffpt-ft", "scratch")
+
+
+def runs_of(run_dir: Path, arm: str, budget: int, starts: list[str]) -> list[dict]:
+    """Every MD run of ``arm`` at ``budget`` from ``starts`` (a start without a finished stage is an error)."""
+    runs = []
+    for start in starts:
+        stage = run_dir / "stability" / f"{arm}_n{budget}_s0" / start / "stage.json"
+        if not stage.exists():
+            raise SystemExit(f"{stage}: not finished")
+        runs += [{**r, "start": start} for r in json.loads(stage.read_text())["outputs"]["runs"]]
+    return runs
+
+
+def summary(runs: list[dict]) -> dict:
+    curve = survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
+    kinds = Counter(r["monitor"] for r in runs if not r["stable"])
+    return {"runs": len(runs), "stable": len(runs) - curve.n_failed, "ci95": list(curve.stable_fraction_ci95),
+            "collapses": kinds.get("min_distance", 0), "foreign_species": kinds.get("species", 0),
+            "other": sum(n for k, n in kinds.items() if k not in ("min_distance", "species")),
+            "median_fs": curve.median_fs, "collapse_starts": sorted({r["start"] for r in runs if r["monitor"] == "min_distance"}),
+            "_curve": curve}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", help="NAME=RUN_DIR")
+    parser.add_argument("--budget", type=int, required=True)
+    parser.add_argument("--starts", required=True, help="comma-separated start names, e.g. TS_01,TS_12a")
+    parser.add_argument("--arms", default="ffpt-ft,scratch")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    starts = args.starts.split(",")
+    report = {}
+    print(f"budget {args.budget}, {len(starts)} starts: {', '.join(starts)}")
+    print("| variant | arm | runs | stable (95 % interval) | collapses | foreign species | other | median TTF (fs) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for item in args.variants:
+        name, folder = item.split("=", 1)
+        rows = {arm: summary(runs_of(Path(folder), arm, args.budget, starts)) for arm in args.arms.split(",")}
+        for arm, s in rows.items():
+            lo, hi = s["ci95"]
+            print(f"| {name} | {arm} | {s['runs']} | {s['stable']} ({lo:.2f}-{hi:.2f}) | {s['collapses']} "
+                  f"{s['collapse_starts'] or ''} | {s['foreign_species']} | {s['other']} | {s['median_fs'] or '-'} |")
+        entry = {arm: {k: v for k, v in s.items() if k != "_curve"} for arm, s in rows.items()}
+        if set(ARMS) <= set(rows):
+            test = logrank(rows["ffpt-ft"]["_curve"], rows["scratch"]["_curve"])
+            table = [[rows[a]["collapses"], rows[a]["runs"] - rows[a]["collapses"]] for a in ARMS]
+            fisher = float(fisher_exact(table).pvalue)
+            entry["logrank_p"], entry["collapse_fisher_p"] = test.pvalue, fisher
+            print(f"|   | {name}: log-rank FFPT-FT vs scratch p = {format_p(test.pvalue)}; "
+                  f"collapses, Fisher exact p = {format_p(fisher)} | | | | | | |")
+        report[name] = entry
+    if args.out is not None:
+        args.out.write_text(json.dumps(report, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
