@@ -255,6 +255,18 @@ def test_cli_config_errors_name_the_key(tmp_path, capsys):
     assert "r0" in capsys.readouterr().err
 
 
+
+def two_well_fes():
+    """(axis, x, y, wells kcal/mol, FES in eV at 1 ps) on [0, 1]^2: the reactant's CV point (about
+    (0.5, 0.5)) 10 kcal/mol below the product's (0, 0), a saddle between."""
+    from ffpt.analysis.fes import FreeEnergySurface
+
+    axis = np.linspace(0.0, 1.0, 41)
+    x, y = np.meshgrid(axis, axis, indexing="ij")
+    wells = -30 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.01) - 20 * np.exp(-(x**2 + y**2) / 0.01)
+    kcal = units.kcal / units.mol  # eV per kcal/mol
+    return axis, x, y, wells, FreeEnergySurface(("cn1", "cn2"), (axis, axis), (wells - wells.min()) * kcal, time=1000.0)
+
 def test_barriers_compare_fes_reference_and_model_on_the_stationary_points(tmp_path):
     """FES barrier between the reactant and product CV points, next to E(TS) - E(reactant) of the files."""
     from ase import units
@@ -273,12 +285,8 @@ def test_barriers_compare_fes_reference_and_model_on_the_stationary_points(tmp_p
     config = MetadConfig(calculator="gfn2", structure=tmp_path / "TS_09.xyz", channel="09",
                          reactions=tmp_path / "reactions.json", temperature_K=500.0)
     _, cvs, _, _, _ = prepare(config)
-    axis = np.linspace(0.0, 1.0, 41)
-    x, y = np.meshgrid(axis, axis, indexing="ij")
+    axis, x, y, wells, fes = two_well_fes()
     kcal = units.kcal / units.mol  # eV per kcal/mol
-    # two wells: the reactant's CV point (about (0.5, 0.5)) 10 kcal/mol below the product's (0, 0), saddle between
-    wells = -30 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.01) - 20 * np.exp(-(x**2 + y**2) / 0.01)
-    fes = FreeEnergySurface(("cn1", "cn2"), (axis, axis), (wells - wells.min()) * kcal, time=1000.0)
     calculator = LennardJones(sigma=1.0, epsilon=0.01, rc=5.0)
     found = barriers(config, cvs, fes, [], calculator)
     assert found["reference_barrier_kcal_per_mol"] == pytest.approx(0.08 * 627.509, rel=1e-3)
@@ -313,11 +321,8 @@ def test_fes_figure_of_a_run_marks_stationary_points_and_traces_the_barrier(tmp_
     config = MetadConfig(calculator="runs/ffpt-ft/model.pt", structure=tmp_path / "TS_09.xyz", channel="09",
                          reactions=tmp_path / "reactions.json", temperature_K=500.0, biasfactor=8.0)
     _, cvs, _, _, reaction = prepare(config)
-    axis = np.linspace(0.0, 1.0, 41)
-    x, y = np.meshgrid(axis, axis, indexing="ij")
+    axis, x, y, wells, fes = two_well_fes()
     kcal = units.kcal / units.mol  # eV per kcal/mol
-    wells = -30 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.01) - 20 * np.exp(-(x**2 + y**2) / 0.01)
-    fes = FreeEnergySurface(("cn1", "cn2"), (axis, axis), (wells - wells.min()) * kcal, time=1000.0)
     early = FreeEnergySurface(fes.names, fes.axes, np.where(np.hypot(x - 0.5, y - 0.5) < 0.04, np.nan, fes.values), time=500.0)
     found = barriers(config, cvs, fes, [early], LennardJones(sigma=1.0, epsilon=0.01, rc=5.0))
     for kind in ("reactant", "TS", "product"):
