@@ -71,7 +71,8 @@ def _config(root, **stability):
                                                     "reactions": str(root / "reactions.json"), **stability},
                       "md": {"steps": 20, "timestep_fs": 0.25, "temperature_K": 1500.0, "ensemble": "langevin",
                              "save_every": 10, "check_every": 5,
-                             "monitors": {"min_distance": 0.5, "allowed_species": ["H", "O", "H2", "O2", "HO"]}}},
+                             "monitors": {"min_distance": 0.5, "allowed_species": ["H", "O", "H2", "O2", "HO"],
+                                          "species_patience_fs": 50.0}}},
     }, source="toy.yaml")
 
 
