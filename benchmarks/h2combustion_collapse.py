@@ -1,11 +1,12 @@
 """Atom collapses and foreign species in combustion MD from the transition states, per variant and arm
 (issue 16): reads the per-start stability stages of experiment run folders
-(``RUN/stability/{arm}_n{budget}_s0/TS_NN/stage.json``) and counts, over the chosen starts, the runs,
+(``RUN/stability/{arm}_n{budget}_s{seed}/TS_NN/stage.json``) and counts, over the chosen starts and
+arm seeds, the runs,
 stable runs (exact 95 % interval), failures by kind (``min_distance`` = atoms collapsed below the
 monitor's distance, ``species`` = a foreign species for the patience time), Kaplan-Meier median time to
 failure, the log-rank test FFPT-FT vs scratch, and Fisher's exact test on the collapse counts.
 
-    python benchmarks/h2combustion_collapse.py base=runs/nozbl zbl=runs/zbl --budget 100 \
+    python benchmarks/h2combustion_collapse.py base=runs/nozbl zbl=runs/zbl --budget 100 --seeds 0,1 \
         --starts TS_01,TS_02,TS_03 --out collapse_n100_tune.json
 """
 
@@ -23,14 +24,16 @@ from ffpt.analysis.survival import format_p, logrank, survival_curve
 ARMS = ("ffpt-ft", "scratch")
 
 
-def runs_of(run_dir: Path, arm: str, budget: int, starts: list[str]) -> list[dict]:
-    """Every MD run of ``arm`` at ``budget`` from ``starts`` (a start without a finished stage is an error)."""
+def runs_of(run_dir: Path, arm: str, budget: int, starts: list[str], seeds: list[int]) -> list[dict]:
+    """Every MD run of ``arm`` at ``budget`` from ``starts`` with the models of ``seeds`` (a start without
+    a finished stage is an error)."""
     runs = []
-    for start in starts:
-        stage = run_dir / "stability" / f"{arm}_n{budget}_s0" / start / "stage.json"
-        if not stage.exists():
-            raise SystemExit(f"{stage}: not finished")
-        runs += [{**r, "start": start} for r in json.loads(stage.read_text())["outputs"]["runs"]]
+    for seed in seeds:
+        for start in starts:
+            stage = run_dir / "stability" / f"{arm}_n{budget}_s{seed}" / start / "stage.json"
+            if not stage.exists():
+                raise SystemExit(f"{stage}: not finished")
+            runs += [{**r, "start": start, "seed": seed} for r in json.loads(stage.read_text())["outputs"]["runs"]]
     return runs
 
 
@@ -49,17 +52,18 @@ def main() -> None:
     parser.add_argument("variants", nargs="+", help="NAME=RUN_DIR")
     parser.add_argument("--budget", type=int, required=True)
     parser.add_argument("--starts", required=True, help="comma-separated start names, e.g. TS_01,TS_12a")
+    parser.add_argument("--seeds", default="0", help="comma-separated arm seeds, e.g. 0,1")
     parser.add_argument("--arms", default="ffpt-ft,scratch")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    starts = args.starts.split(",")
+    starts, seeds = args.starts.split(","), [int(s) for s in args.seeds.split(",")]
     report = {}
-    print(f"budget {args.budget}, {len(starts)} starts: {', '.join(starts)}")
+    print(f"budget {args.budget}, arm seeds {seeds}, {len(starts)} starts: {', '.join(starts)}")
     print("| variant | arm | runs | stable (95 % interval) | collapses | foreign species | other | median TTF (fs) |")
     print("|---|---|---|---|---|---|---|---|")
     for item in args.variants:
         name, folder = item.split("=", 1)
-        rows = {arm: summary(runs_of(Path(folder), arm, args.budget, starts)) for arm in args.arms.split(",")}
+        rows = {arm: summary(runs_of(Path(folder), arm, args.budget, starts, seeds)) for arm in args.arms.split(",")}
         for arm, s in rows.items():
             lo, hi = s["ci95"]
             print(f"| {name} | {arm} | {s['runs']} | {s['stable']} ({lo:.2f}-{hi:.2f}) | {s['collapses']} "
