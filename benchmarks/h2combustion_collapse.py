@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from pathlib import Path
 
 from scipy.stats import fisher_exact
 
-from ffpt.analysis.survival import format_p, logrank, survival_curve
+from ffpt.analysis.survival import format_p
+from ffpt.workflows.report import compare_arms
 
 ARMS = ("ffpt-ft", "scratch")
 
@@ -37,14 +37,15 @@ def runs_of(run_dir: Path, arm: str, budget: int, starts: list[str], seeds: list
     return runs
 
 
-def summary(runs: list[dict]) -> dict:
-    curve = survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
-    kinds = Counter(r["monitor"] for r in runs if not r["stable"])
-    return {"runs": len(runs), "stable": len(runs) - curve.n_failed, "ci95": list(curve.stable_fraction_ci95),
+def summary(runs: list[dict], arm: dict) -> dict:
+    """The experiment report's summary of one arm (:func:`compare_arms`) as counts of collapses,
+    foreign species and other failures, with the starts that collapsed."""
+    kinds = arm["failures_by_kind"]
+    return {"runs": arm["n_runs"], "stable": arm["n_runs"] - arm["n_failed"], "ci95": arm["stable_fraction_ci95"],
             "collapses": kinds.get("min_distance", 0), "foreign_species": kinds.get("species", 0),
             "other": sum(n for k, n in kinds.items() if k not in ("min_distance", "species")),
-            "median_fs": curve.median_fs, "collapse_starts": sorted({r["start"] for r in runs if r["monitor"] == "min_distance"}),
-            "_curve": curve}
+            "median_fs": arm["median_time_to_failure_fs"],
+            "collapse_starts": sorted({r["start"] for r in runs if r["monitor"] == "min_distance"})}
 
 
 def main() -> None:
@@ -63,18 +64,20 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for item in args.variants:
         name, folder = item.split("=", 1)
-        rows = {arm: summary(runs_of(Path(folder), arm, args.budget, starts, seeds)) for arm in args.arms.split(",")}
+        runs = {arm: runs_of(Path(folder), arm, args.budget, starts, seeds) for arm in args.arms.split(",")}
+        compared = compare_arms(runs)
+        rows = {arm: summary(runs[arm], compared["arms"][arm]) for arm in runs}
         for arm, s in rows.items():
             lo, hi = s["ci95"]
             print(f"| {name} | {arm} | {s['runs']} | {s['stable']} ({lo:.2f}-{hi:.2f}) | {s['collapses']} "
                   f"{s['collapse_starts'] or ''} | {s['foreign_species']} | {s['other']} | {s['median_fs'] or '-'} |")
-        entry = {arm: {k: v for k, v in s.items() if k != "_curve"} for arm, s in rows.items()}
-        if set(ARMS) <= set(rows):
-            test = logrank(rows["ffpt-ft"]["_curve"], rows["scratch"]["_curve"])
+        entry = dict(rows)
+        if set(ARMS) <= set(rows) and len(rows) == 2:
+            pvalue = compared["logrank"]["pvalue"]
             table = [[rows[a]["collapses"], rows[a]["runs"] - rows[a]["collapses"]] for a in ARMS]
             fisher = float(fisher_exact(table).pvalue)
-            entry["logrank_p"], entry["collapse_fisher_p"] = test.pvalue, fisher
-            print(f"|   | {name}: log-rank FFPT-FT vs scratch p = {format_p(test.pvalue)}; "
+            entry["logrank_p"], entry["collapse_fisher_p"] = pvalue, fisher
+            print(f"|   | {name}: log-rank FFPT-FT vs scratch p = {format_p(pvalue)}; "
                   f"collapses, Fisher exact p = {format_p(fisher)} | | | | | | |")
         report[name] = entry
     if args.out is not None:

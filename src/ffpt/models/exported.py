@@ -3,6 +3,7 @@ compiled ``.pt2`` package; builds the neighbour list itself (vesin) and needs no
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -26,17 +27,13 @@ def flat_inputs(graph: AtomicGraph) -> tuple[torch.Tensor, ...]:
     return graph.positions, graph.species, graph.edge_index, graph.shifts, graph.cell[0], graph.spin
 
 
-def with_distant_pair(graph: AtomicGraph, cutoff: float) -> AtomicGraph:
+def with_distant_pair(graph: AtomicGraph) -> AtomicGraph:
     """A molecular frame without neighbour pairs (e.g. a molecule dissociated into atoms farther apart
-    than the cutoff) given atoms 0 and 1 as a pair: they are beyond the cutoff, where every radial term
-    and its derivative is exactly zero, so energy and forces are unchanged while the package gets the
-    two edges it needs. Other graphs are returned as they are."""
-    import dataclasses
-
+    than the cutoff) given atoms 0 and 1 as a pair: with no pair in the neighbour list they are beyond
+    the cutoff, where every radial term and its derivative is exactly zero, so energy and forces are
+    unchanged while the package gets the two edges it needs. Other graphs are returned as they are."""
     n_atoms, n_edges = graph.positions.shape[0], graph.edge_index.shape[1]
     if n_edges > 0 or n_atoms < MIN_SIZE or bool(graph.cell.abs().sum() > 0):
-        return graph
-    if float(torch.linalg.norm(graph.positions[1] - graph.positions[0])) <= cutoff:  # pragma: no cover - no edges
         return graph
     edge_index = torch.tensor([[0, 1], [1, 0]], dtype=graph.edge_index.dtype, device=graph.edge_index.device)
     shifts = torch.zeros((2, 3), dtype=graph.shifts.dtype, device=graph.shifts.device)
@@ -85,7 +82,7 @@ class ExportedCalculator(GraphCalculator):
         self.neighbors = NeighborListBuilder(self.cutoff)
 
     def evaluate(self, graph, stress: bool):
-        graph = with_distant_pair(graph, self.cutoff)
+        graph = with_distant_pair(graph)
         if min(graph.positions.shape[0], graph.edge_index.shape[1]) < MIN_SIZE:
             raise ModelInputError(f"{self.source}: an exported model takes frames of at least {MIN_SIZE} atoms "
                                   f"and {MIN_SIZE} neighbour pairs within {self.cutoff} A; use the .pt model file")

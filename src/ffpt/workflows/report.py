@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -81,17 +80,21 @@ def run_conditions(config) -> str:
             f" failure: {', '.join(criteria + ['non-finite forces'])}")
 
 
+def failure_kinds(runs: list[dict]) -> dict[str, int]:
+    """Failed runs counted by the monitor that stopped them (min_distance = atoms collapsed, species =
+    foreign species, bond, ...), by name."""
+    return dict(sorted(Counter(r["monitor"] or "unknown" for r in runs if not r["stable"]).items()))
+
+
 def _arm_summary(curve, runs: list[dict]) -> dict:
-    """Stable fraction, its interval, median time to failure, failures by kind (the monitor that
-    fired: min_distance = atoms collapsed, species = foreign species, bond, ...) and the curve."""
-    kinds = Counter(r["monitor"] or "unknown" for r in runs if not r["stable"])
+    """Stable fraction, its interval, median time to failure, failures by kind and the curve."""
     return {"n_runs": curve.n_runs, "n_failed": curve.n_failed, "stable_fraction": curve.stable_fraction,
             "stable_fraction_ci95": list(curve.stable_fraction_ci95), "ci95_method": curve.ci95_method,
-            "median_time_to_failure_fs": curve.median_fs, "failures_by_kind": dict(sorted(kinds.items())),
+            "median_time_to_failure_fs": curve.median_fs, "failures_by_kind": failure_kinds(runs),
             "survival": curve.as_dict()}
 
 
-def _compare(runs_by_arm: dict[str, list[dict]]) -> dict:
+def compare_arms(runs_by_arm: dict[str, list[dict]]) -> dict:
     """Per arm :func:`_arm_summary` of ``runs`` and, for two arms, the log-rank test between them."""
     from ffpt.analysis.survival import logrank, survival_curve
 
@@ -114,19 +117,18 @@ def stability_by_budget(stability: dict, groups: dict[str, list[str]] | None = N
         runs = {arm: [run for (a, b, _), batch in sorted(stability.items()) if (a, b) == (arm, budget)
                       for run in batch["runs"]]
                 for arm in sorted({a for a, b, _ in stability if b == budget})}
-        entry = _compare(runs)
+        entry = compare_arms(runs)
         starts = sorted({r["start"] for arm_runs in runs.values() for r in arm_runs if "start" in r})
         if starts:
             entry["by_start"] = {
                 start: {arm: {"n_runs": len(mine := [r for r in arm_runs if r.get("start") == start]),
                               "n_stable": sum(r["stable"] for r in mine),
-                              "failures_by_kind": dict(sorted(Counter(r["monitor"] or "unknown" for r in mine
-                                                                      if not r["stable"]).items()))}
+                              "failures_by_kind": failure_kinds(mine)}
                         for arm, arm_runs in runs.items()}
                 for start in starts}
             entry["groups"] = {
                 group: {"starts": members,
-                        **_compare({arm: [r for r in arm_runs if r.get("start") in members]
+                        **compare_arms({arm: [r for r in arm_runs if r.get("start") in members]
                                     for arm, arm_runs in runs.items()})}
                 for group, members in (groups or {}).items()}
         summary[budget] = entry
