@@ -14,7 +14,7 @@ from ffpt import keys, teachers
 from ffpt.config import ConfigError, parse_config
 from ffpt.systems.h2combustion import write_npz
 from ffpt.workflows.config import ExperimentConfig
-from ffpt.workflows.experiment import merge_start_batches, stability_starts, start_groups
+from ffpt.workflows.experiment import merge_start_batches, run_experiment, stability_starts, start_groups
 from ffpt.workflows.report import stability_by_budget
 
 REACTIONS = {
@@ -105,6 +105,17 @@ def test_a_start_already_collapsed_is_refused_naming_file_and_atoms(combustion_r
     with pytest.raises(ConfigError, match=r"TS_05.xyz: atoms 0 and 1 at 0.40 A, closer than monitors.min_distance 0.5"):
         stability_starts(_config(root))
     assert list(stability_starts(_config(root, channels=["01", "12"]))) == ["TS_01", "TS_12a"]
+
+
+def test_an_experiment_refuses_a_collapsed_start_before_any_stage_runs(combustion_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(combustion_root, root)
+    (root / "geometries" / "TS_05.xyz").write_text("2\n0 1\nH 0 0 0\nH 0 0 0.4\n")
+    with pytest.raises(ConfigError, match=r"TS_05.xyz: atoms 0 and 1"):
+        run_experiment(_config(root), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "ff_sampling").exists()  # no sampling or training was spent on it
 
 
 def test_structure_and_combustion_starts_exclude_each_other(combustion_root):

@@ -303,6 +303,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     sampling and labelling when ``shared``)."""
     from ffpt.workflows.report import write_report
 
+    starts = stability_starts(config)  # a bad start is an input error before hours of training, not after
     run = RunDirectory(out)
     seeds, pretraining = [_given(s) for s in config.seeds], _given(config.pretraining)
     abinitio = {**config.abinitio.model_dump(mode="json"), "sampling": _given(config.abinitio.sampling)}
@@ -335,7 +336,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                        lambda d: evaluate_stage(config, d, data, models))
     active = active_learning_stages(config, run, data, pretrained, progress, pool)
     final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # metadynamics: largest budget, seed 0
-    stability, starts = {}, stability_starts(config)
+    stability = {}
     if config.stability is not None:
         settings = {**config.stability.model_dump(mode="json", exclude={"budgets", "exported"}),
                     "md": _given(config.stability.md)}
