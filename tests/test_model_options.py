@@ -30,7 +30,11 @@ def test_every_architecture_has_an_options_model_matching_its_constructor():
 
 @pytest.mark.parametrize("model, message", [
     ({"options": {"spin_state": 4}}, "key 'model.options.spin_state': unknown key"),
-    ({"options": {"zbl_radius_scale": -1}}, "key 'model.options.zbl_radius_scale': Input should be greater than 0"),
+    ({"options": {"zbl_radius_scale": -1}}, "key 'model.options.zbl_radius_scale': Value error, the scale must be > 0"),
+    ({"options": {"zbl_radius_scale": {"H": 0}}},
+     "key 'model.options.zbl_radius_scale': Value error, H: the scale must be > 0"),
+    ({"options": {"zbl_radius_scale": {"Hy": 1.0}}},
+     "key 'model.options.zbl_radius_scale': Value error, 'Hy' is not an element symbol"),
     ({"architecture": "mace", "options": {"max_el": 2}}, "key 'model.options.max_el': unknown key"),
     ({"architecture": "mace", "options": {"spin_states": 4}},
      "key 'model.options.spin_states': Value error, architecture 'mace' has no spin input"),
@@ -44,6 +48,8 @@ def test_model_options_are_checked_against_the_architecture(model, message):
 
 def test_valid_options_pass_through_unchanged():
     assert model_config(options={"spin_states": 4, "zbl": True}).options == {"spin_states": 4, "zbl": True}
+    per_element = {"zbl": True, "zbl_radius_scale": {"H": 1.0}}
+    assert model_config(options=per_element).options == per_element
     assert model_config(architecture="mace", options={"max_ell": 2}).options == {"max_ell": 2}
     assert model_config(architecture="mace", options={"spin_states": 0}).options == {}  # "no spin" is honoured
 

@@ -194,6 +194,24 @@ def test_zbl_repulsion_is_the_screened_coulomb_law_inside_the_bond_length():
     np.testing.assert_allclose(f[1], finite_difference_forces(zbl, oh, h=1e-6)[1], rtol=1e-6)
 
 
+def test_zbl_range_per_element_mixes_the_scaled_covalent_radii():
+    """zbl_radius_scale {H: 1.0} (O keeps 0.75): the prior ends at 1.0 R_H + 1.0 R_H for H-H,
+    1.0 R_H + 0.75 R_O for O-H and 0.75 R_O + 0.75 R_O for O-O, and is the switched ZBL law inside."""
+    from ase.data import covalent_radii
+
+    model = random_model(elements=(1, 8), cutoff=4.0)
+    repulsive = random_model(elements=(1, 8), cutoff=4.0)
+    repulsive.repulsion = NewtonNet(elements=[1, 8], cutoff=4.0, zbl=True, zbl_radius_scale={"H": 1.0}).repulsion.double()
+    plain, zbl = calc_for(model), calc_for(repulsive)
+    r_h, r_o = covalent_radii[1], covalent_radii[8]
+    for pair, (z1, z2), r_switch in (("HH", (1, 1), 2 * r_h), ("OH", (8, 1), r_h + 0.75 * r_o), ("OO", (8, 8), 1.5 * r_o)):
+        for x in (0.5, 0.8, 0.99, 1.01):
+            atoms = Atoms(pair, positions=[[0, 0, 0], [0, 0, x * r_switch]])
+            extra = energy_forces(zbl, atoms)[0] - energy_forces(plain, atoms)[0]
+            switch = (1 - 28 * x**6 + 48 * x**7 - 21 * x**8) if x < 1 else 0.0
+            assert extra == pytest.approx(zbl_reference(z1, z2, x * r_switch) * switch, rel=1e-4, abs=1e-12), (pair, x)
+
+
 def test_cell_volume_is_the_absolute_determinant():
     """The triple product the stress divides by (plain ops, so it exports) equals |det(cell)|."""
     from ffpt.models.potential import cell_volume

@@ -16,10 +16,12 @@ features, so one network can hold several electronic states of the same geometri
 doublet and quartet surfaces of HO2 in hydrogen combustion) without contradictory labels.
 
 With ``zbl`` the energy includes the screened nuclear repulsion of :mod:`ffpt.models.repulsion`
-between atoms closer than ``zbl_radius_scale`` x the sum of their covalent radii, so atoms pushed
-together far beyond the training data still repel (the network learns the rest). The default 0.75
-keeps it off vibrating bonds (O-H 0.73 A, O-O 0.99 A, H-H 0.47 A): switched off at the full bond
-length it raised the combustion error (BENCHMARKS.md, section 1).
+between atoms closer than s_i R_i + s_j R_j (R: covalent radii, s: ``zbl_radius_scale``, one number
+or one per element symbol), so atoms pushed together far beyond the training data still repel (the
+network learns the rest). The default 0.75 keeps it off vibrating bonds (O-H 0.73 A, O-O 0.99 A, H-H
+0.47 A): switched off at the full bond length for every element it raised the combustion error
+(BENCHMARKS.md, section 1). The combustion config takes s = 1 for H only (H-H 0.62 A, O-H 0.80 A),
+where the learned H-H wall was too soft (BENCHMARKS.md, section 12).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class NewtonNet(InteratomicPotential):
         avg_num_neighbors: float = 10.0,
         spin_states: int = 0,
         zbl: bool = False,
-        zbl_radius_scale: float = 0.75,
+        zbl_radius_scale: float | dict[str, float] = 0.75,
     ):
         super().__init__(elements, cutoff)
         self._hparams = dict(
@@ -105,7 +107,7 @@ class NewtonNet(InteratomicPotential):
             avg_num_neighbors=float(avg_num_neighbors),
             spin_states=int(spin_states),
             zbl=bool(zbl),
-            zbl_radius_scale=float(zbl_radius_scale),
+            zbl_radius_scale=dict(zbl_radius_scale) if isinstance(zbl_radius_scale, dict) else float(zbl_radius_scale),
         )
         self.embedding = nn.Embedding(len(self.elements), n_features)
         self.spin_states = int(spin_states)

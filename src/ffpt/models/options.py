@@ -2,11 +2,12 @@
 common hyper-parameters (cutoff, n_features, n_layers, n_basis).
 
 An option another architecture has but this one cannot honour (spin input or the ZBL prior for MACE)
-is an error naming the key, not silently dropped. Pure pydantic: no torch import.
+is an error naming the key, not silently dropped. Pure pydantic (and ASE's element table): no torch import.
 """
 
 from __future__ import annotations
 
+from ase.data import chemical_symbols
 from pydantic import Field, field_validator
 
 from ffpt.config import Strict
@@ -17,7 +18,22 @@ class NewtonNetOptions(Strict):
 
     spin_states: int = Field(0, ge=0, description="highest spin multiplicity as input (0: no spin input)")
     zbl: bool = Field(False, description="add the ZBL core repulsion prior")
-    zbl_radius_scale: float = Field(0.75, gt=0, description="ZBL switched off at this x sum of covalent radii")
+    zbl_radius_scale: float | dict[str, float] = Field(
+        0.75,
+        description="ZBL switched off at s_i R_i + s_j R_j (R: covalent radii): one s for every element, "
+        "or s per element symbol (elements not named keep 0.75)",
+    )
+
+    @field_validator("zbl_radius_scale")
+    @classmethod
+    def _positive_per_known_element(cls, value):
+        scales = value if isinstance(value, dict) else {"": value}
+        for symbol, scale in scales.items():
+            if symbol and symbol not in chemical_symbols[1:]:
+                raise ValueError(f"'{symbol}' is not an element symbol")
+            if scale <= 0:
+                raise ValueError(f"{symbol + ': ' if symbol else ''}the scale must be > 0, got {scale}")
+        return value
 
 
 class MACEOptions(Strict):
@@ -32,7 +48,7 @@ class MACEOptions(Strict):
     # options of other architectures that MACE cannot honour: given, they are errors
     spin_states: int | None = Field(None, exclude=True)
     zbl: bool | None = Field(None, exclude=True)
-    zbl_radius_scale: float | None = Field(None, exclude=True)
+    zbl_radius_scale: float | dict | None = Field(None, exclude=True)
 
     @field_validator("spin_states")
     @classmethod

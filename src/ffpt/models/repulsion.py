@@ -5,15 +5,17 @@ Ziegler, Biersack & Littmark (1985) universal screened Coulomb repulsion between
     E_ij = k_e Z_i Z_j / r * phi(r / a) * f(r / r_ij),   a = 0.8854 a_0 / (Z_i^0.23 + Z_j^0.23),
     phi(x) = 0.18175 e^{-3.19980 x} + 0.50986 e^{-0.94229 x} + 0.28022 e^{-0.40290 x} + 0.02817 e^{-0.20162 x},
 
-switched off smoothly (polynomial envelope, p = 6) at r_ij = ``scale`` x the sum of the covalent
-radii, so it only acts on atoms pushed closer than a bond. Energies in eV, distances in A.
+switched off smoothly (polynomial envelope, p = 6) at r_ij = s_i R_i + s_j R_j, with R the covalent
+radii and s the ``scale`` (one number for every element, or one per element symbol: elements not named
+keep ``DEFAULT_SCALE``), so it only acts on atoms pushed closer than a bond. Energies in eV, distances
+in A.
 """
 
 from __future__ import annotations
 
 import torch
 from ase import units
-from ase.data import covalent_radii
+from ase.data import chemical_symbols, covalent_radii
 from torch import nn
 
 from ffpt.models.graph import AtomicGraph
@@ -23,16 +25,26 @@ COULOMB_EV_A = units.Hartree * units.Bohr  # e^2 / (4 pi eps0), eV A
 SCREENING_LENGTH_A = 0.8854 * units.Bohr  # a = this / (Z_i^0.23 + Z_j^0.23)
 PHI_COEFFICIENTS = (0.18175, 0.50986, 0.28022, 0.02817)
 PHI_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
+DEFAULT_SCALE = 0.75
+
+
+def element_scales(elements: list[int], scale: float | dict[str, float]) -> list[float]:
+    """The range scale s of each atomic number in ``elements``: ``scale`` itself, or its entry for
+    that element symbol (``DEFAULT_SCALE`` where it has none)."""
+    if isinstance(scale, dict):
+        return [float(scale.get(chemical_symbols[z], DEFAULT_SCALE)) for z in elements]
+    return [float(scale)] * len(elements)
 
 
 class ZBLRepulsion(nn.Module):
     """Pair repulsion per graph (G,) eV from the edges of a graph whose species index ``elements``."""
 
-    def __init__(self, elements: list[int], scale: float = 1.0):
+    def __init__(self, elements: list[int], scale: float | dict[str, float] = 1.0):
         super().__init__()
         z = torch.tensor(elements, dtype=torch.get_default_dtype())
         self.register_buffer("charge", z)
-        self.register_buffer("radius", scale * torch.tensor(covalent_radii[elements], dtype=z.dtype))
+        scales = torch.tensor(element_scales(elements, scale), dtype=z.dtype)
+        self.register_buffer("radius", scales * torch.tensor(covalent_radii[elements], dtype=z.dtype))
         self.register_buffer("coefficients", torch.tensor(PHI_COEFFICIENTS, dtype=z.dtype))
         self.register_buffer("exponents", torch.tensor(PHI_EXPONENTS, dtype=z.dtype))
 
