@@ -4,7 +4,8 @@ For each isolated pair H-H, O-H, O-O (0.2-2.0 A, in its ground state's spin mult
 OH 2, O2 3, as the data set's frames carry it; ``--spin PAIR=M`` changes it) and, with ``--ts DIR``, inside every transition state TS_NN.xyz (each pair of
 atoms of the listed kinds, pulled along their axis), runs :func:`ffpt.jobs.scan.run_scan` with UFF
 and the given model files. Writes one JSON + PNG per scan and prints, per calculator, the energy
-at 0.3/0.5 A relative to 1.0 A and the radial force at 0.3 A (kcal/mol, kcal/mol/A; > 0 repels).
+at 0.3/0.5 A above the curve's well (its minimum over 0.5-2 A) and the radial force at 0.3 A
+(kcal/mol, kcal/mol/A; > 0 repels).
 With ``--pyscf`` the isolated pairs are also scanned with PySCF at the data set's level
 (wB97X-V/cc-pVTZ, the teacher's defaults), one JSON per pair (``PAIR_pyscf.json``).
 
@@ -18,8 +19,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ffpt.jobs.scan import run_scan
 from ffpt.observables.pair_scan import PairScanConfig
 from ffpt.units import KCAL_PER_MOL
@@ -28,14 +27,10 @@ PAIRS = {"H-H": 1, "O-H": 2, "O-O": 3}  # ground-state multiplicities
 
 
 def summary(scans) -> dict:
-    """Per calculator: E(0.3) - E(1.0), E(0.5) - E(1.0) (kcal/mol) and f(0.3) (kcal/mol/A)."""
-    rows = {}
-    for scan in scans:
-        at = lambda r: int(np.argmin(abs(scan.distances - r)))  # noqa: E731
-        e = scan.energies / KCAL_PER_MOL
-        rows[scan.name] = {"dE_0.3": e[at(0.3)] - e[at(1.0)], "dE_0.5": e[at(0.5)] - e[at(1.0)],
-                           "f_0.3": scan.radial_forces[at(0.3)] / KCAL_PER_MOL}
-    return rows
+    """Per calculator: E(0.3), E(0.5) above the curve's well (its minimum over 0.5-2 A; kcal/mol,
+    < 0 is a hole) and f(0.3) (kcal/mol/A), as ``pair_scan_table.py`` tabulates them."""
+    return {scan.name: {"dE_0.3": scan.above_well(0.3) / KCAL_PER_MOL, "dE_0.5": scan.above_well(0.5) / KCAL_PER_MOL,
+                        "f_0.3": scan.radial_forces[scan.nearest(0.3)] / KCAL_PER_MOL} for scan in scans}
 
 
 def main() -> None:

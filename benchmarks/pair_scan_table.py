@@ -13,19 +13,14 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
+from ffpt.observables.pair_scan import PairScan
 from ffpt.units import KCAL_PER_MOL
 
 
-def row(scan: dict) -> tuple[float, float, float, float]:
+def row(scan: PairScan) -> tuple[float, float, float, float]:
     """E(0.2), E(0.3), E(0.5) above the well (kcal/mol) and the radial force at 0.3 A (kcal/mol/A)."""
-    r = np.asarray(scan["distance_A"])
-    e = np.asarray(scan["energy_eV"]) / KCAL_PER_MOL
-    f = np.asarray(scan["radial_force_eV_per_A"]) / KCAL_PER_MOL
-    at = lambda d: int(np.argmin(abs(r - d)))  # noqa: E731
-    well = e[(r >= 0.5 - 1e-9) & (r <= 2.0 + 1e-9)].min()
-    return e[at(0.2)] - well, e[at(0.3)] - well, e[at(0.5)] - well, f[at(0.3)]
+    return (*(scan.above_well(r) / KCAL_PER_MOL for r in (0.2, 0.3, 0.5)),
+            scan.radial_forces[scan.nearest(0.3)] / KCAL_PER_MOL)
 
 
 def label_of(name: str, labels: list[tuple[str, str]]) -> str:
@@ -46,7 +41,8 @@ def main() -> None:
         data = json.loads(path.read_text())
         pair = data["config"]["pair"] or path.stem
         for name, scan in data["scans"].items():
-            print(f"| {pair} | {label_of(name, labels)} | " + " | ".join(f"{v:,.0f}" for v in row(scan)) + " |")
+            values = row(PairScan.from_dict(name, scan))
+            print(f"| {pair} | {label_of(name, labels)} | " + " | ".join(f"{v:,.0f}" for v in values) + " |")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ def test_scan_matches_lennard_jones_and_morse():
     np.testing.assert_allclose(morse.energies, d * (x**2 - 2 * x), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(morse.radial_forces, 2 * a * d * (x**2 - x), rtol=1e-9, atol=1e-12)
     assert morse.distances[morse.energies.argmin()] == pytest.approx(r0, abs=0.05)
+    # above the well: the Morse minimum -d lies on the grid's 1.1 A point
+    x08 = np.exp(-a * (0.8 - r0))
+    assert morse.above_well(0.8, well=(0.8, 2.5)) == pytest.approx(d * (x08**2 - 2 * x08) + d, rel=1e-9)
+    assert morse.above_well(0.82, well=(0.8, 2.5)) == morse.above_well(0.8, well=(0.8, 2.5))  # nearest point
+    assert morse.above_well(r0, well=(0.8, 2.5)) == pytest.approx(0.0, abs=1e-12)  # the well itself
+    assert morse.above_well(r0, well=(1.5, 2.5)) < 0  # a well range missing the minimum: a "hole"
 
 
 def test_embedded_scan_moves_only_the_pair_along_its_axis():

@@ -41,12 +41,29 @@ class PairScan:
     energies: np.ndarray
     radial_forces: np.ndarray
 
+    def nearest(self, distance: float) -> int:
+        """Index of the scanned distance closest to ``distance`` (A)."""
+        return int(np.argmin(np.abs(self.distances - distance)))
+
+    def above_well(self, distance: float, well: tuple[float, float] = (0.5, 2.0)) -> float:
+        """Energy (eV) at the scanned point nearest ``distance`` above the curve's well: its lowest
+        energy between ``well`` (A). Negative: a hole below the bonded minimum."""
+        lo, hi = well
+        inside = (self.distances >= lo - 1e-9) & (self.distances <= hi + 1e-9)
+        return float(self.energies[self.nearest(distance)] - self.energies[inside].min())
+
     def as_dict(self) -> dict:
         return {
             "distance_A": self.distances.tolist(),
             "energy_eV": self.energies.tolist(),
             "radial_force_eV_per_A": self.radial_forces.tolist(),
         }
+
+    @classmethod
+    def from_dict(cls, name: str, values: dict) -> PairScan:
+        """The scan :meth:`as_dict` wrote (a scan JSON file's ``scans[name]``)."""
+        return cls(name, *(np.asarray(values[key], dtype=float)
+                           for key in ("distance_A", "energy_eV", "radial_force_eV_per_A")))
 
 
 def parse_pair(text: str) -> tuple[str, str]:
