@@ -102,7 +102,7 @@ def test_a_start_already_collapsed_is_refused_naming_file_and_atoms(combustion_r
     root = tmp_path / "copy"
     shutil.copytree(combustion_root, root)
     (root / "geometries" / "TS_05.xyz").write_text("2\n0 1\nH 0 0 0\nH 0 0 0.4\n")
-    with pytest.raises(ConfigError, match=r"TS_05.xyz: atoms 0 and 1 at 0.40 A, closer than monitors.min_distance 0.5"):
+    with pytest.raises(ConfigError, match=r"TS_05.xyz: atoms 0 and 1 at 0.400 A < min distance 0.5 A \(key .stability.md.monitors.min_distance.\)"):
         stability_starts(_config(root))
     assert list(stability_starts(_config(root, channels=["01", "12"]))) == ["TS_01", "TS_12a"]
 

@@ -18,6 +18,7 @@ from ffpt.config import ConfigError
 from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
+from ffpt.simulate.monitors import MinDistanceMonitor
 from ffpt.workflows.config import ExperimentConfig
 from ffpt.workflows.stages import RunDirectory
 
@@ -188,23 +189,14 @@ def stability_starts(config: ExperimentConfig) -> dict:
         raise ConfigError(f"key 'stability.h2combustion': no {starts.kind} geometry in {starts.geometries}")
     structures = {f"{starts.kind}_{c}": read_stationary_point(starts.geometries, starts.kind, channels[c]) for c in wanted}
     limit = config.stability.md.monitors.min_distance
+    collapse = MinDistanceMonitor(limit) if limit is not None else None
     for name, atoms in structures.items():  # a start the collapse monitor flags would be an MD "failure" at 0 fs
-        close = _closest_pair(atoms)
-        if limit is not None and close[2] < limit:
-            raise ConfigError(f"{stationary_point_path(starts.geometries, starts.kind, name.split('_', 1)[1])}: atoms "
-                              f"{close[0]} and {close[1]} at {close[2]:.2f} A, closer than monitors.min_distance "
-                              f"{limit:g} A; leave the channel out (key 'stability.h2combustion.channels')")
+        problem = collapse.check(atoms, 0.0) if collapse is not None else None
+        if problem is not None:
+            raise ConfigError(f"{stationary_point_path(starts.geometries, starts.kind, name.split('_', 1)[1])}: "
+                              f"{problem} (key 'stability.md.monitors.min_distance'); leave the channel out "
+                              f"(key 'stability.h2combustion.channels')")
     return structures
-
-
-def _closest_pair(atoms) -> tuple[int, int, float]:
-    """The two closest atoms of a structure and their distance (A)."""
-    import numpy as np
-
-    d = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
-    np.fill_diagonal(d, np.inf)
-    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
-    return int(i), int(j), float(d[i, j])
 
 
 def start_groups(config: ExperimentConfig, names: list[str]) -> dict[str, list[str]]:
