@@ -21,9 +21,11 @@ from helpers_physics import energy_forces
 
 
 def tiny_model():
-    """The smallest NewtonNet that exercises everything (references, scale): compiles in about a minute."""
+    """The smallest NewtonNet that exercises everything (references, scale, the ZBL prior with a range
+    per element and an exclusive core): compiles in about a minute."""
     torch.manual_seed(0)
-    model = NewtonNet(elements=[1, 6, 8], cutoff=4.0, n_features=8, n_layers=1, n_basis=8)
+    model = NewtonNet(elements=[1, 6, 8], cutoff=4.0, n_features=8, n_layers=1, n_basis=8, zbl=True,
+                      zbl_radius_scale={"H": 1.0}, zbl_exclusive_core=True)
     model.references.copy_(torch.tensor([-13.6, -1029.0, -2041.0]))
     model.energy_scale.fill_(0.7)
     return model
@@ -72,7 +74,11 @@ def test_package_reproduces_eager_on_two_sizes_and_a_periodic_box(exported, etha
     eager = MLIPCalculator(model)
     dimer = ethanol.copy() + ethanol.copy()
     dimer.positions[len(ethanol):] += [3.0, 0.5, 0.0]  # within the cutoff: more edges per atom
+    squeezed = ethanol.copy()  # an O-H pushed into the prior's range, where the network fades out
+    o, h = 2, 3  # the hydroxyl O-H
+    squeezed.positions[h] = squeezed.positions[o] + 0.6 * (squeezed.positions[h] - squeezed.positions[o]) / squeezed.get_distance(o, h)
     sizes = []
+    _agree(eager, compiled, squeezed)
     for atoms in (ethanol, dimer, water_box()):
         sizes.append((len(atoms), len(compiled.neighbors(atoms.positions, atoms.cell.array, atoms.pbc)[0][0])))
         _agree(eager, compiled, atoms, stress=bool(atoms.pbc.all()))

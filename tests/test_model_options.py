@@ -35,6 +35,7 @@ def test_every_architecture_has_an_options_model_matching_its_constructor():
      "key 'model.options.zbl_radius_scale': Value error, H: the scale must be > 0"),
     ({"options": {"zbl_radius_scale": {"Hy": 1.0}}},
      "key 'model.options.zbl_radius_scale': Value error, 'Hy' is not an element symbol"),
+    ({"options": {"zbl_exclusive_core": True}}, "key 'model.options': Value error, zbl_exclusive_core needs zbl"),
     ({"architecture": "mace", "options": {"max_el": 2}}, "key 'model.options.max_el': unknown key"),
     ({"architecture": "mace", "options": {"spin_states": 4}},
      "key 'model.options.spin_states': Value error, architecture 'mace' has no spin input"),

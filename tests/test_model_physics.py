@@ -212,6 +212,43 @@ def test_zbl_range_per_element_mixes_the_scaled_covalent_radii():
             assert extra == pytest.approx(zbl_reference(z1, z2, x * r_switch) * switch, rel=1e-4, abs=1e-12), (pair, x)
 
 
+def test_zbl_exclusive_core_leaves_the_core_to_the_prior():
+    """zbl_exclusive_core: a pair inside half the prior's range b has the network energy of the two
+    atoms apart plus the prior (bounded, whatever the weights); beyond b the network is untouched;
+    F = -dE/dx where the network fades in between b/2 and b."""
+    from ase.data import covalent_radii
+
+    plain = random_model(elements=(1, 8), cutoff=4.0)
+    torch.manual_seed(0)  # the same weights: the prior adds buffers, no parameters
+    core = NewtonNet(elements=[1, 8], cutoff=4.0, n_features=16, n_layers=2, n_basis=8, zbl=True,
+                     zbl_radius_scale={"H": 1.0}, zbl_exclusive_core=True).double()
+    core.load_state_dict(plain.state_dict(), strict=False)
+    prior = NewtonNet(elements=[1, 8], cutoff=4.0, zbl=True, zbl_radius_scale={"H": 1.0}).double().repulsion
+    only_prior = random_model(elements=(1, 8), cutoff=4.0)
+    only_prior.repulsion = prior
+    for module in only_prior.modules():  # a zero network: only_prior's energy is the prior plus references
+        for p in module.parameters(recurse=False):
+            p.data.zero_()
+    only_prior.references.copy_(plain.references)
+    plain_calc, core_calc, prior_calc = calc_for(plain), calc_for(core), calc_for(only_prior)
+    r_h, r_o = covalent_radii[1], covalent_radii[8]
+    for pair, b in (("HH", 2 * r_h), ("OH", r_h + 0.75 * r_o)):
+        apart = energy_forces(plain_calc, Atoms(pair, positions=[[0, 0, 0], [0, 0, 6.0]]))[0]
+        references = energy_forces(prior_calc, Atoms(pair, positions=[[0, 0, 0], [0, 0, 6.0]]))[0]
+        for r in (0.05, 0.2, 0.5 * b):
+            atoms = Atoms(pair, positions=[[0, 0, 0], [0, 0, r]])
+            zbl = energy_forces(prior_calc, atoms)[0] - references
+            assert zbl > 0
+            assert energy_forces(core_calc, atoms)[0] == pytest.approx(apart + zbl, rel=1e-9, abs=1e-9), (pair, r)
+        for r in (b, 1.2, 2.0):
+            atoms = Atoms(pair, positions=[[0, 0, 0], [0, 0, r]])
+            assert energy_forces(core_calc, atoms)[0] == pytest.approx(energy_forces(plain_calc, atoms)[0], abs=1e-10)
+    water = Atoms("OHH", positions=[[0, 0, 0], [0.1, 0.05, 0.6], [0.9, 0.1, -0.3]])  # O-H1 0.61 A: fading in
+    e, f = energy_forces(core_calc, water)
+    np.testing.assert_allclose(f, finite_difference_forces(core_calc, water, h=1e-6), rtol=1e-5, atol=1e-7)
+    assert e != pytest.approx(energy_forces(plain_calc, water)[0])
+
+
 def test_cell_volume_is_the_absolute_determinant():
     """The triple product the stress divides by (plain ops, so it exports) equals |det(cell)|."""
     from ffpt.models.potential import cell_volume

@@ -21,7 +21,10 @@ or one per element symbol), so atoms pushed together far beyond the training dat
 network learns the rest). The default 0.75 keeps it off vibrating bonds (O-H 0.73 A, O-O 0.99 A, H-H
 0.47 A): switched off at the full bond length for every element it raised the combustion error
 (BENCHMARKS.md, section 1). The combustion config takes s = 1 for H only (H-H 0.62 A, O-H 0.80 A),
-where the learned H-H wall was too soft (BENCHMARKS.md, section 12).
+where the learned H-H wall was too soft (BENCHMARKS.md, section 12). With ``zbl_exclusive_core`` the
+network's messages between two atoms fade out from the prior's switch-off distance b to b/2, so deep
+inside the core the energy is the prior plus the network's energy of the two atoms not seeing each
+other: bounded, where an unconstrained network can fall far below the well (section 12).
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class NewtonNet(InteratomicPotential):
         spin_states: int = 0,
         zbl: bool = False,
         zbl_radius_scale: float | dict[str, float] = 0.75,
+        zbl_exclusive_core: bool = False,
     ):
         super().__init__(elements, cutoff)
         self._hparams = dict(
@@ -108,7 +112,11 @@ class NewtonNet(InteratomicPotential):
             spin_states=int(spin_states),
             zbl=bool(zbl),
             zbl_radius_scale=dict(zbl_radius_scale) if isinstance(zbl_radius_scale, dict) else float(zbl_radius_scale),
+            zbl_exclusive_core=bool(zbl_exclusive_core),
         )
+        if zbl_exclusive_core and not zbl:
+            raise ValueError("zbl_exclusive_core needs zbl: the core it leaves to the prior would have no prior")
+        self.exclusive_core = bool(zbl_exclusive_core)
         self.embedding = nn.Embedding(len(self.elements), n_features)
         self.spin_states = int(spin_states)
         if self.spin_states > 0:
@@ -134,6 +142,8 @@ class NewtonNet(InteratomicPotential):
         r = torch.linalg.norm(edge_vectors, dim=-1)
         unit = edge_vectors / r.unsqueeze(-1)
         rbf, envelope = self.basis(r), self.envelope(r)
+        if self.exclusive_core:  # the network is blind to pairs deep inside the prior's range
+            envelope = envelope * self.repulsion.network_weight(graph, r)
         s = self.embedding(graph.species)
         if self.spin_states > 0:  # spins above spin_states are refused by InteratomicPotential.forward
             s = s + self.spin_embedding(graph.spin)[graph.batch]

@@ -8,7 +8,7 @@ is an error naming the key, not silently dropped. Pure pydantic (and ASE's eleme
 from __future__ import annotations
 
 from ase.data import chemical_symbols
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ffpt.config import Strict
 
@@ -23,6 +23,16 @@ class NewtonNetOptions(Strict):
         description="ZBL switched off at s_i R_i + s_j R_j (R: covalent radii): one s for every element, "
         "or s per element symbol (elements not named keep 0.75)",
     )
+
+    zbl_exclusive_core: bool = Field(
+        False, description="the network's messages between two atoms fade out from the prior's range b to b/2 (needs zbl)"
+    )
+
+    @model_validator(mode="after")
+    def _core_needs_prior(self):
+        if self.zbl_exclusive_core and not self.zbl:
+            raise ValueError("zbl_exclusive_core needs zbl: true (the core it leaves to the prior would have no prior)")
+        return self
 
     @field_validator("zbl_radius_scale")
     @classmethod
@@ -49,6 +59,7 @@ class MACEOptions(Strict):
     spin_states: int | None = Field(None, exclude=True)
     zbl: bool | None = Field(None, exclude=True)
     zbl_radius_scale: float | dict | None = Field(None, exclude=True)
+    zbl_exclusive_core: bool | None = Field(None, exclude=True)
 
     @field_validator("spin_states")
     @classmethod
@@ -57,7 +68,7 @@ class MACEOptions(Strict):
             raise ValueError("architecture 'mace' has no spin input (use newtonnet for several spin states)")
         return None
 
-    @field_validator("zbl", "zbl_radius_scale")
+    @field_validator("zbl", "zbl_radius_scale", "zbl_exclusive_core")
     @classmethod
     def _no_zbl(cls, value):
         if value:

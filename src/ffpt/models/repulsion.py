@@ -48,6 +48,18 @@ class ZBLRepulsion(nn.Module):
         self.register_buffer("coefficients", torch.tensor(PHI_COEFFICIENTS, dtype=z.dtype))
         self.register_buffer("exponents", torch.tensor(PHI_EXPONENTS, dtype=z.dtype))
 
+    def switch_off_distance(self, graph: AtomicGraph, dtype: torch.dtype) -> torch.Tensor:
+        """Per edge, the distance (A) beyond which the prior is zero: s_i R_i + s_j R_j."""
+        i, j = graph.edge_index
+        return (self.radius[graph.species[i]] + self.radius[graph.species[j]]).to(dtype)
+
+    def network_weight(self, graph: AtomicGraph, r: torch.Tensor) -> torch.Tensor:
+        """Per edge, 0 inside half the prior's range, 1 beyond all of it, smooth between (polynomial
+        envelope): the weight of the edge in the network's messages when the core is the prior's alone."""
+        outer = self.switch_off_distance(graph, r.dtype)
+        x = torch.clamp((r - 0.5 * outer) / (0.5 * outer), 0.0, 1.0)
+        return 1.0 - polynomial_envelope(x)
+
     def forward(self, graph: AtomicGraph, edge_vectors: torch.Tensor) -> torch.Tensor:
         i, j = graph.edge_index
         si, sj = graph.species[i], graph.species[j]
@@ -55,7 +67,7 @@ class ZBLRepulsion(nn.Module):
         zi, zj = self.charge[si].to(r.dtype), self.charge[sj].to(r.dtype)
         a = SCREENING_LENGTH_A / (zi**0.23 + zj**0.23)
         phi = (self.coefficients.to(r.dtype) * torch.exp(-self.exponents.to(r.dtype) * (r / a).unsqueeze(-1))).sum(-1)
-        switch = polynomial_envelope(r / (self.radius[si] + self.radius[sj]).to(r.dtype))
+        switch = polynomial_envelope(r / self.switch_off_distance(graph, r.dtype))
         pair = 0.5 * COULOMB_EV_A * zi * zj / r * phi * switch  # each pair appears as i->j and j->i
         out = torch.zeros(graph.n_graphs, dtype=r.dtype, device=r.device)
         return out.index_add_(0, graph.batch[i], pair)
