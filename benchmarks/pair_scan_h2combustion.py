@@ -40,6 +40,10 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=37, help="distances from 0.2 to 2.0 A")
     parser.add_argument("--spin", action="append", default=[], metavar="PAIR=M", help="e.g. O-O=3")
     parser.add_argument("--ts", type=Path, help="folder of TS_NN.xyz: also scan pairs inside each TS")
+    parser.add_argument("--reactions", type=Path,
+                        help="the data set's reactions.json: each TS scanned in its channel's multiplicity")
+    parser.add_argument("--ts-pairs", default="", metavar="TS_NN:I-J,...",
+                        help="scan only these atom pairs of these TS (default: every pair of every TS)")
     parser.add_argument("--pyscf", action="store_true", help="isolated pairs also with PySCF wB97X-V/cc-pVTZ")
     args = parser.parse_args()
     spins = {**PAIRS, **{pair: int(m) for pair, m in (item.split("=") for item in args.spin)}}
@@ -49,12 +53,21 @@ def main() -> None:
     if args.ts is not None:
         import ase.io
 
+        from ffpt.systems.h2combustion import load_channels
+
+        channels = load_channels(args.reactions) if args.reactions is not None else {}
+        wanted = [(ts, tuple(int(k) for k in pair.split("-")))
+                  for ts, pair in (item.split(":") for item in args.ts_pairs.split(",") if item)]
         for path in sorted(args.ts.glob("TS_*.xyz")):
             symbols = ase.io.read(path).get_chemical_symbols()
+            channel = channels.get(path.stem.split("_", 1)[1])
+            spin = {"spin": channel.multiplicity} if channel is not None else {}
             for i in range(len(symbols)):
                 for j in range(i + 1, len(symbols)):
+                    if wanted and (path.stem, (i, j)) not in wanted:
+                        continue
                     jobs.append((f"{path.stem}_{symbols[i]}{i}-{symbols[j]}{j}",
-                                 {"structure": str(path), "atoms": (i, j)}))
+                                 {"structure": str(path), "atoms": (i, j), **spin}))
     for name, system in jobs:
         config = PairScanConfig(calculators=calculators, points=args.points, units="kcal/mol",
                                 out=args.out / f"{name.replace('-', '')}.json", **system)

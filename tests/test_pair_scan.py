@@ -17,7 +17,7 @@ from ase.calculators.morse import MorsePotential
 from ffpt import teachers
 from ffpt.cli import main
 from ffpt.data import write_frames
-from ffpt.observables.pair_scan import at_distance, isolated_pair, parse_pair, scan_pair
+from ffpt.observables.pair_scan import PairScanConfig, at_distance, isolated_pair, parse_pair, scan_pair, scan_system
 from ffpt.sampling.compressed import compressed_frames, compression_ratios
 
 DISTANCES = np.linspace(0.8, 2.5, 18)
@@ -60,6 +60,16 @@ def test_embedded_scan_moves_only_the_pair_along_its_axis():
     lj = LennardJones(epsilon=0.01, sigma=1.0, rc=10.0, smooth=False)
     scan = scan_pair(lj, water, 1, 2, [0.9, 0.9 + 1e-5])
     assert scan.radial_forces[0] == pytest.approx(-(scan.energies[1] - scan.energies[0]) / 1e-5, rel=1e-3)
+
+
+def test_structure_scan_takes_the_given_spin_and_otherwise_the_structure_s_own(tmp_path):
+    """A TS scanned in its channel's multiplicity: ``spin`` overrides the structure's info["spin"]."""
+    water = molecule("H2O")
+    water.info["spin"] = 1
+    config = dict(calculators=["uff"], structure=tmp_path / "w.extxyz", atoms=(1, 2))
+    atoms, i, j = scan_system(PairScanConfig(**config, spin=3), water)
+    assert (atoms.info["spin"], i, j, water.info["spin"]) == (3, 1, 2, 1)  # the input is not changed
+    assert scan_system(PairScanConfig(**config), water)[0].info["spin"] == 1
 
 
 def test_parse_pair_refuses_non_elements():

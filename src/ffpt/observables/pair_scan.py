@@ -140,7 +140,8 @@ class PairScanConfig(Strict):
     calculators: list[str] = Field(min_length=1)  # model files or teacher names
     teacher_options: dict = {}  # for every teacher among the calculators
     pair: str | None = None  # isolated pair, e.g. "H-H"
-    spin: int | None = Field(None, ge=1)  # isolated pair: multiplicity 2S+1 (default: 1 or 2 by electron count)
+    spin: int | None = Field(None, ge=1)  # multiplicity 2S+1 (isolated pair default: 1 or 2 by electron
+    # count; a structure keeps its own info["spin"] unless this is given)
     charge: int = 0  # isolated pair
     structure: Path | None = None  # or a geometry in which two atoms are scanned
     structure_index: int = 0
@@ -176,4 +177,7 @@ def scan_system(config: PairScanConfig, structure: Atoms | None = None) -> tuple
         raise ValueError("a structure scan needs the structure read from the config's file")
     i, j = config.atoms
     check_pair(structure, i, j, where=f"{config.structure} frame {config.structure_index}")
+    if config.spin is not None:
+        structure = structure.copy()
+        structure.info[keys.SPIN] = int(config.spin)
     return structure, i, j
