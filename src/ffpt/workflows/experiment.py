@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +19,7 @@ from ffpt.config import ConfigError
 from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
+from ffpt.fileio import atomic_write_json
 from ffpt.simulate.monitors import MinDistanceMonitor
 from ffpt.workflows.config import ExperimentConfig
 from ffpt.workflows.stages import RunDirectory
@@ -249,6 +251,8 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
     result = batch.as_dict()
     if structure.pbc.all():
         result["rdf"] = str(trajectories_rdf(folder, md))
+    if md.ensemble == "npt":
+        result["density"] = str(trajectories_density(folder, md))
     return result
 
 
@@ -265,6 +269,20 @@ def trajectories_rdf(folder: Path, md) -> Path:
         for k, atoms in enumerate(iread(path)):
             acc.add(atoms, where=f"{path} frame {k}")
     return acc.result().save(folder / "rdf.json")
+
+
+def trajectories_density(folder: Path, md) -> Path:
+    """Mass density (g/cm^3) against time of each run of an NPT batch -> density.json."""
+    from ase.io import read
+
+    from ffpt.dynamics.trajectory import TRAJECTORY_FILES
+    from ffpt.observables.density import RunDensity
+
+    runs = [asdict(RunDensity.of(read(path, ":")))
+            for path in sorted(folder.glob(f"seed_*/{TRAJECTORY_FILES[md.trajectory_format]}"))]
+    path = folder / "density.json"
+    atomic_write_json(path, {"runs": runs})
+    return path
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = True, *, workers: int | None = None,

@@ -70,7 +70,8 @@ def run_conditions(config) -> str:
         criteria.append(f"RDF error > {m.rdf_threshold:g} Å")
     if m.allowed_species is not None:
         criteria.append("foreign species")
-    ensemble = {"nve": "NVE", "langevin": "Langevin", "bussi": "Bussi"}.get(md.ensemble, md.ensemble)
+    ensemble = {"nve": "NVE", "langevin": "Langevin", "bussi": "Bussi",
+                "npt": f"NPT (MTK, {md.pressure_bar:g} bar)"}.get(md.ensemble, md.ensemble)
     per_model = f"{s.n_runs} per model"
     if s.h2combustion is not None:
         per_model = f"{s.n_runs} per {s.h2combustion.kind} start and model, in the channel's spin state"
@@ -163,6 +164,41 @@ def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, ti
     return errors
 
 
+def density_comparison(config, stability: dict, budget: int, reference_frames: str | None, path: Path) -> dict:
+    """NPT density of each arm at ``budget``, runs pooled over arm seeds: each run's mean over its
+    second half, their mean and 95 % t interval, Welch's t-test between the arms, the density of the
+    reference configurations (fixed cells: the sampled density, not the teacher's NPT density) and a
+    figure."""
+    from scipy import stats
+
+    from ffpt.analysis.density import plot_density
+    from ffpt.data.io import read_frames
+    from ffpt.observables.density import RunDensity, mass_density, summarize_density
+
+    runs = {}
+    for (arm, b, _), batch in sorted(stability.items()):
+        if b == budget and batch.get("density"):
+            runs.setdefault(arm, []).extend(RunDensity(**r) for r in json.loads(Path(batch["density"]).read_text())["runs"])
+    if not runs:
+        return {}
+    from_fs = config.stability.md.steps * config.stability.md.timestep_fs / 2
+    summaries = {arm: summarize_density(arm_runs, from_fs) for arm, arm_runs in runs.items()}
+    entry = {"arms": {arm: s.as_dict() for arm, s in summaries.items()}, "reference": None, "welch": None}
+    if reference_frames is not None:
+        frames = [f for f in read_frames(reference_frames) if f.pbc.all()]
+        if frames:
+            entry["reference"] = {"mean": float(np.mean([mass_density(f) for f in frames])), "n_frames": len(frames)}
+    means = [s.run_means for s in summaries.values()]
+    if len(means) == 2 and all(len(m) > 1 for m in means):
+        test = stats.ttest_ind(*means, equal_var=False)
+        entry["welch"] = {"arms": list(summaries), "statistic": float(test.statistic), "pvalue": float(test.pvalue)}
+    reference = entry["reference"]["mean"] if entry["reference"] else None
+    plot_density(runs, path, f"{config.name}: NPT density, {budget} labels", from_fs, reference,
+                 "reference configurations")
+    entry["figure"] = path.name
+    return entry
+
+
 def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stability: dict, metad: dict,
                  groups: dict[str, list[str]] | None = None) -> dict:
     """results.json, report.md and figures. ``stability`` maps (arm, budget, seed) to MD batch
@@ -204,6 +240,14 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
                 figures.append(survival_plot(part, out / f"survival_n{budget}_{group}.png",
                                              f"{config.name}: MD stability, {budget} labels, {group} starts",
                                              conditions).name)
+        for budget, entry in by_budget_stability.items():
+            density = density_comparison(config, stability, budget, data.get("configs"), out / f"density_n{budget}.png")
+            if density:
+                entry["density_g_cm3"] = density
+                figures.append(density.pop("figure"))
+                if budget == largest:
+                    for arm, summary in density["arms"].items():
+                        results["arms"][arm]["density_g_cm3"] = {k: summary[k] for k in ("mean", "ci95")}
         final = {arm: batch for (arm, budget, seed), batch in stability.items() if budget == largest and seed == 0}
         if any(batch.get("rdf") for batch in final.values()):
             rdf_errors = rdf_comparison(final, data.get("configs"), out / "rdf.png", f"{config.name}: RDF of the MD")
@@ -267,6 +311,24 @@ def _comparison_table(entry: dict) -> list[str]:
     return lines
 
 
+def _density_table(density: dict) -> list[str]:
+    from ffpt.analysis.survival import format_p
+
+    from_ps = next(iter(density["arms"].values()))["from_fs"] / 1000
+    lines = ["", f"### NPT density (g/cm³; each run averaged from {from_ps:g} ps to its end)", "",
+             "| arm | runs averaged | density | 95 % interval (t, over runs) | runs that ended earlier |",
+             "|---|---|---|---|---|"]
+    for arm, d in density["arms"].items():
+        lines.append(f"| {arm} | {len(d['run_means'])} | {_fmt(d['mean'], 4)} | {_interval(d['ci95'], 4)} |"
+                     f" {d['n_ended_before']} |")
+    if density["reference"]:
+        lines += ["", f"Reference configurations (fixed cells, {density['reference']['n_frames']} frames): "
+                      f"{density['reference']['mean']:.4f} g/cm³."]
+    if density["welch"]:
+        lines += [f"Welch's t-test ({' vs '.join(density['welch']['arms'])}): p = {format_p(density['welch']['pvalue'])}."]
+    return lines
+
+
 def _stability_tables(config, results: dict) -> list[str]:
     lines = []
     for budget, entry in results["stability"].items():
@@ -275,6 +337,8 @@ def _stability_tables(config, results: dict) -> list[str]:
         methods = sorted({a["ci95_method"] for a in entry["arms"].values()})
         lines += ["", f"Interval: {', '.join(methods)} (95 %); survival figure: pointwise Kaplan-Meier band"
                       " (Greenwood, log-log)."]
+        if "density_g_cm3" in entry:
+            lines += _density_table(entry["density_g_cm3"])
         for group, part in entry.get("groups", {}).items():
             lines += ["", f"### {group} starts ({', '.join(part['starts'])})", ""] + _comparison_table(part)
         if entry.get("by_start"):
