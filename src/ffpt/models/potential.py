@@ -99,15 +99,16 @@ class InteratomicPotential(nn.Module):
         """Network atomic energies (N,), in units of ``energy_scale``."""
         raise NotImplementedError
 
-    def network_energy(self, graph: AtomicGraph, edge_vectors: torch.Tensor, check: bool = True) -> torch.Tensor:
+    def network_energy(self, graph: AtomicGraph, edge_vectors: torch.Tensor, check: bool = True,
+                       prior: bool = True) -> torch.Tensor:
         """Energy per graph (G,) without the reference energies (network plus repulsion prior), eV.
         ``check``: refuse spins the model cannot take (data-dependent, so off when the model is traced
-        for export; the caller checks the frames then)."""
+        for export; the caller checks the frames then). ``prior=False`` leaves the repulsion prior out."""
         if check:
             self._check_graph_spin(graph)
         e = self.atomic_energies(graph, edge_vectors) * self.energy_scale
         energy = torch.zeros(graph.n_graphs, dtype=e.dtype, device=e.device).index_add_(0, graph.batch, e)
-        if self.repulsion is not None:
+        if self.repulsion is not None and prior:
             energy = energy + self.repulsion(graph, edge_vectors)
         return energy
 
@@ -118,10 +119,11 @@ class InteratomicPotential(nn.Module):
 
     def forward(
         self, graph: AtomicGraph, forces: bool = True, stress: bool = False, training: bool = False,
-        check: bool = True,
+        check: bool = True, prior: bool = True,
     ) -> Prediction:
         """Energy, and forces and stress by autograd. No data-dependent Python control flow past the
-        spin check (``check=False`` skips it), so the whole forward traces for export."""
+        spin check (``check=False`` skips it), so the whole forward traces for export. ``prior=False``:
+        without the repulsion prior (the network and reference energies alone)."""
         positions, cell = graph.positions, graph.cell
         strain = None
         if forces and not positions.requires_grad:
@@ -132,7 +134,7 @@ class InteratomicPotential(nn.Module):
             positions = positions + torch.einsum("ni,nij->nj", positions, sym[graph.batch])
             cell = cell + torch.bmm(cell, sym)
         vectors = graph.edge_vectors(positions, cell)
-        energy = self.network_energy(graph, vectors, check) + self.reference_energy(graph)
+        energy = self.network_energy(graph, vectors, check, prior) + self.reference_energy(graph)
         out = Prediction(energy=energy)
         if forces or stress:
             inputs = [positions] + ([strain] if stress else [])

@@ -106,6 +106,10 @@ class TrainingConfig(Strict):
     forces_weight: float = 10.0  # on MSE of force components, (eV/A)^2
     stress_weight: float = 0.0  # on MSE of stress components, (eV/A^3)^2; frames with REF_stress and a 3D cell
     huber_delta: float | None = None  # Huber instead of MSE, quadratic below this error (eV/atom, eV/A)
+    # false: the loss sees the model without its repulsion prior (model.options.zbl), so the network alone
+    # fits the labels; for pre-training on a force field whose short-range wall is softer than the
+    # prior, which would otherwise teach the network to cancel the prior (BENCHMARKS.md, 12d)
+    fit_prior: bool = True
     ema_decay: float = 0.99
     grad_clip: float = 10.0
     lr_factor: float = 0.5

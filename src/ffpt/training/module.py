@@ -16,7 +16,7 @@ from ffpt.models.potential import InteratomicPotential
 
 def loss_terms(
     model: InteratomicPotential, batch: AtomicGraph, training: bool, huber_delta: float | None = None,
-    stress: bool = False,
+    stress: bool = False, prior: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Loss terms (mean squared errors) and absolute errors of energy per atom (eV) and force components
     (eV/A); with ``stress`` also of stress components (eV/A^3).
@@ -26,9 +26,11 @@ def loss_terms(
     a stress label, or a replayed force-field frame whose energy is left out, adds nothing to that
     term. With ``huber_delta`` the energy and force terms are Huber losses instead (quadratic below
     ``huber_delta``, linear above, in eV/atom and eV/A), which keeps a few frames with huge forces from
-    dominating; the stress term stays a squared error.
+    dominating; the stress term stays a squared error. ``prior=False``: the model's prediction without
+    its repulsion prior is compared with the labels, which is the whole model against labels plus the
+    prior.
     """
-    pred = model(batch, forces=True, stress=stress, training=training)
+    pred = model(batch, forces=True, stress=stress, training=training, prior=prior)
     n = batch.n_atoms.to(pred.energy.dtype)
     de = (pred.energy - batch.energy) / n
     df = pred.forces - batch.forces
@@ -63,7 +65,9 @@ def loss_terms(
 
 class PotentialModule(L.LightningModule):
     """Trains an :class:`InteratomicPotential` with loss = w_E MSE(E/N) + w_F MSE(F) (or Huber)
-    + w_S MSE(stress) (only when ``stress_weight`` > 0: the stress costs a second derivative)."""
+    + w_S MSE(stress) (only when ``stress_weight`` > 0: the stress costs a second derivative).
+    ``fit_prior=False``: the loss sees the model without its repulsion prior, so the network alone
+    fits the labels (and never learns to cancel the prior where the labels' wall is softer)."""
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class PotentialModule(L.LightningModule):
         lr_patience: int = 10,
         huber_delta: float | None = None,
         stress_weight: float = 0.0,
+        fit_prior: bool = True,
         run_record: dict | None = None,
     ):
         super().__init__()
@@ -86,13 +91,14 @@ class PotentialModule(L.LightningModule):
         self.lr_factor, self.lr_patience = lr_factor, lr_patience
         self.huber_delta = huber_delta
         self.stress_weight = stress_weight
+        self.fit_prior = fit_prior
         self.max_non_finite = 20  # consecutive non-finite training batches before giving up
         self.non_finite_in_a_row = 0
 
     def _step(self, batch: AtomicGraph, stage: str) -> torch.Tensor | None:
         with torch.enable_grad():
             terms = loss_terms(self.model, batch, training=stage == "train", huber_delta=self.huber_delta,
-                               stress=self.stress_weight > 0)
+                               stress=self.stress_weight > 0, prior=self.fit_prior)
         loss = self.energy_weight * terms["energy_loss"] + self.forces_weight * terms["forces_loss"]
         if "stress_loss" in terms:
             loss = loss + self.stress_weight * terms["stress_loss"]

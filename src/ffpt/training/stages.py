@@ -238,7 +238,7 @@ def train(config: TrainConfig) -> TrainResult:
     module = PotentialModule(
         model, lr=lr, weight_decay=t.weight_decay, energy_weight=t.energy_weight,
         forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
-        huber_delta=t.huber_delta, stress_weight=t.stress_weight, run_record=record,
+        huber_delta=t.huber_delta, stress_weight=t.stress_weight, fit_prior=t.fit_prior, run_record=record,
     )
     # Under DDP Lightning swaps the shuffle for a DistributedSampler seeded with t.seed (seed_everything
     # exports it) and set to each epoch: each rank draws its shard of a permutation of (seed, epoch).
