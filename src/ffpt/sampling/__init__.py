@@ -1,9 +1,10 @@
 """Cheap configurations for pre-training: FF MD at several temperatures, normal-mode sampling and
 random displacements and compressed contacts around seed structures, each deterministic for a seed,
-labelled by a teacher."""
+labelled by a teacher; optionally crowded clusters of those molecules with their own labels summed."""
 
 from ffpt.sampling.compressed import compressed_frames
-from ffpt.sampling.config import CompressedConfig, MDConfig, NormalModeConfig, RandomConfig, SamplingConfig, SeedSpec
+from ffpt.sampling.config import CompressedConfig, CrowdedConfig, MDConfig, NormalModeConfig, RandomConfig, SamplingConfig, SeedSpec
+from ffpt.sampling.crowded import crowded_frames
 from ffpt.sampling.displacements import random_frames
 from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import NormalModes, normal_mode_frames, normal_modes
@@ -13,6 +14,8 @@ from ffpt.sampling.seeds import Seed, from_combustion, from_file, from_smiles, s
 __all__ = [
     "CompressedConfig",
     "compressed_frames",
+    "CrowdedConfig",
+    "crowded_frames",
     "MDConfig",
     "NormalModeConfig",
     "NormalModes",

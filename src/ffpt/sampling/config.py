@@ -77,6 +77,17 @@ class CompressedConfig(Strict):
         return self
 
 
+class CrowdedConfig(Strict):
+    """Crowded frames (:mod:`ffpt.sampling.crowded`): ``frames`` clusters of ``molecules`` sampled
+    molecules each, atoms of different molecules ``min_distance`` to ``min_distance + shell`` A apart
+    at the closest contact; labels are the sum of each molecule's own force-field labels."""
+
+    frames: int = Field(500, ge=0)
+    molecules: int = Field(4, ge=2)
+    min_distance: PositiveFloat = 2.0
+    shell: PositiveFloat = 1.0
+
+
 class SamplerSettings(Strict):
     """How to sample and label around seeds (everything but the seeds and the output file);
     ``None`` for a sampler switches it off. The ``pretraining`` section of an experiment."""
@@ -89,6 +100,7 @@ class SamplerSettings(Strict):
     normal_modes: NormalModeConfig | None = NormalModeConfig()
     random: RandomConfig | None = RandomConfig()
     compressed: CompressedConfig | None = None  # off unless asked for
+    crowded: CrowdedConfig | None = None  # off unless asked for; made from the other samplers' frames
 
 
 class SamplingConfig(SamplerSettings):

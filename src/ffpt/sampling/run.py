@@ -44,6 +44,7 @@ from ffpt.errors import UserError
 from ffpt.fileio import atomic_write_text
 from ffpt.sampling.config import SamplingConfig, SeedSpec
 from ffpt.sampling.compressed import compressed_frames
+from ffpt.sampling.crowded import crowded_frames
 from ffpt.sampling.displacements import random_frames
 from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
@@ -179,10 +180,20 @@ def sample(
             if not resumed:
                 shutil.rmtree(parts, ignore_errors=True)
             raise
-        write_frames(out, [frame for task in tasks for frame in results[task.id]])
+        frames = [frame for task in tasks for frame in results[task.id]]
+        write_frames(out, frames + _crowded(frames, config))
         save_config(config, saved)
         shutil.rmtree(parts)
     return out
+
+
+def _crowded(frames: list[Atoms], config: SamplingConfig) -> list[Atoms]:
+    """The crowded frames of ``config`` built from the sampled ``frames`` (none when off)."""
+    c = config.crowded
+    if c is None or c.frames == 0:
+        return []
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(b"crowded")]))
+    return crowded_frames(frames, c.frames, c.molecules, rng, c.min_distance, c.shell)
 
 
 def _run_tasks(
