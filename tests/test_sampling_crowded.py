@@ -30,7 +30,7 @@ def test_crowd_labels_are_each_molecules_own_labels():
     rng = np.random.default_rng(3)
     parts = [labelled("OH", 2, rng), labelled("O2", 3, rng), labelled("H2O", 1, rng), labelled("H2", 1, rng)]
     frame = crowd(parts, np.random.default_rng(0), min_distance=2.0, shell=1.0)
-    assert len(frame) == 9 and frame.info[keys.SPIN] == 4  # high spin: 1 + 1 + 2 unpaired electrons
+    assert len(frame) == 9 and frame.info[keys.SPIN] == 2  # 1 + 2 + 0 + 0 unpaired electrons: a doublet
     assert energy_of(frame) == pytest.approx(sum(energy_of(p) for p in parts), rel=1e-12)
     start = 0
     for part in parts:  # each molecule, cut out where the cluster put it, has the cluster's forces

@@ -25,8 +25,10 @@ from ffpt.data.frames import energy_of, forces_of, set_labels
 
 
 def _multiplicity(parts: list[Atoms]) -> int:
-    """High-spin coupling of the parts' multiplicities (unpaired electrons add up)."""
-    return 1 + sum(int(p.info.get(keys.SPIN, 1)) - 1 for p in parts)
+    """Lowest multiplicity the parts' unpaired electrons can couple to (1 or 2): with labels that hold
+    no coupling between molecules every coupling is the same state, and the lowest stays within a
+    spin-input model's range however many radicals a cluster holds."""
+    return 1 + sum(int(p.info.get(keys.SPIN, 1)) - 1 for p in parts) % 2
 
 
 def crowd(parts: list[Atoms], rng: np.random.Generator, min_distance: float = 2.0, shell: float = 1.0,
