@@ -30,6 +30,10 @@ def test_crowd_labels_are_each_molecules_own_labels():
     rng = np.random.default_rng(3)
     parts = [labelled("OH", 2, rng), labelled("O2", 3, rng), labelled("H2O", 1, rng), labelled("H2", 1, rng)]
     frame = crowd(parts, np.random.default_rng(0), min_distance=2.0, shell=1.0)
+    del parts[3].info[keys.SPIN]  # H2 without a multiplicity: its 2 electrons pair up
+    assert crowd(parts, np.random.default_rng(0)).info[keys.SPIN] == 2
+    assert keys.SPIN not in crowd([
+        _without_spin(labelled("H2", 1, rng)), _without_spin(labelled("H2O", 1, rng))], np.random.default_rng(0)).info
     assert len(frame) == 9 and frame.info[keys.SPIN] == 2  # 1 + 2 + 0 + 0 unpaired electrons: a doublet
     assert energy_of(frame) == pytest.approx(sum(energy_of(p) for p in parts), rel=1e-12)
     start = 0
@@ -40,6 +44,11 @@ def test_crowd_labels_are_each_molecules_own_labels():
         assert piece.get_potential_energy() == pytest.approx(energy_of(part), abs=1e-9)  # rigidly moved
         np.testing.assert_allclose(forces_of(frame)[start:start + len(part)], piece.get_forces(), atol=1e-9)
         start += len(part)
+
+
+def _without_spin(atoms):
+    del atoms.info[keys.SPIN]
+    return atoms
 
 
 def test_molecules_of_a_crowd_touch_at_the_asked_distance():

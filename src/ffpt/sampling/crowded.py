@@ -24,11 +24,18 @@ from ffpt import keys
 from ffpt.data.frames import energy_of, forces_of, set_labels
 
 
+def _unpaired(part: Atoms) -> int:
+    """Unpaired electrons of a part: from its multiplicity, else the fewest its electrons allow."""
+    if part.info.get(keys.SPIN) is not None:
+        return int(part.info[keys.SPIN]) - 1
+    return (int(part.numbers.sum()) - int(part.info.get(keys.CHARGE, 0))) % 2
+
+
 def _multiplicity(parts: list[Atoms]) -> int:
     """Lowest multiplicity the parts' unpaired electrons can couple to (1 or 2): with labels that hold
     no coupling between molecules every coupling is the same state, and the lowest stays within a
     spin-input model's range however many radicals a cluster holds."""
-    return 1 + sum(int(p.info.get(keys.SPIN, 1)) - 1 for p in parts) % 2
+    return 1 + sum(_unpaired(p) for p in parts) % 2
 
 
 def crowd(parts: list[Atoms], rng: np.random.Generator, min_distance: float = 2.0, shell: float = 1.0,
@@ -57,7 +64,8 @@ def crowd(parts: list[Atoms], rng: np.random.Generator, min_distance: float = 2.
         energy += energy_of(part)
     frame = Atoms(numbers=np.concatenate(numbers), positions=np.concatenate(positions))
     frame.info[keys.CHARGE] = int(sum(int(p.info.get(keys.CHARGE, 0)) for p in parts))
-    frame.info[keys.SPIN] = _multiplicity(parts)
+    if any(p.info.get(keys.SPIN) is not None for p in parts):  # else left to the model's default, as the parts
+        frame.info[keys.SPIN] = _multiplicity(parts)
     frame.info["config_type"] = f"crowded_{len(parts)}"
     for key in ("teacher", "level_of_theory"):
         if key in parts[0].info:

@@ -1,0 +1,52 @@
+"""Pre-trained models on frames denser than isolated molecules (issue 16, BENCHMARKS.md 12e/12f).
+
+For each model file prints its energy (eV) on the exporter's two probe frames (a 10-atom cluster and
+a periodic 24-atom box, atoms on a jittered 1.6 A grid: :func:`ffpt.models.export.probe_frames`)
+and, with ``--frames FILE``, its energy and force MAE against the labels of those frames (e.g.
+crowded force-field clusters, ``benchmarks/crowd_frames.py``), with the largest |E| error.
+
+    python benchmarks/dense_probe.py runs/a/pretrain_s0/model.pt runs/b/pretrain_s0/model.pt \
+        --frames runs/crowds_test.extxyz
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ffpt.data import energy_of, forces_of, read_frames
+from ffpt.models.calculator import MLIPCalculator
+from ffpt.models.export import probe_frames
+from ffpt.models.model_file import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--frames", help="labelled extxyz to score the models on")
+    args = parser.parse_args()
+    frames = read_frames(args.frames) if args.frames else []
+    for path in args.models:
+        model = load_model(path)
+        calc = MLIPCalculator(model)
+        energies = []
+        for atoms in probe_frames(model):
+            atoms.calc = calc
+            energies.append(atoms.get_potential_energy())
+        line = f"{path}: probe cluster {energies[0]:.4g} eV, periodic box {energies[1]:.4g} eV"
+        if frames:
+            de, df = [], []
+            for atoms in frames:
+                probe = atoms.copy()
+                probe.calc = calc
+                de.append((probe.get_potential_energy() - energy_of(atoms)) / len(atoms))
+                df.append(np.abs(probe.get_forces() - forces_of(atoms)).ravel())
+            de = np.abs(de)
+            line += (f"; {len(frames)} frames: energy MAE {1e3 * de.mean():.1f} meV/atom (max {1e3 * de.max():.3g}),"
+                     f" force MAE {1e3 * np.concatenate(df).mean():.1f} meV/A")
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
