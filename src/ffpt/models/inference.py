@@ -14,9 +14,11 @@ from ffpt.models.potential import InteratomicPotential
 
 
 def predict_frames(
-    model: InteratomicPotential, frames: Sequence[Atoms], batch_size: int = 64, device: str = "cpu"
+    model: InteratomicPotential, frames: Sequence[Atoms], batch_size: int = 64, device: str = "cpu",
+    prior: bool = True,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Energies (n_frames,) eV and forces [(n_atoms, 3)] eV/A of ``model`` on ``frames``."""
+    """Energies (n_frames,) eV and forces [(n_atoms, 3)] eV/A of ``model`` on ``frames`` (``prior=False``:
+    without the model's repulsion prior)."""
     dtype = next(model.parameters()).dtype
     model = model.to(device).eval()
     neighbors = NeighborListBuilder(model.cutoff)
@@ -26,7 +28,7 @@ def predict_frames(
         for k, atoms in enumerate(chunk):
             model.check_frame(atoms, where=f"frame {start + k}")
         batch = collate([graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in chunk]).to(device)
-        pred = model(batch, forces=True)
+        pred = model(batch, forces=True, prior=prior)
         energies.append(pred.energy.detach().cpu().double().numpy())
         f = pred.forces.detach().cpu().double().numpy()
         splits = np.cumsum([len(a) for a in chunk])[:-1]

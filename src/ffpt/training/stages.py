@@ -276,7 +276,8 @@ def _save_best(config: TrainConfig, module: PotentialModule, best_path, train_fr
     if config.training.stage == "finetune" and config.finetune.refit_references:
         # the network moved during fine-tuning: refit the offsets once more (closed form, training labels)
         set_references(model, train_frames)
-    energies, forces = predict_frames(model, valid_frames)
+    # errors of what the loss fitted: the network alone when the prior was left out of it
+    energies, forces = predict_frames(model, valid_frames, prior=config.training.fit_prior)
     metrics = error_table(valid_frames, energies, forces).as_dict()
     out = Path(config.out)
     save_model(model, out / "model.pt", provenance=_provenance(config, train_frames, metrics, record))
