@@ -10,6 +10,8 @@ import time
 import pytest
 import yaml
 
+from ffpt.fileio import output_lock
+
 TOY = {
     "name": "toy methanol",
     "seeds": [{"smiles": "CO", "name": "methanol"}],
@@ -107,3 +109,14 @@ def test_killed_run_resumes(toy_yaml, tmp_path):
     assert "[ff_sampling] up to date, skipped" in resumed.stdout
     assert "[abinitio] up to date, skipped" in resumed.stdout
     assert (out / "results.json").exists()
+
+
+def test_a_second_run_into_the_same_folder_is_refused(toy_yaml, tmp_path):
+    """Two runs in one folder would rerun and overwrite each other's stages: the second exits 2."""
+    out = tmp_path / "run"
+    with output_lock(out, "experiment"):  # as a first run holds it
+        second = ffpt("run", str(toy_yaml), "--out", str(out), "--quiet")
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another experiment run is writing it" in lines[0] and str(out) in lines[0]
+    assert not out.exists() or not any(out.iterdir())  # nothing written

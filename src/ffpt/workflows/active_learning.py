@@ -36,7 +36,7 @@ from ffpt import keys
 from ffpt.config import ConfigError, Strict
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split
-from ffpt.fileio import atomic_write_json
+from ffpt.fileio import atomic_write_json, output_lock
 from ffpt.dynamics.engine import STABILITY_FILE
 from ffpt.jobs.metad import MetadConfig
 from ffpt.simulate.config import MDConfig
@@ -355,6 +355,7 @@ def run_active_learning(config: ALConfig, out: str | Path, progress: bool = True
     for structure in config.explore.structures:  # input errors end here, before any training
         read_structure(structure, config.explore.md.structure_index)
     with ExitStack() as stack:
+        stack.enter_context(output_lock(out, "active-learning"))  # one loop at a time per folder
         if executor is None and (config.workers > 1 or scheduler is not None):
             from ffpt.execution import executor as open_executor
 

@@ -19,7 +19,7 @@ from ffpt.config import ConfigError
 from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
-from ffpt.fileio import atomic_write_json
+from ffpt.fileio import atomic_write_json, output_lock
 from ffpt.simulate.monitors import MinDistanceMonitor
 from ffpt.workflows.config import ExperimentConfig
 from ffpt.workflows.stages import RunDirectory
@@ -292,10 +292,13 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
     The seeds of the stability batches run as parallel tasks: on ``executor`` if given, else on
     :func:`ffpt.execution.executor` ``(workers, scheduler)``, started only when a stage needs it.
     Given any of the three, FF sampling and labelling run there too; else labelling uses
-    ``abinitio.workers`` of the config.
+    ``abinitio.workers`` of the config. One run at a time per folder: a second is refused
+    (:func:`ffpt.fileio.output_lock` on ``<out>.lock``).
     """
     shared = executor is not None or workers is not None or scheduler is not None
     with ExitStack() as stack:
+        stack.enter_context(output_lock(out, "experiment"))  # two runs in one folder would undo each other's stages
+
         def pool() -> cf.Executor:
             nonlocal executor
             if executor is None:
