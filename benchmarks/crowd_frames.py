@@ -8,12 +8,10 @@
 from __future__ import annotations
 
 import argparse
-import zlib
-
-import numpy as np
 
 from ffpt.data import read_frames, write_frames
 from ffpt.sampling import crowded_frames
+from ffpt.sampling.crowded import crowded_rng
 
 
 def main() -> None:
@@ -28,8 +26,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     frames = read_frames(args.ff)
-    rng = np.random.default_rng(np.random.SeedSequence([args.seed, zlib.crc32(b"crowded")]))
-    crowds = crowded_frames(frames, args.frames, args.molecules, rng, args.min_distance, args.shell)
+    crowds = crowded_frames(frames, args.frames, args.molecules, crowded_rng(args.seed), args.min_distance,
+                            args.shell)
     write_frames(args.out, (frames if args.append else []) + crowds)
     print(f"{args.out}: {len(crowds)} crowded frames" + (f" after {len(frames)} sampled" if args.append else ""))
 

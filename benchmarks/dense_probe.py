@@ -17,7 +17,6 @@ import argparse
 import numpy as np
 
 from ffpt.data import energy_of, forces_of, read_frames
-from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.export import probe_frames
 from ffpt.models.inference import predict_frames
 from ffpt.models.model_file import load_model
@@ -32,18 +31,15 @@ def main() -> None:
     frames = read_frames(args.frames) if args.frames else []
     for path in args.models:
         model = load_model(path)
-        calc = MLIPCalculator(model)
-        energies = []
-        for atoms in probe_frames(model):
-            atoms.calc = calc
-            energies.append(atoms.get_potential_energy())
-        line = f"{path}: probe cluster {energies[0]:.4g} eV, periodic box {energies[1]:.4g} eV"
+        probes, _ = predict_frames(model, probe_frames(model))
+        line = f"{path}: probe cluster {probes[0]:.4g} eV, periodic box {probes[1]:.4g} eV"
         if frames:
             energies, forces = predict_frames(model, frames, prior=not args.no_prior)
             de = np.abs([(e - energy_of(a)) / len(a) for e, a in zip(energies, frames)])
-            df = [np.abs(f - forces_of(a)).ravel() for f, a in zip(forces, frames)]
-            line += (f"; {len(frames)} frames{' (network alone)' if args.no_prior else ''}: energy MAE {1e3 * de.mean():.1f} meV/atom (max {1e3 * de.max():.3g}),"
-                     f" force MAE {1e3 * np.concatenate(df).mean():.1f} meV/A")
+            df = np.concatenate([np.abs(f - forces_of(a)).ravel() for f, a in zip(forces, frames)])
+            what = " (network alone)" if args.no_prior else ""
+            line += (f"; {len(frames)} frames{what}: energy MAE {1e3 * de.mean():.1f} meV/atom"
+                     f" (max {1e3 * de.max():.3g}), force MAE {1e3 * df.mean():.1f} meV/A")
         print(line, flush=True)
 
 

@@ -15,6 +15,8 @@ where fine-tuning labels then put the intermolecular interactions. No teacher ca
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from ase import Atoms
 from scipy.spatial.distance import cdist
@@ -71,6 +73,11 @@ def crowd(parts: list[Atoms], rng: np.random.Generator, min_distance: float = 2.
         if key in parts[0].info:
             frame.info[key] = parts[0].info[key]
     return set_labels(frame, energy, np.concatenate(forces))
+
+
+def crowded_rng(seed: int) -> np.random.Generator:
+    """The random stream of a sampling config's crowded frames (its ``seed``), apart from its tasks'."""
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(b"crowded")]))
 
 
 def crowded_frames(frames: list[Atoms], n_frames: int, molecules: int, rng: np.random.Generator,

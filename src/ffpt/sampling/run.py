@@ -44,7 +44,7 @@ from ffpt.errors import UserError
 from ffpt.fileio import atomic_write_text
 from ffpt.sampling.config import SamplingConfig, SeedSpec
 from ffpt.sampling.compressed import compressed_frames
-from ffpt.sampling.crowded import crowded_frames
+from ffpt.sampling.crowded import crowded_frames, crowded_rng
 from ffpt.sampling.displacements import random_frames
 from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
@@ -192,8 +192,7 @@ def _crowded(frames: list[Atoms], config: SamplingConfig) -> list[Atoms]:
     c = config.crowded
     if c is None or c.frames == 0:
         return []
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(b"crowded")]))
-    return crowded_frames(frames, c.frames, c.molecules, rng, c.min_distance, c.shell)
+    return crowded_frames(frames, c.frames, c.molecules, crowded_rng(config.seed), c.min_distance, c.shell)
 
 
 def _run_tasks(
