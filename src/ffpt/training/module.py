@@ -65,7 +65,8 @@ def loss_terms(
 
 class PotentialModule(L.LightningModule):
     """Trains an :class:`InteratomicPotential` with loss = w_E MSE(E/N) + w_F MSE(F) (or Huber)
-    + w_S MSE(stress) (only when ``stress_weight`` > 0: the stress costs a second derivative).
+    + w_S MSE(stress) (only when ``stress_weight`` > 0; the strain gradient comes from the same backward
+    pass as the forces, so it costs no extra derivative).
     ``fit_prior=False``: the loss sees the model without its repulsion prior, so the network alone
     fits the labels (and never learns to cancel the prior where the labels' wall is softer)."""
 
