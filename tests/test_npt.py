@@ -118,3 +118,46 @@ def test_npt_needs_a_periodic_box(tmp_path):
     box.pbc = [True, True, False]
     with pytest.raises(ConfigError, match="periodic"):
         run_md(box, EMT(), npt(5), tmp_path, progress=False)
+
+
+def test_nvt_lead_in_holds_the_cell_then_the_barostat_moves_it(tmp_path):
+    config = npt(60, nvt_steps=20)
+    result = run_md(copper_box(), EMT(), config, tmp_path, progress=False)
+    assert result.stable and result.steps == 60
+    frames = ase.io.read(tmp_path / "trajectory.extxyz", ":")
+    volume = np.array([f.get_volume() for f in frames])  # frames every 10 steps
+    assert np.all(volume[:3] == volume[0])  # steps 0, 10, 20: the cell is held
+    assert abs(volume[-1] - volume[0]) > 0.5  # A^3: then the barostat (19 kbar off target) moves it
+    assert np.abs(frames[2].positions - frames[0].positions).max() > 0.05  # A: the atoms move meanwhile
+
+
+class StatelessEMT(KilledAfter):
+    """EMT without memory: a fresh neighbour list every call. ASE's EMT keeps its list while the atoms
+    move less than its skin, so at fixed cell its sums (and the last bits of the forces) depend on where
+    the list was built, i.e. on when a run was resumed; under the barostat the cell changes every step
+    and the list is rebuilt anyway."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        self.inner = EMT()
+        super().calculate(atoms, properties, all_changes)
+
+
+@pytest.mark.parametrize("killed_in", [14, 27])  # before and after the barostat comes on (step 20)
+def test_nvt_lead_in_resumes_bit_identically(tmp_path, killed_in):
+    config = npt(40, nvt_steps=20)
+    full = run_md(copper_box(), StatelessEMT(10**6), config, tmp_path / "full", progress=False)
+    assert full.stable and full.steps == 40
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        run_md(copper_box(), StatelessEMT(killed_in), config, out, progress=False)
+    assert checkpoint(out)["step"] == 10 * (killed_in // 10)
+    run_md(copper_box(), StatelessEMT(10**6), config, out, progress=False)
+    a, b = checkpoint(out), checkpoint(tmp_path / "full")
+    for key in ("step", "positions", "momenta", "cell", "integrator"):
+        assert a[key] == b[key], key
+    assert_same_trajectory(out / "trajectory.extxyz", tmp_path / "full" / "trajectory.extxyz")
+
+
+def test_nvt_lead_in_belongs_to_npt():
+    with pytest.raises(ValueError, match="nvt_steps"):
+        MDConfig(steps=10, ensemble="langevin", nvt_steps=5)

@@ -84,6 +84,9 @@ class Integrator:
     ``taup_fs``: the barostat's (ASE suggests about 100 and 1000 time steps); ``pressure_bar``: the
     target pressure of ``npt``. ASE's MTK integrator takes no constraints, so ``npt`` ignores ``fix_com``:
     the total momentum, removed at the start (``stationary``), stays zero under it.
+    ``nvt_steps`` (``npt`` only): the first steps run at fixed cell under the Bussi thermostat (same
+    ``taut_fs``), then the barostat starts. A start frame made with another potential (a TIP3P box for a
+    GFN2-xTB model) first sheds its strain, which would otherwise kick the cell far off its density.
     """
 
     ensemble: Literal["nve", "langevin", "bussi", "npt"]
@@ -96,6 +99,11 @@ class Integrator:
     fix_com: bool = True
     stationary: bool = True
     zero_rotation: bool = True
+    nvt_steps: int = 0
+
+    def barostat_on(self, step: int) -> bool:
+        """Whether the step after ``step`` is integrated under the barostat."""
+        return self.ensemble == "npt" and step >= self.nvt_steps
 
     def initialize_velocities(self, atoms: Atoms, rng: np.random.Generator) -> None:
         """Maxwell-Boltzmann momenta at ``temperature_K``, then the requested momentum removals."""
@@ -107,8 +115,8 @@ class Integrator:
         if self.zero_rotation and not atoms.pbc.any() and len(atoms) > 2:
             ZeroRotation(atoms)
 
-    def make(self, atoms: Atoms, rng: np.random.Generator):
-        """The ASE dynamics object on ``atoms`` (its noise from ``rng``)."""
+    def make(self, atoms: Atoms, rng: np.random.Generator, step: int = 0):
+        """The ASE dynamics object on ``atoms`` for the step after ``step`` (its noise from ``rng``)."""
         dt = self.timestep_fs * units.fs
         if self.ensemble == "nve":
             from ase.md.verlet import VelocityVerlet
@@ -127,6 +135,7 @@ class Integrator:
             if atoms.constraints:
                 names = ", ".join(type(c).__name__ for c in atoms.constraints)
                 raise ConfigError(f"ensemble 'npt' (ASE's MTK integrator) takes no constraints; the structure has {names}")
+        if self.barostat_on(step):
             return IsotropicMTKNPT(atoms, timestep=dt, temperature_K=self.temperature_K,
                                    pressure_au=self.pressure_bar * units.bar, tdamp=self.taut_fs * units.fs,
                                    pdamp=self.taup_fs * units.fs)
@@ -142,7 +151,7 @@ class Integrator:
         """The integrator's own variables beyond positions, momenta and cell (JSON-able): the NPT
         reference cell, log volume strain and its momentum, thermostat and barostat chains; ``None``
         for the others (the Bussi bath energy travels as ``bath_energy``)."""
-        if self.ensemble != "npt":
+        if not hasattr(dyn, "_barostat"):  # not npt, or its NVT lead-in
             return None
         thermostat, barostat = dyn._thermostat, dyn._barostat
         return {
@@ -313,6 +322,7 @@ class Dynamics:
         self.wall_before = 0.0
         self._t0 = time.perf_counter()
         self._dyn = None
+        self._barostat_on = False
 
     @property
     def time_fs(self) -> float:
@@ -323,8 +333,10 @@ class Dynamics:
         return self.wall_before + time.perf_counter() - self._t0
 
     def _dynamics(self):
-        if self._dyn is None:
-            self._dyn = self.integrator.make(self.atoms, self.rng)
+        """The ASE integrator for the next step (made anew when ``npt``'s barostat comes on)."""
+        if self._dyn is None or self._barostat_on != self.integrator.barostat_on(self.step):
+            self._barostat_on = self.integrator.barostat_on(self.step)
+            self._dyn = self.integrator.make(self.atoms, self.rng, self.step)
         return self._dyn
 
     def _fix_com(self) -> None:
@@ -357,7 +369,7 @@ class Dynamics:
         self.step = int(checkpoint["step"])
         self.wall_before = float(checkpoint["wall_s"])
         self.stop = Stop(**checkpoint["stop"]) if checkpoint["stop"] is not None else None
-        if checkpoint.get("bath_energy") is not None:
+        if checkpoint.get("bath_energy") is not None and hasattr(self._dynamics(), "transferred_energy"):
             self._dynamics().transferred_energy = float(checkpoint["bath_energy"])
         self.integrator.load_state_dict(self._dynamics(), checkpoint.get("integrator"))
         states = checkpoint["observers"]

@@ -72,6 +72,9 @@ class MDConfig(Strict):
     taut_fs: float = Field(100.0, gt=0, description="Bussi or NPT (Nose-Hoover chain) thermostat coupling time (fs)")
     pressure_bar: float = Field(1.01325, description="NPT target pressure (bar)")
     taup_fs: float = Field(1000.0, gt=0, description="NPT (MTK) barostat coupling time (fs)")
+    nvt_steps: int = Field(0, ge=0, description=(
+        "NPT only: steps at fixed cell (Bussi thermostat, taut_fs) before the barostat starts, so that a start "
+        "frame made with another potential sheds its strain before the cell moves"))
     seed: int = Field(0, ge=0)
     save_every: int = Field(10, ge=1, description="steps between saved frames (and checkpoints)")
     check_every: int = Field(10, ge=1, description="steps between stability checks")
@@ -86,4 +89,6 @@ class MDConfig(Strict):
     def _thermostat_needs_temperature(self) -> "MDConfig":
         if self.ensemble != "nve" and self.temperature_K <= 0:
             raise ValueError(f"ensemble '{self.ensemble}' needs temperature_K > 0")
+        if self.nvt_steps and self.ensemble != "npt":
+            raise ValueError(f"nvt_steps is the NVT lead-in of ensemble 'npt', not of '{self.ensemble}'")
         return self

@@ -2,7 +2,7 @@
 
 Ensembles: ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT), ``bussi`` (canonical
 velocity rescaling, NVT) and ``npt`` (ASE's isotropic MTK barostat, periodic cells; ``pressure_bar``,
-``taup_fs``, ``taut_fs``). Units: fs, K, eV, A, bar.
+``taup_fs``, ``taut_fs``; ``nvt_steps`` at fixed cell before the barostat starts). Units: fs, K, eV, A, bar.
 
 A run directory holds ``trajectory.extxyz`` (or ``.traj``; frames described in
 :mod:`ffpt.dynamics.trajectory`) every ``save_every`` steps; ``checkpoint.json`` (see
@@ -38,7 +38,7 @@ def integrator(config: MDConfig) -> Integrator:
     return Integrator(
         ensemble=config.ensemble, timestep_fs=config.timestep_fs, temperature_K=config.temperature_K,
         friction_per_fs=config.friction_per_fs, taut_fs=config.taut_fs, pressure_bar=config.pressure_bar,
-        taup_fs=config.taup_fs, fix_com=config.fix_com,
+        taup_fs=config.taup_fs, nvt_steps=config.nvt_steps, fix_com=config.fix_com,
         zero_rotation=config.zero_rotation,
     )
 

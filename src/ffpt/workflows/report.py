@@ -165,8 +165,8 @@ def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, ti
 
 
 def density_comparison(config, stability: dict, budget: int, reference_frames: str | None, path: Path) -> dict:
-    """NPT density of each arm at ``budget``, runs pooled over arm seeds: each run's mean over its
-    second half, their mean and 95 % t interval, Welch's t-test between the arms, the density of the
+    """NPT density of each arm at ``budget``, runs pooled over arm seeds: each run's mean over the
+    second half of its time under the barostat (after ``nvt_steps``), their mean and 95 % t interval, Welch's t-test between the arms, the density of the
     reference configurations (fixed cells: the sampled density, not the teacher's NPT density) and a
     figure."""
     from scipy import stats
@@ -181,7 +181,8 @@ def density_comparison(config, stability: dict, budget: int, reference_frames: s
             runs.setdefault(arm, []).extend(RunDensity(**r) for r in json.loads(Path(batch["density"]).read_text())["runs"])
     if not runs:
         return {}
-    from_fs = config.stability.md.steps * config.stability.md.timestep_fs / 2
+    md = config.stability.md
+    from_fs = (md.nvt_steps + (md.steps - md.nvt_steps) / 2) * md.timestep_fs  # second half under the barostat
     summaries = {arm: summarize_density(arm_runs, from_fs) for arm, arm_runs in runs.items()}
     entry = {"arms": {arm: s.as_dict() for arm, s in summaries.items()}, "reference": None, "welch": None}
     if reference_frames is not None:
