@@ -5,13 +5,16 @@ frame from ``--from-fs`` on (the equilibrated part), labels it with GFN2-xTB (``
 resumable, ``--workers`` processes) and compares the teacher's pressure on those frames with the
 model's (``pressure_bar`` of each frame; both with the ideal-gas term of the frame's momenta, bar).
 If the model were the teacher, the teacher's mean pressure on the model's equilibrium frames would be
-the target (1 bar). The isothermal compressibility from the runs' volume fluctuations,
-kappa_T = var(V) / (kB T <V>), turns a pressure error dP into a density error
-d(rho)/rho = kappa_T dP (first order): the teacher's density estimate is rho (1 - kappa_T dP_mean),
-dP_mean = P_teacher - P_model.
+the target (1 bar); where it is not, its sign says which way the teacher's density lies. Two windows
+(the NVT lead-in at the start density and the end of the NPT part) bracket the teacher's density.
+``--until-fs`` ends the window; ``--model`` gives the model's pressure of frames saved without one
+(the NVT lead-in of an NPT run).
 
     python benchmarks/water_npt_pressure.py runs/wat16/stability_ffpt-ft_n100_s0 \
         runs/wat16/stability_scratch_n100_s0 --from-fs 1250 --every 10 --out runs/wat16/pressure
+    python benchmarks/water_npt_pressure.py runs/wat16/stability_ffpt-ft_n100_s0 \
+        runs/wat16/stability_scratch_n100_s0 --model MODEL_FT --model MODEL_SCRATCH \
+        --from-fs 300 --until-fs 500 --every 5 --out runs/wat16/pressure
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ase import units
 from ase.io import read, write
 from scipy import stats
 
+from ffpt import load_calculator
 from ffpt.observables.density import mass_density
 
 
@@ -41,71 +45,66 @@ def teacher_pressure_bar(atoms) -> float:
     return float(-stress[:3].mean() / units.bar) + ideal_gas_bar(atoms)
 
 
-def equilibrium_frames(folder: Path, from_fs: float, every: int) -> list:
+def window_frames(folder: Path, from_fs: float, until_fs: float, every: int) -> list:
     frames = []
     for path in sorted(folder.glob("seed_*/trajectory.extxyz")):
-        run = [f for f in read(path, ":") if f.info["time_fs"] >= from_fs]
+        run = [f for f in read(path, ":") if from_fs <= f.info["time_fs"] <= until_fs]
         for f in run[::every]:
             f.info["run"] = path.parent.name
             frames.append(f)
     return frames
 
 
-def compressibility_per_bar(folder: Path, from_fs: float, temperature_K: float) -> float:
-    """kappa_T (1/bar) from the volume fluctuations of each run (pooled within-run variance)."""
-    variances, means = [], []
-    for path in sorted(folder.glob("seed_*/trajectory.extxyz")):
-        volumes = np.array([f.get_volume() for f in read(path, ":") if f.info["time_fs"] >= from_fs])
-        if len(volumes) > 2:
-            variances.append(volumes.var(ddof=1))
-            means.append(volumes.mean())
-    kT = units.kB * temperature_K  # eV
-    return float(np.mean(variances) / (kT * np.mean(means)) * units.bar)  # A^3 / (eV) -> 1/bar
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="NPT stability folders (seed_*/trajectory.extxyz)")
     parser.add_argument("--from-fs", type=float, required=True, help="start of the equilibrated part (fs)")
+    parser.add_argument("--until-fs", type=float, default=float("inf"), help="end of the window (fs)")
+    parser.add_argument("--model", action="append", type=Path, default=[],
+                        help="model file of each folder, in order: the model's pressure of frames saved "
+                             "without one (the NVT lead-in)")
     parser.add_argument("--every", type=int, default=10, help="every n-th saved frame")
-    parser.add_argument("--temperature", type=float, default=300.0, help="K")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {}
-    for folder in args.folders:
+    if args.model and len(args.model) != len(args.folders):
+        sys.exit(f"--model: give one per folder ({len(args.folders)}), got {len(args.model)}")
+    for k, folder in enumerate(args.folders):
         name = folder.name.removeprefix("stability_")
-        frames = equilibrium_frames(folder, args.from_fs, args.every)
+        frames = window_frames(folder, args.from_fs, args.until_fs, args.every)
         if not frames:
             sys.exit(f"{folder}: no saved frame at or after {args.from_fs} fs")
-        data, labelled = args.out / f"{name}_frames.extxyz", args.out / f"{name}_gfn2.extxyz"
+        window = f"{args.from_fs:g}-{args.until_fs:g}fs"
+        data, labelled = args.out / f"{name}_{window}_frames.extxyz", args.out / f"{name}_{window}_gfn2.extxyz"
         write(data, frames)
         subprocess.run([sys.executable, "-m", "ffpt", "label", "--data", str(data), "--teacher", "gfn2",
                         "--out", str(labelled), "--workers", str(args.workers), "--no-progress"], check=True)
         gfn2 = read(labelled, ":")
+        if args.model:
+            calc = load_calculator(args.model[k])
+            for f, g in zip(frames, gfn2):
+                f.calc = calc
+                g.info["pressure_bar"] = -float(np.trace(f.get_stress(voigt=False))) / 3 / units.bar + ideal_gas_bar(f)
         model_p = np.array([f.info["pressure_bar"] for f in gfn2])
         teacher_p = np.array([teacher_pressure_bar(f) for f in gfn2])
         diff = teacher_p - model_p
         rho = float(np.mean([mass_density(f) for f in frames]))
-        kappa = compressibility_per_bar(folder, args.from_fs, args.temperature)
         half = stats.t.ppf(0.975, len(diff) - 1) * stats.sem(diff)
-        summary[name] = {
+        summary[f"{name} {window}"] = {
             "n_frames": len(gfn2), "runs": sorted({f.info["run"] for f in frames}),
             "model_density_g_cm3": rho,
             "model_pressure_bar": {"mean": float(model_p.mean()), "sem": float(stats.sem(model_p))},
             "gfn2_pressure_bar": {"mean": float(teacher_p.mean()), "sem": float(stats.sem(teacher_p))},
             "gfn2_minus_model_bar": {"mean": float(diff.mean()), "ci95": [float(diff.mean() - half), float(diff.mean() + half)]},
-            "kappa_T_per_bar": kappa,
-            "gfn2_density_estimate_g_cm3": rho * (1 - kappa * float(diff.mean())),
         }
-        s = summary[name]
+        s = summary[f"{name} {window}"]
         print(f"{name}: {len(gfn2)} frames, model rho {rho:.3f} g/cm3; P model {model_p.mean():+.0f} +- "
               f"{stats.sem(model_p):.0f} bar, GFN2 {teacher_p.mean():+.0f} +- {stats.sem(teacher_p):.0f} bar; "
               f"GFN2 - model {diff.mean():+.0f} [{s['gfn2_minus_model_bar']['ci95'][0]:+.0f}, "
-              f"{s['gfn2_minus_model_bar']['ci95'][1]:+.0f}] bar; kappa_T {kappa * 1e6:.0f}e-6 /bar; "
-              f"GFN2 density estimate {s['gfn2_density_estimate_g_cm3']:.3f} g/cm3", flush=True)
-    (args.out / "pressure.json").write_text(json.dumps(summary, indent=1))
+              f"{s['gfn2_minus_model_bar']['ci95'][1]:+.0f}] bar", flush=True)
+    (args.out / f"pressure_{window}.json").write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from ffpt.analysis.rdf import plot_rdf
+from ffpt.analysis.rdf import clipped_height, plot_rdf
 from ffpt.observables.rdf import RDF, compute_rdf, pair_name
 
 
@@ -91,3 +91,13 @@ def test_plot_writes_png(tmp_path):
     rdf = compute_rdf([simple_cubic(3, 2.0)], rmax=4.0, bins=40)
     path = plot_rdf({"sc": rdf, "copy": rdf}, tmp_path / "plots" / "rdf.png", title="sc")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_bond_peak_is_clipped_so_the_hydrogen_bond_peak_shows():
+    r = np.linspace(0.05, 6.0, 120)
+    bond = 60 * np.exp(-((r - 0.97) / 0.03) ** 2)  # O-H bond, 60 high
+    hbond = 1.5 * np.exp(-((r - 1.8) / 0.15) ** 2) + np.where(r > 2.2, 1.0, 0.0)  # H-bond peak, then g = 1
+    top = clipped_height([bond + hbond, 0.9 * (bond + hbond)])
+    assert top == pytest.approx(1.3 * 1.5, rel=0.05)  # the H-bond peak fills the panel
+    liquid_oo = 2.8 * np.exp(-((r - 2.8) / 0.15) ** 2) + np.where(r > 3.2, 1.0, 0.0)
+    assert clipped_height([liquid_oo]) is None  # an intermolecular first peak stays whole
