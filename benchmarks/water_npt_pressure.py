@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import units
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 from scipy import stats
 
@@ -34,15 +35,15 @@ from ffpt import load_calculator
 from ffpt.observables.density import mass_density
 
 
-def ideal_gas_bar(atoms) -> float:
-    """Kinetic pressure 2 E_kin / (3 V) of the frame's momenta (bar)."""
-    return float(2 * atoms.get_kinetic_energy() / (3 * atoms.get_volume()) / units.bar)
+def pressure_bar(atoms) -> float:
+    """Pressure of the frame's calculator stress plus the ideal-gas term of its momenta (bar)."""
+    return float(-np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 / units.bar)
 
 
 def teacher_pressure_bar(atoms) -> float:
-    """Pressure of the frame's GFN2-xTB stress (REF_stress, eV/A^3, Voigt) plus the ideal-gas term (bar)."""
-    stress = np.asarray(atoms.info["REF_stress"], dtype=float)
-    return float(-stress[:3].mean() / units.bar) + ideal_gas_bar(atoms)
+    """:func:`pressure_bar` of the frame's GFN2-xTB stress (REF_stress, eV/A^3, Voigt)."""
+    atoms.calc = SinglePointCalculator(atoms, stress=np.asarray(atoms.info["REF_stress"], dtype=float))
+    return pressure_bar(atoms)
 
 
 def window_frames(folder: Path, from_fs: float, until_fs: float, every: int) -> list:
@@ -75,7 +76,7 @@ def main() -> None:
         name = folder.name.removeprefix("stability_")
         frames = window_frames(folder, args.from_fs, args.until_fs, args.every)
         if not frames:
-            sys.exit(f"{folder}: no saved frame at or after {args.from_fs} fs")
+            sys.exit(f"{folder}: no saved frame between {args.from_fs:g} and {args.until_fs:g} fs")
         window = f"{args.from_fs:g}-{args.until_fs:g}fs"
         data, labelled = args.out / f"{name}_{window}_frames.extxyz", args.out / f"{name}_{window}_gfn2.extxyz"
         write(data, frames)
@@ -86,7 +87,7 @@ def main() -> None:
             calc = load_calculator(args.model[k])
             for f, g in zip(frames, gfn2):
                 f.calc = calc
-                g.info["pressure_bar"] = -float(np.trace(f.get_stress(voigt=False))) / 3 / units.bar + ideal_gas_bar(f)
+                g.info["pressure_bar"] = pressure_bar(f)
         model_p = np.array([f.info["pressure_bar"] for f in gfn2])
         teacher_p = np.array([teacher_pressure_bar(f) for f in gfn2])
         diff = teacher_p - model_p

@@ -322,7 +322,6 @@ class Dynamics:
         self.wall_before = 0.0
         self._t0 = time.perf_counter()
         self._dyn = None
-        self._barostat_on = False
 
     @property
     def time_fs(self) -> float:
@@ -334,8 +333,7 @@ class Dynamics:
 
     def _dynamics(self):
         """The ASE integrator for the next step (made anew when ``npt``'s barostat comes on)."""
-        if self._dyn is None or self._barostat_on != self.integrator.barostat_on(self.step):
-            self._barostat_on = self.integrator.barostat_on(self.step)
+        if self._dyn is None or hasattr(self._dyn, "_barostat") != self.integrator.barostat_on(self.step):
             self._dyn = self.integrator.make(self.atoms, self.rng, self.step)
         return self._dyn
 

@@ -166,9 +166,9 @@ def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, ti
 
 def density_comparison(config, stability: dict, budget: int, reference_frames: str | None, path: Path) -> dict:
     """NPT density of each arm at ``budget``, runs pooled over arm seeds: each run's mean over the
-    second half of its time under the barostat (after ``nvt_steps``), their mean and 95 % t interval, Welch's t-test between the arms, the density of the
-    reference configurations (fixed cells: the sampled density, not the teacher's NPT density) and a
-    figure."""
+    second half of its time under the barostat (after ``nvt_steps``), their mean and 95 % t interval,
+    Welch's t-test between the arms, the density of the reference configurations (fixed cells: the
+    sampled density, not the teacher's NPT density) and a figure."""
     from scipy import stats
 
     from ffpt.analysis.density import plot_density
