@@ -161,6 +161,21 @@ def test_compare_flags_differences_beyond_round_off():
     assert compare((energy, forces, stress), (energy, forces, stress * np.nan), torch.float32, periodic=False) is None
 
 
+def test_compare_allows_the_float32_round_off_of_the_eager_model_itself():
+    """Forces of thousands of eV/A summed from cancelling terms lose digits in float32: the package may
+    differ from eager float32 by as much as eager float32 differs from float64 (times a margin), no more."""
+    energy, stress = torch.tensor([-100.0]), torch.eye(3)
+    forces = torch.full((4, 3), 8000.0)
+    exact = (energy, forces + 0.5, stress)  # eager float32 is 0.5 eV/A off the float64 answer
+    near = (energy, forces + 0.6, stress)  # beyond 500 eps x 8000 = 0.48, within 10 x 0.5
+    assert "forces" in compare((energy, forces, stress), near, torch.float32, periodic=True)
+    assert compare((energy, forces, stress), near, torch.float32, periodic=True, exact=exact) is None
+    far = (energy, forces + 6.0, stress)
+    assert "forces" in compare((energy, forces, stress), far, torch.float32, periodic=True, exact=exact)
+    broken = (energy, forces * np.nan, stress)
+    assert "forces" in compare((energy, forces, stress), near, torch.float32, periodic=True, exact=broken)
+
+
 def test_md_compile_flag_reaches_the_model(tmp_path, ethanol, monkeypatch, capsys):
     """``--compile`` wraps the network in torch.compile (stubbed here: real code generation takes minutes);
     a teacher cannot be compiled (exit 2)."""
