@@ -15,6 +15,7 @@ from ase.calculators.lj import LennardJones
 from ase.calculators.morse import MorsePotential
 
 from ffpt import teachers
+from ffpt.analysis.pair_scan import legend_labels
 from ffpt.cli import main
 from ffpt.data import write_frames
 from ffpt.observables.pair_scan import PairScanConfig, at_distance, isolated_pair, parse_pair, scan_pair, scan_system
@@ -212,3 +213,10 @@ def test_cli_scan_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
     assert "Traceback" not in out + err
     lines = [line for line in err.splitlines() if line.startswith("ffpt scan: error:")]
     assert len(lines) == 1 and fragment in lines[0], err
+
+
+def test_legend_labels_keep_only_what_tells_model_paths_apart():
+    names = ["pyscf", "runs/x/ffpt-ft_n100_s0/model/model.pt", "runs/x/scratch_n100_s0/model/model.pt"]
+    assert legend_labels(names) == ["pyscf", "ffpt-ft_n100_s0", "scratch_n100_s0"]
+    assert legend_labels(["uff", "runs/a/model.pt"]) == ["uff", "runs/a/model.pt"]
+    assert legend_labels(["runs/a/model.pt", "runs/a/model.pt"]) == ["model.pt", "model.pt"]

@@ -8,7 +8,7 @@ to free atoms), so each curve is drawn relative to its own value at the largest 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal, Sequence
 
 import numpy as np
@@ -18,6 +18,25 @@ from ffpt.observables.pair_scan import PairScan
 from ffpt.units import KCAL_PER_MOL
 
 UNITS = {"eV": 1.0, "kcal/mol": KCAL_PER_MOL}  # eV per unit
+
+
+def legend_labels(names: Sequence[str]) -> list[str]:
+    """Calculator names for a legend: model paths lose the leading and trailing folders they all share
+    (``runs/x/ffpt-ft_n100/model/model.pt`` and ``runs/x/scratch_n100/model/model.pt`` become
+    ``ffpt-ft_n100`` and ``scratch_n100``); teacher names and a lone path stay as they are."""
+    paths = [PurePath(name).parts for name in names if len(PurePath(name).parts) > 1]
+    if len(paths) < 2:
+        return list(names)
+    lead = len(os.path.commonprefix(paths))
+    tail = len(os.path.commonprefix([parts[::-1] for parts in paths]))
+    labels = []
+    for name in names:
+        parts = PurePath(name).parts
+        if len(parts) > 1:
+            middle = parts[lead:len(parts) - tail]
+            name = "/".join(middle) if middle else parts[-1]
+        labels.append(name)
+    return labels
 
 
 def plot_pair_scans(
@@ -35,10 +54,10 @@ def plot_pair_scans(
     scale = UNITS[units]
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.0, 6.5), sharex=True)
-    for scan in scans:
+    for scan, label in zip(scans, legend_labels([scan.name for scan in scans])):
         energy = (scan.energies - scan.energies[np.argmax(scan.distances)]) / scale
-        top.plot(scan.distances, energy, marker=".", label=scan.name)
-        bottom.plot(scan.distances, scan.radial_forces / scale, marker=".", label=scan.name)
+        top.plot(scan.distances, energy, marker=".", label=label)
+        bottom.plot(scan.distances, scan.radial_forces / scale, marker=".", label=label)
     top.axhline(0.0, color="grey", lw=0.5)
     bottom.axhline(0.0, color="grey", lw=0.5)
     if energy_limit is not None:
