@@ -355,3 +355,36 @@ def test_nonfinite_and_crashing_calculators_stop_the_run(tmp_path, mode):
         assert result.monitor == "calculator" and result.failed_at_fs == 15.5
         assert result.reason == "RuntimeError: neighbour list overflow"
         assert json.loads((tmp_path / "stability.json").read_text())["monitor"] == "calculator"
+
+
+class Violent(Calculator):
+    """Harmonic bonds, then a runaway force on atom 0 (growing as the cube of its distance from the
+    origin, energy left finite) after ``after`` calls; like a neighbour list, it refuses non-finite
+    positions."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, inner, after):
+        super().__init__()
+        self.inner, self.after, self.calls = inner, after, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if not np.isfinite(self.atoms.positions).all():
+            raise ValueError("positions must be finite")
+        self.calls += 1
+        energy, forces = self.inner.get_potential_energy(self.atoms), self.inner.get_forces(self.atoms).copy()
+        if self.calls > self.after:
+            with np.errstate(over="ignore"):
+                forces[0] = 1e100 * (1.0 + np.abs(self.atoms.positions[0]) ** 3)
+        self.results = {"energy": energy, "forces": forces}
+
+
+def test_a_blow_up_the_calculator_refuses_is_recorded_as_non_finite_not_as_a_calculator_error(tmp_path):
+    start = ethanol()
+    config = MDConfig(steps=100, timestep_fs=0.5, check_every=10, save_every=10)
+    result = run_md(start, Violent(HarmonicBonds(start), after=31), config, tmp_path, progress=False)
+    assert not result.stable and result.monitor == "finite"
+    assert result.reason.startswith("non-finite position of atom 0")
+    assert "ValueError: positions must be finite" in result.reason
+    assert result.failed_at_fs < 20.0  # before the next monitor check: the step that could not be evaluated

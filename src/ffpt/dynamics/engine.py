@@ -387,7 +387,8 @@ class Dynamics:
     def advance(self, last: bool) -> bool:
         """One step and its observers; ``False`` (and ``stop`` set) if the calculator raised and
         ``calculator_errors_stop``: an exploding model often raises (e.g. a neighbour-list overflow),
-        which is an MD failure, recorded as monitor ``"calculator"``.
+        which is an MD failure, recorded as monitor ``"calculator"`` (``"finite"`` when the atoms had
+        already left for non-finite positions).
         """
         dyn = self._dynamics()
         try:
@@ -396,12 +397,23 @@ class Dynamics:
             if not self.calculator_errors_stop:
                 raise
             self.step += 1
-            self.stop = Stop("calculator", f"{type(exc).__name__}: {exc}")
+            self.stop = self._calculator_stop(exc)
             return False
         self.step += 1
         dyn.nsteps = self.step
         self._observe(self.state(last))
         return True
+
+    def _calculator_stop(self, exc: Exception) -> Stop:
+        """Why a calculator exception stopped the run: a blow-up (huge forces drove an atom to a
+        non-finite position, which the calculator then refused) is the dynamics' failure, recorded as
+        monitor ``"finite"``; any other exception as monitor ``"calculator"``."""
+        reason = f"{type(exc).__name__}: {exc}"
+        for label, values in (("position", self.atoms.positions), ("momentum", self.atoms.get_momenta())):
+            bad = np.argwhere(~np.isfinite(values))
+            if len(bad):
+                return Stop("finite", f"non-finite {label} of atom {bad[0, 0]} (the calculator then raised {reason})")
+        return Stop("calculator", reason)
 
     def run(self, until: int) -> None:
         """Step until step ``until`` or a stop."""

@@ -289,7 +289,7 @@ def _ttf(median_fs, stable_fraction) -> str:
 
 
 KIND_LABELS = {"min_distance": "atoms collapsed", "min_pair_distance": "pair too close", "species": "foreign species",
-               "bond": "bond broken", "rdf": "RDF drift", "finite": "non-finite", "calculator": "calculator error"}
+               "bond": "bond broken", "rdf": "RDF drift", "finite": "blow-up (non-finite)", "calculator": "calculator error"}
 
 
 def _kinds(counts: dict) -> str:
