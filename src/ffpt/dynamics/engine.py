@@ -303,6 +303,15 @@ class ProgressBar(Observer):
 # --------------------------------------------------------------------------- the stepping loop
 
 
+def nonfinite_coordinates(atoms: Atoms) -> str | None:
+    """``None`` if every position and momentum of ``atoms`` is finite, else which one is not."""
+    for label, values in (("position", atoms.positions), ("momentum", atoms.get_momenta())):
+        bad = np.argwhere(~np.isfinite(values))
+        if len(bad):
+            return f"non-finite {label} of atom {bad[0, 0]}"
+    return None
+
+
 class Dynamics:
     """``atoms`` (calculator attached) moved by ``integrator``, observed by ``observers``.
 
@@ -409,10 +418,9 @@ class Dynamics:
         non-finite position, which the calculator then refused) is the dynamics' failure, recorded as
         monitor ``"finite"``; any other exception as monitor ``"calculator"``."""
         reason = f"{type(exc).__name__}: {exc}"
-        for label, values in (("position", self.atoms.positions), ("momentum", self.atoms.get_momenta())):
-            bad = np.argwhere(~np.isfinite(values))
-            if len(bad):
-                return Stop("finite", f"non-finite {label} of atom {bad[0, 0]} (the calculator then raised {reason})")
+        blow_up = nonfinite_coordinates(self.atoms)
+        if blow_up is not None:
+            return Stop("finite", f"{blow_up} (the calculator then raised {reason})")
         return Stop("calculator", reason)
 
     def run(self, until: int) -> None:

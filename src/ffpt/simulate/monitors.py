@@ -25,6 +25,7 @@ from ase.geometry import find_mic
 from ase.neighborlist import neighbor_list
 
 from ffpt.data.molecules import species_formulas
+from ffpt.dynamics.engine import nonfinite_coordinates
 from ffpt.observables.species import hill_formula
 from ffpt.observables.rdf import RDF, RDFAccumulator, compute_rdf, pair_name, parse_pair
 from ffpt.simulate.config import MonitorConfig
@@ -53,10 +54,9 @@ class FiniteMonitor(Monitor):
     name = "finite"
 
     def check(self, atoms: Atoms, time_fs: float) -> str | None:
-        for label, values in (("position", atoms.positions), ("momentum", atoms.get_momenta())):
-            bad = np.argwhere(~np.isfinite(values))
-            if len(bad):
-                return f"non-finite {label} of atom {bad[0, 0]}"
+        coordinates = nonfinite_coordinates(atoms)
+        if coordinates is not None:
+            return coordinates
         energy = atoms.get_potential_energy()
         if not np.isfinite(energy):
             return f"non-finite potential energy ({energy})"
