@@ -4,8 +4,14 @@ Each module of this package is one verb: it defines ``HELP`` (one line), ``add_a
 and ``run(args) -> int``; heavy imports stay inside ``run``.
 
 One error path: a :class:`ffpt.errors.UserError` raised anywhere (bad file, config key, frame,
-atom, option) ends the verb with its one-line message on stderr and exit status 2; ``--debug``
-shows the traceback instead. Anything else is a bug and keeps its traceback.
+atom, option) ends the verb with its one-line message on stderr and exit status 2, and so does an
+operating-system error of the environment (permission denied, read-only or full file system, a
+name too long: :data:`ffpt.fileio.ENVIRONMENT_ERRNOS`), named by its path; ``--debug`` shows the
+traceback instead. Anything else is a bug and keeps its traceback.
+
+Exit statuses: 0 done; 2 a user or environment error (nothing or only resumable work written);
+3 done, but some items failed (e.g. ``ffpt label``: the frames that succeeded are written, the
+failures reported); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import argparse
 import importlib
 import pkgutil
 import sys
+
+EXIT_USER_ERROR = 2  # bad input or environment: one line naming the file, key, frame or atom
+EXIT_PARTIAL = 3  # done, but some items failed (written: what succeeded; reported: the failures)
 
 
 def _verbs():
@@ -44,6 +53,7 @@ def _one_line(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from ffpt.errors import UserError
+    from ffpt.fileio import describe_os_error, is_environment_error
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -57,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"ffpt {args.verb}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        if args.debug or not is_environment_error(exc):
+            raise
+        print(f"ffpt {args.verb}: error: {_one_line(describe_os_error(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"ffpt {args.verb}: interrupted", file=sys.stderr)
         return 130

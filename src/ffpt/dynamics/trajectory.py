@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ffpt.fileio import atomic_path
+from ffpt.fileio import atomic_path, located_os_error
 from ffpt.keys import ENERGY_STD, FORCES_STD, FORCES_STD_MAX
 from ffpt.dynamics.engine import CheckpointError, MDState, Observer, Stop
 
@@ -83,6 +83,12 @@ class TrajectoryWriter(Observer):
         return None
 
     def _append(self, frame: Atoms) -> None:
+        try:
+            self._write(frame)
+        except OSError as exc:  # e.g. a full disk: name the file (the checkpoint cuts a torn frame off)
+            raise located_os_error(exc, self.path) from None
+
+    def _write(self, frame: Atoms) -> None:
         if self.format == "extxyz":
             import ase.io
 

@@ -24,7 +24,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
-from ffpt.fileio import atomic_write_text
+from ffpt.fileio import atomic_write_text, located_os_error
 from ffpt.keys import UNCERTAINTY_KEYS
 from ffpt.simulate.config import MonitorConfig, UncertaintyConfig
 from ffpt.simulate.uncertainty import is_committee, uncertainty_observers
@@ -187,8 +187,11 @@ class MetadynamicsCalculator(Calculator):
         w = self.height * np.exp(-v / (units.kB * self.delta_t))
         self.hills.add(time, s, self.sigma, w)
         if self.hills_file is not None:
-            with open(self.hills_file, "a") as fh:
-                fh.write(format_hill(self.hills, len(self.hills) - 1))
+            try:
+                with open(self.hills_file, "a") as fh:
+                    fh.write(format_hill(self.hills, len(self.hills) - 1))
+            except OSError as exc:  # e.g. a full disk: name the file
+                raise located_os_error(exc, self.hills_file) from None
         if self._base_results is not None and self.atoms is not None and not self.check_state(atoms):
             self._update_bias_results()  # same positions: only the bias part changes
         else:
@@ -306,8 +309,11 @@ class ColvarWriter(_AppendedFile):
             c = self.calc
             row = [state.time_fs / FS_PER_PS, *(c.cv_values * self.scales), c.bias_energy / KJ_PER_MOL,
                    c.wall_energy / KJ_PER_MOL]
-            with open(self.path, "a") as fh:
-                fh.write(" ".join(f"{v:.10g}" for v in row) + "\n")
+            try:
+                with open(self.path, "a") as fh:
+                    fh.write(" ".join(f"{v:.10g}" for v in row) + "\n")
+            except OSError as exc:  # e.g. a full disk: name the file
+                raise located_os_error(exc, self.path) from None
         return None
 
 
