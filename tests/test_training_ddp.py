@@ -22,7 +22,7 @@ BATCH = 8
 # frame indices the rank's sampler draws in each epoch.
 PROBED_TRAIN = r"""
 import json, os, sys
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from ffpt.training.checkpoint_io import AtomicCheckpointIO as TorchCheckpointIO  # ffpt's checkpoint IO
 from lightning.pytorch.callbacks import Callback
 from ffpt.cli import main
 from ffpt.training import run_folder, stages

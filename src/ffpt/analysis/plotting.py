@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ffpt.fileio import atomic_path
+
 
 def pyplot():
     """matplotlib.pyplot on the non-interactive Agg backend (no display needed)."""
@@ -33,7 +35,7 @@ def save_figure(fig, path: str | os.PathLike, title: str | None = None, dpi: int
         fig.suptitle(wrap_title(title, size))
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:  # the temporary file's name ends in .tmp: say the format
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
     pyplot().close(fig)
     return path

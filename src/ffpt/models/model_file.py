@@ -15,7 +15,7 @@ import torch
 from ffpt import __version__
 from ffpt.config import ConfigError
 from ffpt.errors import UserError
-from ffpt.fileio import atomic_path
+from ffpt.fileio import atomic_torch_save
 from ffpt.models.potential import InteratomicPotential
 
 FORMAT = "ffpt-model"
@@ -54,9 +54,7 @@ def save_model(model: InteratomicPotential, path: str | os.PathLike, provenance:
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "provenance": provenance or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def read_model_file(path: str | os.PathLike) -> dict:

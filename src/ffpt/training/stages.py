@@ -18,6 +18,7 @@ import torch
 
 from ffpt import keys
 from ffpt.fileio import atomic_write_json
+from ffpt.training.checkpoint_io import AtomicCheckpointIO
 from ffpt.data.io import read_frames
 from ffpt.data.splits import split, subset
 from ffpt.models.model_file import build_model, load_model, save_model
@@ -220,6 +221,7 @@ def train(config: TrainConfig) -> TrainResult:
         enable_model_summary=False,
         log_every_n_steps=1,
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],  # checkpoints written in their own folder (ffpt.fileio)
     )
     # refuses a folder of another run; under DDP only global rank zero writes files (the trainer knows
     # its rank from the launcher's environment before fit), here and below
