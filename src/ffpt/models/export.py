@@ -2,8 +2,9 @@
 
 The route (NequIP's): a flat-tensor wrapper of the model -> ``make_fx(tracing_mode="symbolic")``
 writes the autograd backward (forces, stress) out as ordinary ops -> ``torch.export`` with dynamic
-atom and edge counts -> ``torch._inductor.aoti_compile_and_package``. The package runs from Python
-(:mod:`ffpt.models.exported`, no training stack) and from C++ (``AOTIModelPackageLoader``).
+atom and edge counts -> ``torch._inductor.aoti_compile_and_package``. Architectures with TorchScript
+parts (MACE's e3nn blocks) are traced through plain-Python twins (their ``traceable()``). The package
+runs from Python (:mod:`ffpt.models.exported`, no training stack) and from C++ (``AOTIModelPackageLoader``).
 
 Package inputs (one frame): positions (N, 3) A; species (N,) int64 index into the model's elements;
 edge_index (2, E) int64 as (receiver i, sender j) of a full neighbour list within the cutoff, with
@@ -15,6 +16,7 @@ cutoff, dtype, spin input and provenance are stored as package metadata (key ``f
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -79,13 +81,21 @@ def probe_frames(model: InteratomicPotential, seed: int = 0) -> list[Atoms]:
     return frames
 
 
+def _traceable(model: InteratomicPotential):
+    """A context giving the model as plain Python modules: an architecture with TorchScript parts (MACE)
+    provides ``traceable()``; others are traced as they are."""
+    return model.traceable() if hasattr(model, "traceable") else contextlib.nullcontext(model)
+
+
 def _traced(model: InteratomicPotential, example: tuple[torch.Tensor, ...]):
     """The flat model as an ExportedProgram with dynamic atom and edge counts."""
     from torch.export import Dim
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    flat = FlatPotential(model)
-    graph_module = make_fx(flat, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+    with _traceable(model) as plain:
+        for p in plain.parameters():
+            p.requires_grad_(False)
+        graph_module = make_fx(FlatPotential(plain), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
     atoms, edges = Dim("atoms", min=MIN_SIZE), Dim("edges", min=MIN_SIZE)
     dynamic = ({0: atoms}, {0: atoms}, {1: edges}, {0: edges}, None, None)
     return torch.export.export(graph_module, example, dynamic_shapes=dynamic)

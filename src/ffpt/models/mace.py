@@ -29,6 +29,8 @@ stress come from autograd through ffpt's edge vectors in :class:`InteratomicPote
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import warnings
 
 import torch
@@ -125,6 +127,40 @@ class MACEPotential(InteratomicPotential):
 
     def hparams(self) -> dict:
         return dict(self._hparams)
+
+    # the submodules built by mace-torch (everything else, e.g. a repulsion prior, is ffpt's own)
+    MACE_PARTS = ("embedding", "radial", "spherical_harmonics", "interactions", "products", "head")
+
+    @contextlib.contextmanager
+    def traceable(self):
+        """This model as plain Python modules, for ``make_fx(tracing_mode="symbolic")`` (export).
+
+        e3nn compiles its code-generated linears and tensor products with TorchScript, and its spherical
+        harmonics are a TorchScript function; the TorchScript interpreter turns symbolic atom and edge
+        counts into the example's numbers, so a traced graph would only take the example's sizes. Yields
+        a copy whose MACE parts are rebuilt without TorchScript (same weights and dtype); while the
+        context is open, e3nn's spherical harmonics run their Python original."""
+        import e3nn
+        from e3nn.o3 import _spherical_harmonics as sh
+
+        defaults = e3nn.get_optimization_defaults()
+        e3nn.set_optimization_defaults(jit_script_fx=False)
+        try:
+            plain = MACEPotential(**self._hparams)
+        finally:
+            e3nn.set_optimization_defaults(**defaults)
+        twin = copy.deepcopy(self)
+        for name in self.MACE_PARTS:
+            setattr(twin, name, getattr(plain, name))
+        reference = next(self.parameters())
+        twin.to(dtype=reference.dtype, device=reference.device).load_state_dict(self.state_dict())
+        twin.train(self.training)
+        scripted = sh._spherical_harmonics
+        sh._spherical_harmonics = getattr(scripted, "_torchdynamo_inline", scripted)  # torch.jit.script keeps it
+        try:
+            yield twin
+        finally:
+            sh._spherical_harmonics = scripted
 
     def atomic_energies(self, graph: AtomicGraph, edge_vectors: torch.Tensor) -> torch.Tensor:
         # MACE convention: edge_index = (sender, receiver), vector = r_receiver - r_sender.
