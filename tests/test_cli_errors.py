@@ -9,11 +9,13 @@ line names the file or key at fault.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import ase.io
 import pytest
 import torch
+from ase import Atoms
 from ase.build import molecule
 from conftest import emt_frames
 
@@ -50,6 +52,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     f["nitrogen"] = d / "nh3.xyz"
     ase.io.write(d / "water.xyz", molecule("H2O"))
     f["water"] = d / "water.xyz"
+    # water whose hydrogens are 0.17 A apart: the force fields cannot type it
+    ase.io.write(d / "hh_water.xyz", Atoms("OHH", positions=[[0, 0, 0], [0.96, 0, 0], [1.13, 0, 0]]))
+    f["hh_water"] = d / "hh_water.xyz"
+    box = molecule("H2O", cell=[6.0, 6.0, 6.0], pbc=True)
+    box.positions += 3.0
+    f["periodic_frames"] = write_frames(d / "box.extxyz", [box])
+    torch.save({"format": "ffpt-model", "atoms": Atoms("H")}, d / "pickled.pt")  # not weights: torch's long refusal
+    f["pickled"] = d / "pickled.pt"
     flat = molecule("H2O", cell=[[5, 0, 0], [5, 0, 0], [0, 0, 5]], pbc=True)  # two equal vectors: zero volume
     flat.positions += 1.0
     ase.io.write(d / "flat.extxyz", flat)
@@ -195,6 +205,27 @@ CASES = {
     "al-committee-of-one": (lambda f: _al(f, "--committee", "1"), "committee"),
     "al-yaml-syntax": (lambda f: ["al", str(f["syntax"]), "--out", str(f["dir"] / "y")], "syntax.yaml:2"),
     "al-missing-structure": (lambda f: _al(f, f"explore.structures=[{f['dir'] / 'nope.xyz'}]"), "nope.xyz"),
+    "al-missing-pretrained": (lambda f: _al(f, "--pretrained", str(f["dir"] / "missing.pt")), "missing.pt"),
+    "al-unknown-teacher": (lambda f: _al(f, "--teacher", "gfn3"), "gfn3"),
+    # a structure the force-field teacher cannot type: named with its molecule and atoms, before any step
+    "md-uff-untypable": (lambda f: ["md", "--calculator", "uff", "--structure", str(f["hh_water"]), "--steps", "5",
+                                    "--out", str(f["dir"] / "hh_md"), "--no-progress"], "atoms [0, 1, 2]"),
+    "md-mmff94-untypable": (lambda f: ["md", "--calculator", "mmff94", "--structure", str(f["hh_water"]),
+                                       "--steps", "5", "--out", str(f["dir"] / "hh_md2"), "--no-progress"],
+                            "molecule H2O (atoms [0, 1, 2]"),
+    "metad-uff-untypable": (lambda f: ["metad", "--calculator", "uff", "--structure", str(f["hh_water"]), "--cv",
+                                       "O1_H1", "--r0", "1.2", "--steps", "5", "--out", str(f["dir"] / "hh_metad"),
+                                       "--no-progress"], "hh_water.xyz frame 0"),
+    "metad-mmff94-untypable": (lambda f: ["metad", "--calculator", "mmff94", "--structure", str(f["hh_water"]),
+                                          "--cv", "O1_H1", "--r0", "1.2", "--steps", "5", "--out",
+                                          str(f["dir"] / "hh_metad2"), "--no-progress"], "atoms [0, 1, 2]"),
+    "metad-no-cv": (lambda f: ["metad", "--calculator", "uff", "--structure", str(f["water"]), "--steps", "5",
+                               "--out", str(f["dir"] / "nocv"), "--no-progress"], "--cv"),
+    # a periodic frame for a teacher of isolated molecules
+    "label-periodic-frame": (lambda f: ["label", "--data", str(f["periodic_frames"]), "--out",
+                                        str(f["dir"] / "pbc.extxyz"), "--teacher", "uff", "--no-progress"],
+                             "box.extxyz frame 0"),
+    "export-not-a-model": (lambda f: ["export", str(f["pickled"]), "--out", str(f["dir"] / "x.pt2")], "pickled.pt"),
 }
 
 
@@ -211,6 +242,34 @@ def test_bad_input_exits_2_with_one_located_line(case, files, capsys):
     assert len(errors) == 1, err
     if fragment is not None:
         assert fragment in errors[0], errors[0]
+
+
+def test_a_long_library_reason_is_cut_between_words(files, capsys):
+    """The export of a foreign pickle quotes torch's refusal, cut between two of its words."""
+    assert main(["export", str(files["pickled"]), "--out", str(files["dir"] / "y.pt2")]) == 2
+    line = capsys.readouterr().err.strip()
+    with pytest.raises(Exception) as caught:
+        torch.load(files["pickled"], weights_only=True)
+    words = set(re.sub(r"\x1b\[[0-9;]*m", "", str(caught.value)).split())  # less terminal colour codes
+    assert line.endswith(" ...)"), line
+    quoted = line.split("(", 1)[1].removesuffix(" ...)").split()
+    assert quoted and all(word in words for word in quoted), [w for w in quoted if w not in words]
+
+
+def test_a_periodic_frame_is_labelled_per_molecule_when_asked(files, tmp_path):
+    """``ignore_cell=true`` labels the box's molecule as the isolated molecule it is."""
+    from ffpt.data import read_frames
+
+    out = tmp_path / "pbc.extxyz"
+    assert main(["label", "--data", str(files["periodic_frames"]), "--out", str(out), "--teacher", "uff",
+                 "--teacher-option", "ignore_cell=true", "--no-progress"]) == 0
+    (boxed,) = read_frames(out)
+    alone = boxed.copy()
+    alone.pbc = False
+    from ffpt import teachers
+
+    label = teachers.get("uff").label(alone)
+    assert boxed.info["REF_energy"] == pytest.approx(label.energy, abs=1e-9)
 
 
 def test_debug_shows_the_traceback(files):

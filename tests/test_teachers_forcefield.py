@@ -84,7 +84,7 @@ def test_periodic_box_forces_are_minus_energy_gradient(name):
     box.set_cell([6.0, 6.0, 6.0])
     box.pbc = True
     box.wrap()  # both molecules straddle a boundary
-    teacher = teachers.get(name)
+    teacher = teachers.get(name, ignore_cell=True)  # the cell joins the molecules cut by its boundary
     label = teacher.label(box)
     np.testing.assert_allclose(label.forces, finite_difference_forces(teacher, box, h=1e-4), atol=1e-4)
 
@@ -107,8 +107,9 @@ def test_molecules_far_apart_or_in_contact_get_identical_labels(name):
 
 @pytest.mark.parametrize("name", ["uff", "spcfw"])
 def test_water_box_energy_is_sum_over_isolated_molecules(name):
+    """With ``ignore_cell`` (a periodic frame is refused without it: see the next test)."""
     box = water_box()
-    teacher = teachers.get(name)
+    teacher = teachers.get(name, ignore_cell=True)
     label = teacher.label(box)
     molecules = isolate_molecules(box)
     assert len(molecules) == 8
@@ -254,3 +255,18 @@ def test_a_misspelt_option_of_a_classical_teacher_is_refused(name):
 
     with pytest.raises(TeacherOptionError, match="colour"):
         get(name, colour="red")
+
+
+@pytest.mark.parametrize("name", ["uff", "mmff94", "spcfw"])
+def test_a_periodic_frame_is_refused_unless_the_cell_is_ignored(name):
+    """A teacher of isolated molecules has no periodic images: a periodic frame is an input error
+    naming the frame and the option, not a silent isolated-molecule label; the option is in the
+    teacher's provenance (and so in label cache keys) only when given."""
+    box = water_box(n_side=1, spacing=6.0)
+    with pytest.raises(DataError, match=rf"{name}: frame H2O: periodic frame .*ignore_cell=true"):
+        teachers.get(name).label(box)
+    assert "ignore_cell" not in teachers.get(name).info.options
+    assert teachers.get(name, ignore_cell=True).info.options["ignore_cell"] is True
+    (alone,) = isolate_molecules(box)  # the molecule made whole across the boundary, no cell
+    energy = teachers.get(name, ignore_cell=True).label(box).energy
+    assert abs(energy) > 1e-3 and energy == pytest.approx(teachers.get(name).label(alone).energy, abs=1e-9)

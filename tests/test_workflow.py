@@ -118,5 +118,5 @@ def test_a_second_run_into_the_same_folder_is_refused(toy_yaml, tmp_path):
         second = ffpt("run", str(toy_yaml), "--out", str(out), "--quiet")
     assert second.returncode == 2
     lines = second.stderr.strip().splitlines()
-    assert len(lines) == 1 and "another experiment run is writing it" in lines[0] and str(out) in lines[0]
+    assert len(lines) == 1 and "is being written by experiment, pid" in lines[0] and str(out) in lines[0]
     assert not out.exists() or not any(out.iterdir())  # nothing written

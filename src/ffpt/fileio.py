@@ -62,6 +62,16 @@ def _name_max(path: str) -> int:
         return 255
 
 
+def check_name_lengths(*paths: str | os.PathLike) -> None:
+    """Raise ``OSError(ENAMETOOLONG)`` naming the first path whose file name the file system cannot
+    hold: a verb checks the names it derives from its output (``OUT.lock``, ``OUT.cache``, ...)
+    before any work, so that a long but valid output name fails at once, not after hours."""
+    for path in paths:
+        path = Path(path)
+        if len(os.fsencode(path.name)) > _name_max(str(path)):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
+
+
 def _file_mode() -> int:
     """0o666 less the process umask: the mode ``open(path, "w")`` would give a new file."""
     mask = os.umask(0)
@@ -230,3 +240,44 @@ def output_lock(out: str | os.PathLike, verb: str) -> Iterator[Path]:
         except FileNotFoundError:
             pass
         os.close(fd)
+
+
+# values of path-typed config keys that are not paths (e.g. ``reference_rdf: abinitio``)
+PATH_TOKENS = frozenset({"abinitio"})
+
+
+def absolute(path: str | os.PathLike) -> Path:
+    """``path`` made absolute against the working directory (``~`` expanded, ``..`` folded; links kept)."""
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def _absolute_value(value):
+    if isinstance(value, Path):
+        return value if str(value) in PATH_TOKENS else absolute(value)
+    if isinstance(value, list):
+        return [_absolute_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_absolute_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _absolute_value(v) for k, v in value.items()}
+    if hasattr(type(value), "model_fields"):
+        return absolute_paths(value)
+    return value
+
+
+def absolute_paths(config):
+    """A copy of the pydantic model ``config`` whose path-typed values (``Path`` fields, in nested
+    sections, lists and mappings too) are absolute: resolved once, at the edge, so that tasks on other
+    processes or machines and later runs from other folders read the same files. Which keys were
+    given (``model_fields_set``) is kept."""
+    changes = {}
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        new = _absolute_value(value)
+        if new is not value:
+            changes[name] = new
+    if not changes:
+        return config
+    copy = config.model_copy(update=changes)
+    object.__setattr__(copy, "__pydantic_fields_set__", set(config.model_fields_set))
+    return copy

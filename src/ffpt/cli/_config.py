@@ -1,6 +1,8 @@
 """The arguments every verb shares: ``ffpt VERB [CONFIG.yaml] [dotted.key=value ...] [--flags]``.
 
-Precedence: flags > overrides > file > defaults (:func:`ffpt.config.load_config`). Teacher options
+Precedence: flags > overrides > file > defaults (:func:`ffpt.config.load_config`). Path-typed keys
+come back absolute (:func:`ffpt.fileio.absolute_paths`): resolved once here, at the edge, before any
+task leaves the process or any path is recorded in a run folder. Teacher options
 have one syntax in every verb: ``--teacher-option KEY=VALUE`` (repeatable, VALUE read as YAML),
 config key ``teacher_options``.
 """
@@ -15,6 +17,7 @@ from typing import Any, Mapping, TypeVar
 from pydantic import BaseModel
 
 from ffpt.config import ConfigError, apply_overrides, load_config, parse_config, parse_option_items, read_yaml
+from ffpt.fileio import absolute_paths
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -67,8 +70,8 @@ def resolve_config(
     cls: type[C], args: argparse.Namespace, flags: Mapping[str, Any], defaults: Mapping | None = None
 ) -> C:
     """The verb's config from ``args.config``, ``args.overrides`` and the flag values ``flags``
-    (dotted key -> value, ``None`` when the flag was not given); ``defaults`` (a nested mapping)
-    lie under the file."""
+    (dotted key -> value, ``None`` when the flag was not given), its paths absolute; ``defaults``
+    (a nested mapping) lie under the file."""
     path, overrides = args.config, list(args.overrides)
     if path is not None and "=" in path:  # no YAML file, the first word is an override
         path, overrides = None, [path, *overrides]
@@ -78,8 +81,8 @@ def resolve_config(
             raise ConfigError(f"two config files given: {path} and --config {args.config_flag}")
         path = args.config_flag
     if defaults is None:
-        return load_config(cls, path, overrides, flags)
+        return absolute_paths(load_config(cls, path, overrides, flags))
     values = _merge(copy.deepcopy(dict(defaults)), read_yaml(path) if path is not None else {})
     apply_overrides(values, overrides)
     apply_overrides(values, flags)
-    return parse_config(cls, values, str(path) if path is not None else "command line")
+    return absolute_paths(parse_config(cls, values, str(path) if path is not None else "command line"))

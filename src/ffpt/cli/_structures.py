@@ -4,9 +4,11 @@ checked before the first MD step so that an input error exits 2 instead of becom
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ffpt.cli._config import teacher_option_flags, warn_deprecated
+from ffpt.fileio import absolute
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, config_keys: str) -> None:
@@ -50,11 +52,28 @@ def one_or_committee(specs: list[str] | None) -> str | list[str] | None:
     return specs[0] if len(specs) == 1 else list(specs)
 
 
+def absolute_calculator(spec: str) -> str:
+    """A calculator spec with a model file's path made absolute (a teacher name stays as it is), so
+    that a task on another worker, in another working directory, finds the file."""
+    from ffpt import teachers
+
+    if spec.lower() in teachers.REGISTRY or ":" in spec and spec.split(":", 1)[0].lower() in teachers.REGISTRY:
+        return spec
+    try:
+        return str(absolute(spec)) if Path(spec).exists() else spec
+    except (OSError, ValueError):  # not a usable path: resolve() names it
+        return spec
+
+
 def normalise_calculator(args: argparse.Namespace, config):
-    """``config`` with a deprecated ``calculator: name:key=value,...`` split into ``calculator`` and
-    ``teacher_options`` (a warning on stderr says so)."""
+    """``config`` with its model files' paths absolute and a deprecated ``calculator: name:key=value,...``
+    split into ``calculator`` and ``teacher_options`` (a warning on stderr says so)."""
     from ffpt.simulate.calculators import split_legacy_spec
 
+    if isinstance(config.calculator, str):
+        config = config.model_copy(update={"calculator": absolute_calculator(config.calculator)})
+    elif config.calculator is not None:
+        config = config.model_copy(update={"calculator": [absolute_calculator(c) for c in config.calculator]})
     legacy = split_legacy_spec(config.calculator) if isinstance(config.calculator, str) else None
     if legacy is None:
         return config
@@ -65,11 +84,21 @@ def normalise_calculator(args: argparse.Namespace, config):
 
 
 def checked_calculator(config, atoms, device: str, compile: bool = False):
-    """The config's calculator, after checking it can evaluate ``atoms`` (a model's elements)."""
+    """The config's calculator, after checking it can evaluate ``atoms``: a model's elements, or a
+    teacher's first label (a molecule a force field cannot type, a periodic frame a per-molecule
+    teacher refuses) -- a :class:`~ffpt.data.frames.DataError` naming the structure, molecule and atoms."""
+    from ffpt.data.frames import DataError
     from ffpt.simulate.calculators import resolve
+    from ffpt.teachers import LabelFailure, Teacher
 
+    where = f"{config.structure} frame {config.structure_index or 0}"
     calculator = resolve(config.calculator, device, config.teacher_options, compile=compile)
     check = getattr(calculator, "check_atoms", None)
     if check is not None:
-        check(atoms, where=f"{config.structure} frame {config.structure_index}")
+        check(atoms, where=where)
+    if isinstance(calculator, Teacher):
+        try:
+            calculator.get_potential_energy(atoms.copy())  # cached: the first MD step reuses it
+        except LabelFailure as exc:  # the user's structure, not a bug: exit 2 before any step
+            raise DataError(f"{where}: {exc}") from None
     return calculator

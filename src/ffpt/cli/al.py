@@ -2,6 +2,7 @@
 
 import argparse
 
+from ffpt.fileio import absolute
 from ffpt.cli._config import add_config_arguments, add_execution_arguments, add_teacher_option_argument, \
     resolve_config, teacher_option_flags
 
@@ -43,6 +44,19 @@ def add_arguments(parser):
     add_execution_arguments(parser)
 
 
+def check_inputs(config) -> None:
+    """The teacher and the pre-trained model exist: a ConfigError naming the key, before any work."""
+    from ffpt.config import ConfigError
+    from ffpt.teachers.runner import teacher_target
+
+    try:
+        teacher_target(config.teacher)
+    except ValueError as exc:
+        raise ConfigError(f"key 'teacher': {exc}") from None
+    if config.pretrained is not None and not config.pretrained.is_file():
+        raise ConfigError(f"{config.pretrained}: no such model file (key 'pretrained', --pretrained)")
+
+
 def run(args) -> int:
     from ffpt.workflows.active_learning import ALConfig, run_active_learning
 
@@ -50,7 +64,8 @@ def run(args) -> int:
              "committee.size": args.committee, "rounds": args.rounds, "workers": args.workers,
              **teacher_option_flags(args.teacher_option)}
     config = resolve_config(ALConfig, args, flags)
-    summary = run_active_learning(config, args.out, progress=not args.quiet, scheduler=args.scheduler)
+    check_inputs(config)
+    summary = run_active_learning(config, absolute(args.out), progress=not args.quiet, scheduler=args.scheduler)
     last = summary["rounds"][-1]
     print(f"{summary['arm']}: {summary['n_initial']} + {summary['labels_added']} labels, last round "
           f"{last['n_stable']}/{last['n_runs']} stable; stopped: {summary['stop']}")

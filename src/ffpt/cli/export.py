@@ -16,7 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from ffpt.fileio import absolute, output_lock
     from ffpt.models.export import export_file
 
-    print(json.dumps(export_file(args.model, args.out, args.dtype)))
+    out = absolute(args.out)
+    with output_lock(out, "ffpt export"):
+        print(json.dumps(export_file(absolute(args.model), out, args.dtype)))
     return 0

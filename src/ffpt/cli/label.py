@@ -9,6 +9,10 @@ Example::
 ``--workers N`` starts an embedded Dask cluster of N processes; ``--scheduler tcp://HOST:PORT`` (or a
 scheduler JSON file) labels on a running Dask cluster instead.
 
+Exit status: 0 all frames labelled; 3 done, but some frames failed (the labelled ones are written,
+the failures listed on stderr and in ``<out>.failures.json``; rerun with ``--retry-failed`` to try
+them again); 2 bad input (nothing written).
+
 ``--option KEY=VALUE`` and ``--config FILE`` are deprecated aliases (one release).
 """
 
@@ -22,12 +26,16 @@ from ffpt.cli._config import (
 from ffpt.cli._formats import add_format_arguments, format_flags
 
 HELP = "label frames with a teacher (PySCF DFT, GFN2-xTB, force fields); parallel, cached, resumable"
+EPILOG = ("exit status: 0 every frame labelled; 3 done, but some frames failed (the labelled frames are "
+          "written, the failed ones listed on stderr and in the failures report); 2 bad input or "
+          "environment (one line naming the file, key or frame)")
 
 # flag -> config key
 FLAGS = ("data", "out", "teacher", "workers", "scheduler", "threads_per_worker", "cache", "failures", "retry_failed", "progress")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     add_config_arguments(parser, "LabelConfig keys: data, out, teacher, teacher_options, workers, ...")
     parser.add_argument("--data", help="input frames: extxyz, npz or ASE db (keys and units: --charge-key, ...)")
     parser.add_argument("--out", help="output extxyz")
@@ -57,6 +65,7 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from ffpt.cli import EXIT_PARTIAL
     from ffpt.teachers.runner import label_dataset
 
     config = build_config(args)
@@ -69,4 +78,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(result.failures)} frames failed (report: {config.failures_path()}):", file=sys.stderr)
         for failure in result.failures:
             print(f"  frame {failure.index}: {failure.reason}", file=sys.stderr)
-    return 0 if result.frames else 1
+        return EXIT_PARTIAL
+    return 0

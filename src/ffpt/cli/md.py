@@ -6,8 +6,9 @@ import argparse
 
 from ffpt.cli._config import resolve_config
 from ffpt.cli._structures import add_run_arguments, checked_calculator, normalise_calculator, run_flags
-from ffpt.data.io import read_structure
 from ffpt.cli._config import add_execution_arguments
+from ffpt.data.io import read_structure
+from ffpt.fileio import absolute
 
 HELP = "run MD (NVE/Langevin/Bussi/NPT) with stability monitors; writes trajectory and stability.json"
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ffpt.config import ConfigError
+    from ffpt.fileio import output_lock
     from ffpt.simulate.config import MDConfig
     from ffpt.simulate.md import run_md
 
@@ -67,17 +69,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"missing {' and '.join('--' + k for k in missing)} (flag or config key)")
     atoms = read_structure(config.structure, config.structure_index)
     calculator = checked_calculator(config, atoms, args.device, args.compile)  # input errors end here, before any step
-    if args.seeds:
-        from ffpt.execution import executor
-        from ffpt.jobs.md import CalculatorSpec, run_batch
+    out = absolute(args.out)
+    with output_lock(out, "ffpt md"):  # a second run into the folder would interleave its frames
+        if args.seeds:
+            from ffpt.execution import executor
+            from ffpt.jobs.md import CalculatorSpec, run_batch
 
-        factory = CalculatorSpec(config.calculator, args.device, dict(config.teacher_options), args.compile)
-        with executor(args.workers, args.scheduler) as pool:
-            batch = run_batch(atoms, factory, args.seeds, config, args.out, progress=not args.no_progress,
-                              executor=pool)
-        summary = {k: v for k, v in batch.as_dict().items() if k not in ("runs", "survival")}
-    else:
-        result = run_md(atoms, calculator, config, args.out, progress=not args.no_progress)
-        summary = {k: getattr(result, k) for k in ("stable", "simulated_fs", "failed_at_fs", "reason")}
+            factory = CalculatorSpec(config.calculator, args.device, dict(config.teacher_options), args.compile)
+            with executor(args.workers, args.scheduler) as pool:
+                batch = run_batch(atoms, factory, args.seeds, config, out, progress=not args.no_progress,
+                                  executor=pool)
+            summary = {k: v for k, v in batch.as_dict().items() if k not in ("runs", "survival")}
+        else:
+            result = run_md(atoms, calculator, config, out, progress=not args.no_progress)
+            summary = {k: getattr(result, k) for k in ("stable", "simulated_fs", "failed_at_fs", "reason")}
     print(json.dumps(summary))
     return 0

@@ -43,12 +43,19 @@ def _overrides(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from ffpt.config import ConfigError
+    from ffpt.fileio import absolute, output_lock
     from ffpt.jobs.metad import MetadConfig, run_metad_job
 
     config = normalise_calculator(args, resolve_config(MetadConfig, args, _overrides(args)))
+    if not config.cv and config.channel is None:
+        raise ConfigError("metad needs collective variables: --cv PAIRS (config key cv), or --channel ID "
+                          "with --reactions FILE (keys channel, reactions)")
     if config.calculator is not None and config.structure is not None:  # input errors end here, before any step
         checked_calculator(config, read_structure(config.structure, config.structure_index), args.device,
                            args.compile)
-    summary = run_metad_job(config, args.out, args.device, progress=not args.no_progress, compile=args.compile)
+    out = absolute(args.out)
+    with output_lock(out, "ffpt metad"):
+        summary = run_metad_job(config, out, args.device, progress=not args.no_progress, compile=args.compile)
     print(json.dumps(summary))
     return 0

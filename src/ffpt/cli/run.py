@@ -1,6 +1,7 @@
 """ffpt run: an FFPT-FT vs scratch experiment from one YAML file, every stage cached."""
 
 from ffpt.cli._config import add_config_arguments, add_execution_arguments, resolve_config
+from ffpt.fileio import absolute
 
 HELP = "run an FFPT-FT vs scratch experiment (YAML); finished stages are skipped, killed ones resume"
 
@@ -21,7 +22,7 @@ def run(args) -> int:
     if args.config is None and args.config_flag is None:
         raise ConfigError("missing the experiment YAML: ffpt run EXPERIMENT.yaml [key=value ...] --out DIR")
     config = resolve_config(ExperimentConfig, args, {})
-    results = run_experiment(config, args.out, progress=not args.quiet, workers=args.workers,
+    results = run_experiment(config, absolute(args.out), progress=not args.quiet, workers=args.workers,
                              scheduler=args.scheduler)
     print_summary(results, args.out)
     return 0

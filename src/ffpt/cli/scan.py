@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from ffpt.cli._structures import absolute_calculator
+    from ffpt.fileio import output_lock
     from ffpt.jobs.scan import plot_path, run_scan
     from ffpt.observables.pair_scan import PairScanConfig
 
@@ -46,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         "points": args.points, "units": args.units, "out": args.out,
     }
     config = resolve_config(PairScanConfig, args, flags)
-    scans = run_scan(config, args.device)
+    config = config.model_copy(update={"calculators": [absolute_calculator(c) for c in config.calculators]})
+    with output_lock(config.out, "ffpt scan"):
+        scans = run_scan(config, args.device)
     summary = {scan.name: {"min_energy_at_A": float(scan.distances[scan.energies.argmin()]),
                            "radial_force_at_r_min_eV_per_A": float(scan.radial_forces[0])} for scan in scans}
     print(json.dumps({"json": str(config.out), "plot": str(plot_path(config)), "scans": summary}))

@@ -1,5 +1,8 @@
 """ffpt train: train an MLIP (stage scratch, pretrain or finetune) from YAML and/or flags."""
 
+import os
+from contextlib import nullcontext
+
 from ffpt.cli._config import add_config_arguments, resolve_config
 from ffpt.cli._formats import add_format_arguments, format_flags
 
@@ -47,14 +50,27 @@ def add_arguments(parser):
     add_format_arguments(parser, "data.")
 
 
+# rank variables of Lightning's launcher, torchrun, SLURM and MPI
+RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+def _first_process() -> bool:
+    """This process is rank zero of its job (or runs alone)."""
+    return all(os.environ.get(name, "0").strip() in ("", "0") for name in RANK_VARIABLES)
+
+
 def run(args) -> int:
+    from ffpt.fileio import output_lock
     from ffpt.training.committee import train_committee
     from ffpt.training.config import TrainConfig
     from ffpt.training.stages import train
 
     flags = {key: getattr(args, flag) for flag, key in FLAGS.items()} | format_flags(args, "data.")
     config = resolve_config(TrainConfig, args, flags)
-    result = train_committee(config) if config.committee.size > 1 else train(config)
+    # one writer per run folder; the other ranks of a DDP run are the same run (their launcher
+    # reruns this command), so only the first process of the job holds the lock
+    with output_lock(config.out, "ffpt train") if _first_process() else nullcontext():
+        result = train_committee(config) if config.committee.size > 1 else train(config)
     if not result.is_global_zero:  # the other DDP ranks run this command too; one prints
         return 0
     m = result.metrics

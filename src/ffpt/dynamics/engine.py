@@ -56,7 +56,7 @@ from ase import Atoms, units
 
 from ffpt.config import ConfigError
 from ffpt.errors import UserError
-from ffpt.fileio import atomic_write_json, atomic_write_text
+from ffpt.fileio import absolute, atomic_write_json, atomic_write_text, file_sha256
 
 CHECKPOINT_FILE = "checkpoint.json"
 STABILITY_FILE = "stability.json"
@@ -493,13 +493,32 @@ def read_checkpoint(out: Path) -> dict | None:
     return data
 
 
+def same_setting(a, b) -> bool:
+    """Two config values agree: equal, or (in nested sections and lists too) two spellings of one path
+    (relative and absolute) or two paths of files with the same content."""
+    if a == b:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_setting(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_setting(x, y) for x, y in zip(a, b))
+    if isinstance(a, str) and isinstance(b, str):
+        try:
+            if absolute(a) == absolute(b):
+                return True
+            return os.path.isfile(a) and os.path.isfile(b) and file_sha256(a) == file_sha256(b)
+        except (OSError, ValueError):
+            return False
+    return False
+
+
 def check_resumable(out: Path, checkpoint: dict, config: dict, atoms: Atoms, config_name: str) -> None:
     """A run folder resumes only with the same structure and config (``steps`` aside); else ConfigError
     naming the folder and the differing keys."""
     if checkpoint["numbers"] != atoms.numbers.tolist():
         raise ConfigError(f"{out}: checkpoint holds a different structure (atomic numbers differ)")
     saved = checkpoint["config"]
-    differ = sorted(k for k in set(saved) | set(config) if k != "steps" and saved.get(k) != config.get(k))
+    differ = sorted(k for k in set(saved) | set(config) if k != "steps" and not same_setting(saved.get(k), config.get(k)))
     if differ:
         raise ConfigError(
             f"{out}: cannot resume, config differs from {config_name} in {', '.join(differ)}"

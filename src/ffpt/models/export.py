@@ -29,7 +29,7 @@ from ase import Atoms
 from torch import nn
 
 from ffpt import __version__
-from ffpt.errors import UserError
+from ffpt.errors import UserError, short_reason
 from ffpt.fileio import atomic_path
 from ffpt.models.graph import AtomicGraph, NeighborListBuilder, graph_from_atoms
 from ffpt.models.exported import EXPORT_FORMAT, METADATA_KEY, MIN_SIZE, flat_inputs
@@ -159,7 +159,7 @@ def export_model(
     try:
         program = _traced(model, flat_inputs(graphs[0]))
     except Exception as exc:  # tracing limits of an architecture: the user learns which, not a traceback
-        reason = " ".join(str(exc).split())[:200]
+        reason = short_reason(exc)
         raise ExportError(f"{out}: architecture '{model.architecture}' does not trace for export ({reason})") from None
     buffer = io.BytesIO()
     configs = {"aot_inductor.metadata": {METADATA_KEY: json.dumps(info, default=str)}}

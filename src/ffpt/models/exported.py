@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ffpt.errors import short_reason
 from ffpt.models.calculator import GraphCalculator
 from ffpt.models.model_file import ModelFileError
 from ffpt.models.potential import ModelInputError
@@ -58,7 +59,7 @@ def load_package(path: str | os.PathLike):
         compiled = aoti_load_package(io.BytesIO(path.read_bytes()))
         info = json.loads(compiled.get_metadata().get(METADATA_KEY, "{}"))
     except Exception as exc:  # torch raises many types for foreign or damaged packages
-        reason = " ".join(str(exc).split())[:200]
+        reason = short_reason(exc)
         raise ModelFileError(f"{path}: cannot load the exported model ({reason})") from None
     if info.get("format") != EXPORT_FORMAT:
         raise ModelFileError(f"{path}: not an ffpt export (no '{METADATA_KEY}' metadata; made by ffpt export?)")

@@ -14,7 +14,7 @@ import torch
 
 from ffpt import __version__
 from ffpt.config import ConfigError
-from ffpt.errors import UserError
+from ffpt.errors import UserError, short_reason
 from ffpt.fileio import atomic_torch_save
 from ffpt.models.potential import InteratomicPotential
 
@@ -65,7 +65,7 @@ def read_model_file(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        reason = " ".join(str(exc).split())[:200]
+        reason = short_reason(exc)
         raise ModelFileError(f"{path}: cannot read model file, truncated or corrupted? ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an ffpt model file (missing format tag '{FORMAT}')")
@@ -84,7 +84,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> InteratomicPoten
         model = build_model(payload["architecture"], **payload["hparams"])
         model.load_state_dict(payload["state_dict"])
     except (UserError, TypeError, RuntimeError) as exc:  # unknown architecture, hparams or weights
-        reason = " ".join(str(exc).split())[:200]
+        reason = short_reason(exc)
         raise ModelFileError(f"{path}: cannot rebuild the model ({reason})") from None
     model.to(device=device, dtype=getattr(torch, payload.get("dtype", "float32")))
     model.provenance = payload["provenance"]

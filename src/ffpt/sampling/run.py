@@ -41,7 +41,7 @@ from ffpt.config import save_config
 from ffpt.data.frames import DataError, validate_frame
 from ffpt.data.io import read_frames, write_frames
 from ffpt.errors import UserError
-from ffpt.fileio import atomic_write_text
+from ffpt.fileio import absolute_paths, atomic_write_text, check_name_lengths, lock_path, output_lock
 from ffpt.sampling.config import SamplingConfig, SeedSpec
 from ffpt.sampling.compressed import compressed_frames
 from ffpt.sampling.crowded import crowded_frames, crowded_rng
@@ -50,7 +50,6 @@ from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
 from ffpt.sampling.seeds import Seed, from_combustion, from_file, from_smiles, split_molecules
 from ffpt.teachers.base import LabelFailure
-from ffpt.fileio import output_lock
 
 
 @dataclass(frozen=True)
@@ -129,24 +128,34 @@ EXECUTION_KEYS = {"workers", "scheduler"}  # where tasks run, not what they comp
 
 
 def _resolved(config: SamplingConfig) -> dict:
-    return config.model_dump(mode="json", exclude=EXECUTION_KEYS)
+    """What the output depends on, paths absolute (the same config from any working directory)."""
+    return absolute_paths(config).model_dump(mode="json", exclude=EXECUTION_KEYS)
+
+
+def _as_resolved(values: dict) -> dict | None:
+    """A recorded config as :func:`_resolved` gives it now (relative paths of older records taken from
+    here); ``None`` if it no longer validates."""
+    try:
+        return _resolved(SamplingConfig.model_validate(values))
+    except ValueError:  # pydantic's ValidationError
+        return None
 
 
 def _parts_dir(config: SamplingConfig) -> Path:
     parts = config.out.with_name(config.out.name + ".parts")
     stamp = parts / "config.json"
-    resolved = json.dumps(_resolved(config), sort_keys=True)
+    resolved = _resolved(config)
     if stamp.exists():
-        if stamp.read_text() != resolved:
+        if _as_resolved(json.loads(stamp.read_text())) != resolved:
             raise DataError(f"{parts}: holds tasks of a different sampling config; remove it or rerun that config")
     else:
-        atomic_write_text(stamp, resolved)
+        atomic_write_text(stamp, json.dumps(resolved, sort_keys=True))
     return parts
 
 
-def _finished_with(saved: Path) -> dict:
+def _finished_with(saved: Path) -> dict | None:
     values = yaml.safe_load(saved.read_text()) or {}
-    return {key: value for key, value in values.items() if key not in EXECUTION_KEYS}
+    return _as_resolved({key: value for key, value in values.items() if key not in EXECUTION_KEYS})
 
 
 def sample(
@@ -163,6 +172,7 @@ def sample(
 
     out = Path(config.out)
     saved = config_path(out)
+    check_name_lengths(out, saved, lock_path(out), out.with_name(out.name + ".parts"))
     if out.exists() and saved.exists() and _finished_with(saved) == _resolved(config):
         return out  # finished earlier with the same config
     teacher = teachers.get(config.teacher, **config.teacher_options)

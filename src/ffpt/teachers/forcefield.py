@@ -92,7 +92,7 @@ class RDKitForceFieldTeacher(MoleculeTeacher):
         import rdkit
 
         name = "uff" if self.method == "uff" else "mmff94"
-        options = {"bond_scale": self.bond_scale, "topology": self._topology_option()}
+        options = {"bond_scale": self.bond_scale, "topology": self._topology_option(), **self._cell_option()}
         if name == "mmff94":
             options["variant"] = _NAMES[self.method]
         level = f"{_NAMES[self.method]} (RDKit), intramolecular, per isolated molecule"

@@ -36,7 +36,7 @@ from ffpt.data.formats import DataFormat
 from ffpt.data.frames import DataError, set_labels
 from ffpt.errors import UserError
 from ffpt.execution import completed
-from ffpt.fileio import atomic_write_json, output_lock
+from ffpt.fileio import atomic_write_json, check_name_lengths, lock_path, output_lock
 from ffpt.teachers import REGISTRY, LabelFailure, Teacher, TeacherInfo, get, register
 
 TEACHER_KEY = keys.TEACHER  # info key of a labelled frame: the teacher's registry name
@@ -248,6 +248,7 @@ def label_frames(
     retry_failed: bool = False,
     report_path: str | os.PathLike | None = None,
     progress: bool = True,
+    source: str | None = None,
 ) -> LabelRun:
     """Label ``frames`` with a teacher, reusing and filling the cache in ``cache_dir``.
 
@@ -257,7 +258,9 @@ def label_frames(
     its teacher once and writes each result to the cache itself, so finished frames survive a
     dead worker or client; Dask reruns a task lost with its worker. Identical geometries are
     labelled once. Failures recorded in the cache are reused unless
-    ``retry_failed``. A JSON report of failures is written to ``report_path`` if given.
+    ``retry_failed``. A JSON report of failures is written to ``report_path`` if given. A periodic
+    frame given to a teacher of isolated molecules is refused before any work (a DataError naming
+    ``source``, the frames' file, and the frame's index).
     """
     from tqdm.auto import tqdm
 
@@ -266,6 +269,12 @@ def label_frames(
     options = dict(teacher_options or {})
     teacher = process_teacher(teacher_name, options)
     info = teacher.info
+    check_cell = getattr(teacher, "check_cell", None)  # a per-molecule teacher refuses periodic frames
+    for index, atoms in enumerate(frames if check_cell is not None else ()):
+        try:
+            check_cell(atoms)
+        except DataError as exc:  # the input, not one frame's bad luck: refused before any work
+            raise DataError(f"{source or 'input'} frame {index}: {exc}") from None
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
 
@@ -339,6 +348,8 @@ def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
     from ffpt.config import save_config
     from ffpt.data import read_frames, write_frames
 
+    check_name_lengths(config.out, lock_path(config.out), config.cache_dir(), config.failures_path(),
+                       config.config_path())
     frames = read_frames(config.data, require_labels=False, fmt=config)
     with output_lock(config.out, "ffpt label"):
         run = label_frames(
@@ -352,6 +363,7 @@ def label_dataset(config: LabelConfig) -> tuple[LabelRun, int]:
             retry_failed=config.retry_failed,
             report_path=config.failures_path(),
             progress=config.progress,
+            source=str(config.data),
         )
         if run.frames:
             write_frames(config.out, run.frames)

@@ -97,14 +97,39 @@ class MoleculeTeacher(Teacher):
     ``topology``: reference bonding (frame, file or :class:`Topology`) used for every frame
     instead of perceiving each frame's own; ``bond_scale``: covalent-radius factor of perception.
     Subclasses implement :meth:`molecule_label` and cache their backend per molecular graph.
+
+    A teacher of isolated molecules (``periodic`` False) refuses a periodic frame
+    (:meth:`check_cell`): it would label each molecule alone, without the images and neighbours
+    the cell implies. ``ignore_cell=True`` says that is meant: the cell then only joins the
+    molecules cut by its boundary.
     """
 
     caches: tuple[str, ...] = ()  # attributes holding backend objects: rebuilt, not pickled
+    periodic = False  # True: the teacher models the periodic box itself (TIP3P)
 
-    def __init__(self, topology: TopologySource | None = None, bond_scale: float = BOND_SCALE):
+    def __init__(self, topology: TopologySource | None = None, bond_scale: float = BOND_SCALE,
+                 ignore_cell: bool = False):
         super().__init__()  # no **kwargs: ASE's Calculator would accept a misspelt option silently
         self.bond_scale = float(bond_scale)
         self.topology = None if topology is None else as_topology(topology, self.bond_scale)
+        if not isinstance(ignore_cell, bool):
+            raise ValueError(f"ignore_cell must be true or false, got {ignore_cell!r}")
+        self.ignore_cell = ignore_cell
+
+    def check_cell(self, atoms: Atoms) -> None:
+        """Refuse a periodic frame (a :class:`DataError` naming it) unless the teacher models the box
+        or ``ignore_cell`` was given."""
+        if self.periodic or self.ignore_cell or not atoms.pbc.any():
+            return
+        raise DataError(
+            f"{self.info.name}: {describe_frame(atoms)}: periodic frame (pbc {atoms.pbc.tolist()}); this teacher "
+            "labels each molecule alone, without periodic images or neighbours: cut the molecules out, or "
+            "give --teacher-option ignore_cell=true (config key teacher_options.ignore_cell) to label them so"
+        )
+
+    def _cell_option(self) -> dict:
+        """``{"ignore_cell": True}`` when given (absent by default, so that labels keep their cache keys)."""
+        return {"ignore_cell": True} if self.ignore_cell else {}
 
     def __getstate__(self) -> dict:
         """Picklable state (for worker processes): backend caches are left behind and rebuilt."""
@@ -151,6 +176,7 @@ class MoleculeTeacher(Teacher):
         return self.topology
 
     def compute(self, atoms: Atoms) -> Label:
+        self.check_cell(atoms)
         charge, _ = electronic_state(atoms)
         topology = self.frame_topology(atoms)
         polyatomic = [m for m in topology.molecules if len(m.indices) > 1]

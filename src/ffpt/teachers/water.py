@@ -91,7 +91,8 @@ class SPCFwTeacher(MoleculeTeacher):
             name="spcfw",
             level="SPC/Fw (Wu, Tepper & Voth 2006), intramolecular, per isolated molecule (OpenMM)",
             version=openmm.__version__,
-            options={"platform": self.platform, "bond_scale": self.bond_scale, "topology": self._topology_option()},
+            options={"platform": self.platform, "bond_scale": self.bond_scale, "topology": self._topology_option(),
+                     **self._cell_option()},
         )
 
     def _context(self, n_waters: int):
@@ -118,6 +119,7 @@ class SPCFwTeacher(MoleculeTeacher):
         return self._contexts[n_waters]
 
     def compute(self, atoms: Atoms) -> Label:
+        self.check_cell(atoms)
         topology = self.frame_topology(atoms)
         order, positions = water_order(atoms, topology, "spcfw")
         return openmm_label(self._context(len(topology.molecules)), positions, order, len(atoms))

@@ -58,6 +58,7 @@ class TIP3PBoxTeacher(MoleculeTeacher):
     PME error tolerance; ``stress``: labels carry the stress (eV/A^3, needs ``switch_width``)."""
 
     caches = ("_contexts",)
+    periodic = True
 
     def __init__(self, cutoff: float | None = None, platform: str = "CPU", switch_width: float | None = None,
                  ewald_tolerance: float = EWALD_TOLERANCE, stress: bool = False, **kwargs):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ffpt.errors import short_reason
 from ffpt.config import ConfigError, save_config
 from ffpt.fileio import atomic_write_json, file_sha256
 from ffpt.training.config import TrainConfig
@@ -82,7 +83,7 @@ def read_checkpoint(path: Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch/pickle raise many types for damaged files
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = short_reason(exc)
         raise ConfigError(f"{path}: unreadable checkpoint ({reason}); {REMEDY}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "epoch" not in checkpoint:
         raise ConfigError(f"{path}: not a Lightning checkpoint; {REMEDY}")

@@ -1,11 +1,12 @@
 """A run directory whose stages are skipped when their inputs have not changed.
 
 Each stage ``name`` owns ``RUN/name/``. Its inputs (a JSON-able dict: config values, upstream
-outputs, file digests) are hashed; a finished stage whose recorded hash matches is skipped and its
-outputs returned. An unfinished stage (killed mid-way) is re-entered with its folder intact, so
-resumable work inside it (label caches, training checkpoints, MD checkpoints) carries on. A
-stage whose inputs changed starts from an empty folder.
-"""
+outputs, file digests) are hashed: files by content, folders by resolved path, never by spelling.
+A finished stage whose recorded hash matches is skipped and its outputs returned. An unfinished
+stage (killed mid-way) is re-entered with its folder intact, so resumable work inside it (label
+caches, training checkpoints, MD checkpoints) carries on. A stage whose inputs changed starts from
+an empty folder. The run directory is made absolute, so the paths its stages return are the same
+from any working directory."""
 
 from __future__ import annotations
 
@@ -18,30 +19,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ffpt.fileio import atomic_write_json, file_sha256
+from ffpt.fileio import absolute, atomic_write_json, file_sha256
 
 
-def _with_file_digests(value):
-    """``value`` with every path (``Path`` or string) of an existing file replaced by its content hash."""
+def _with_file_digests(value, dirs: str = "absolute"):
+    """``value`` with every path (``Path`` or string) of an existing file replaced by its content hash
+    and every path of an existing folder by its resolved path (``dirs``: which folder paths count:
+    ``"absolute"`` ones and any ``Path``; ``"all"``, relative names too; ``"none"``, the spelling as
+    before folders were resolved)."""
     if isinstance(value, dict):
-        return {k: _with_file_digests(v) for k, v in value.items()}
+        return {k: _with_file_digests(v, dirs) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_with_file_digests(v) for v in value]
+        return [_with_file_digests(v, dirs) for v in value]
     if isinstance(value, (str, Path)) and str(value):
         try:
-            if Path(value).is_file():
+            path = Path(value)
+            if path.is_file():
                 return f"file sha256 {file_sha256(value)}"
+            if dirs != "none" and (dirs == "all" or isinstance(value, Path) or path.is_absolute()) and path.is_dir():
+                return f"dir {path.resolve()}"
         except OSError:  # not a usable path (e.g. too long)
             pass
         return str(value)
     return value
 
 
-def digest(value) -> str:
+def digest(value, dirs: str = "absolute") -> str:
     """Stable SHA-256 of a JSON-able value; paths of existing files (also as strings, e.g. from
-    YAML) hash by content, so an edited structure or data file reruns the stages that read it."""
-    text = json.dumps(_with_file_digests(value), sort_keys=True, default=str)
+    YAML) hash by content, so an edited structure or data file reruns the stages that read it, and
+    absolute paths of folders by their resolved path, so that no spelling of a path (relative from
+    one folder, absolute from another) changes a key. ``dirs``: see :func:`_with_file_digests`."""
+    text = json.dumps(_with_file_digests(value, dirs), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recorded_key_matches(recorded_key: str, inputs, recorded_inputs, key: str) -> bool:
+    """A stage recorded before folder paths were resolved in keys is still up to date: its key is the
+    old digest of the same inputs, or of its recorded inputs (same file contents) which name the same
+    files and folders from here."""
+    if recorded_key == key:
+        return True
+    if digest(inputs, dirs="none") == recorded_key:
+        return True
+    return (recorded_inputs is not None and digest(recorded_inputs, dirs="none") == recorded_key
+            and digest(recorded_inputs, dirs="all") == key)
 
 
 @dataclass
@@ -58,7 +79,7 @@ class RunDirectory:
     """Runs named stages inside ``root`` with input-hash caching."""
 
     def __init__(self, root: str | os.PathLike, echo: Callable[[str], None] = print):
-        self.root = Path(root)
+        self.root = absolute(root)  # outputs name their files absolutely: the same from any working folder
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = StageLog()
         self.echo = echo
@@ -68,14 +89,19 @@ class RunDirectory:
         folder = self.root / name
         key = digest(inputs)
         done, started = folder / "stage.json", folder / "inputs.json"
+        begun = json.loads(started.read_text()) if started.exists() else None
         if done.exists():
             record = json.loads(done.read_text())
-            if record["key"] == key:
+            if recorded_key_matches(record["key"], inputs, begun and begun.get("inputs"), key):
+                if record["key"] != key:  # recorded under the old key: record the new one
+                    atomic_write_json(started, {"key": key, "inputs": inputs})
+                    atomic_write_json(done, {**record, "key": key})
                 self.log.events.append((name, "skipped"))
                 self.echo(f"[{name}] up to date, skipped")
                 return record["outputs"]
         status = "ran"
-        if started.exists() and json.loads(started.read_text())["key"] == key and not done.exists():
+        if begun is not None and recorded_key_matches(begun["key"], inputs, begun.get("inputs"), key) \
+                and not done.exists():
             status = "resumed"
         elif folder.exists():
             shutil.rmtree(folder)
