@@ -81,11 +81,13 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> InteratomicPoten
     """Rebuild the model of a file, weights and references included, in its saved dtype."""
     payload = read_model_file(path)
     try:
-        model = build_model(payload["architecture"], **payload["hparams"])
+        # in the saved dtype before the weights arrive: float64 weights copied into float32 ones would round
+        dtype = getattr(torch, payload.get("dtype", "float32"))
+        model = build_model(payload["architecture"], **payload["hparams"]).to(dtype)
         model.load_state_dict(payload["state_dict"])
     except (UserError, TypeError, RuntimeError) as exc:  # unknown architecture, hparams or weights
         reason = short_reason(exc)
         raise ModelFileError(f"{path}: cannot rebuild the model ({reason})") from None
-    model.to(device=device, dtype=getattr(torch, payload.get("dtype", "float32")))
+    model.to(device=device)
     model.provenance = payload["provenance"]
     return model.eval()
