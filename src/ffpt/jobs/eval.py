@@ -80,6 +80,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
     from ffpt.models.calculator import check_structure
     from ffpt.models.committee import is_committee_file
     from ffpt.models.exported import is_package
+    from ffpt.models.mace_cli_model import is_mace_cli_model
     from ffpt.models.inference import calculator_predictions, predict_frames
     from ffpt.models.model_file import load_model
     from ffpt.observables.errors import error_table
@@ -89,7 +90,8 @@ def run_eval(config: EvalConfig) -> EvalResult:
         part = read_frames(path, fmt=config)
         frames += part
         files += [str(path)] * len(part)
-    if is_package(config.model) or is_committee_file(config.model):  # .pt2 or committee.json: one frame per call
+    if is_package(config.model) or is_committee_file(config.model) or is_mace_cli_model(config.model):
+        # .pt2, committee.json or a mace_run_train .model: through its calculator, one frame per call
         names = [f"{path} frame {k}" for path, k in zip(files, _frame_numbers(files))]
         energies, forces = calculator_predictions(load_calculator(config.model), frames, names)
     else:

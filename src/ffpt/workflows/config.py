@@ -1,17 +1,20 @@
-"""The experiment configuration: one YAML file describes an FFPT-FT vs scratch comparison."""
+"""The experiment configuration: one YAML file describes an FFPT-FT vs scratch comparison of one or
+more architectures (and optionally MACE trained by ``mace_run_train`` itself as a reference arm)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 
 from ffpt.config import Strict
 from ffpt.jobs.metad import MetadConfig
 from ffpt.sampling.config import SamplerSettings, SeedSpec
 from ffpt.simulate.config import MDConfig
 from ffpt.training.config import FinetuneConfig, ModelConfig, TrainingConfig
+from ffpt.training.mace_cli import MaceCliRecipe
 from ffpt.workflows.active_learning import ActiveLearningSettings
 
 
@@ -139,6 +142,91 @@ class ExperimentActiveLearning(ActiveLearningSettings):
     arms: list[Literal["ffpt-ft", "scratch"]] = Field(["ffpt-ft", "scratch"], min_length=1)
 
 
+# Hyper-parameters an architecture is trained with when it is not the first of ``architectures``,
+# laid over the shared ``model``/``pretrain``/``finetune`` sections (``per_architecture`` over these).
+# MACE: the small-molecule (rMD17) recipe of mace-torch's README and Batatia et al. (2022): 2
+# interactions, correlation 3, max_ell 3, L = 1 features, 8 Bessel functions, float64, Adam lr 0.01,
+# EMA 0.99, energy/force weights 1/100 (MSE per atom / per component, as ffpt's), weight decay 5e-7,
+# plateau factor 0.8 after 50 epochs; channels 128 -> 64 for CPUs (128x0e + 128x1o in the README),
+# batch 5 for fine-tuning budgets of 10-50 frames (10 in the README for 950 frames).
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "mace": {
+        "model": {"n_features": 64, "n_layers": 2, "n_basis": 8, "dtype": "float64",
+                  "options": {"max_ell": 3, "max_L": 1, "correlation": 3}},
+        "pretrain": {"lr": 0.01, "energy_weight": 1.0, "forces_weight": 100.0, "ema_decay": 0.99,
+                     "weight_decay": 5e-7, "lr_factor": 0.8, "lr_patience": 50},
+        "finetune": {"batch_size": 5, "lr": 0.01, "energy_weight": 1.0, "forces_weight": 100.0, "ema_decay": 0.99,
+                     "weight_decay": 5e-7, "lr_factor": 0.8, "lr_patience": 50},
+    },
+}
+
+ARM_KINDS = ("ffpt-ft", "scratch")
+REFERENCE_ARM = "mace-cli"  # MACE trained by mace_run_train on each arm's frames (``mace_reference``)
+
+
+class ArchitectureSettings(Strict):
+    """One architecture's own settings: keys laid over the shared section of the same name (and over
+    the architecture's built-in recipe, :data:`RECIPES`); nested mappings (``model.options``,
+    ``finetune_options.replay``) are merged key by key."""
+
+    model: dict[str, Any] = {}
+    pretrain: dict[str, Any] = {}
+    finetune: dict[str, Any] = {}
+    finetune_options: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class ArchitectureRun:
+    """The resolved settings of one architecture of an experiment and the names of its stages: the first
+    architecture keeps the plain names (``pretrain_s0``, arms ``ffpt-ft``/``scratch``), another one
+    prefixes them (``pretrain_mace_s0``, arms ``mace-ffpt-ft``/``mace-scratch``)."""
+
+    architecture: str
+    first: bool
+    model: ModelConfig
+    pretrain: TrainingConfig
+    finetune: TrainingConfig
+    finetune_options: FinetuneConfig
+
+    def arm(self, kind: str) -> str:
+        return kind if self.first else f"{self.architecture}-{kind}"
+
+    def pretrain_stage(self, seed: int) -> str:
+        return f"pretrain_s{seed}" if self.first else f"pretrain_{self.architecture}_s{seed}"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the comparison: ``kind`` ffpt-ft (fine-tuned from the pre-trained model) or scratch;
+    ``trainer`` ffpt or mace-cli (``mace_run_train``, the reference arm)."""
+
+    name: str
+    architecture: str
+    kind: str
+    trainer: str = "ffpt"
+
+    @property
+    def own_scratch(self) -> str | None:
+        """The scratch arm of the same architecture trained by ffpt (``None`` for a scratch arm)."""
+        if self.kind != "ffpt-ft":
+            return None
+        return self.name[: -len("ffpt-ft")] + "scratch"
+
+
+def _laid_over(base: dict, over: dict) -> dict:
+    """``over``'s keys replace ``base``'s; mappings in both are merged key by key."""
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _laid_over(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"key '{'.'.join(str(p) for p in e['loc'])}': "
+                     f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors())
+
+
 class ExperimentConfig(Strict):
     name: str
     seeds: list[SeedSpec] = Field(min_length=1)
@@ -150,9 +238,75 @@ class ExperimentConfig(Strict):
     pretrain: TrainingConfig = TrainingConfig(stage="pretrain")
     finetune: TrainingConfig = TrainingConfig(stage="finetune")
     finetune_options: FinetuneConfig = FinetuneConfig()
+    # several architectures trained on the same labels, splits and arm seeds (default: model.architecture).
+    # The shared sections above are the first architecture's settings; another architecture takes them
+    # with its built-in recipe (RECIPES) and its per_architecture entry laid over them (options are never
+    # shared between architectures)
+    architectures: list[str] | None = Field(None, min_length=1)
+    per_architecture: dict[str, ArchitectureSettings] = {}
+    # MACE trained by mace_run_train itself on each budget's and arm seed's frames (arm 'mace-cli', from
+    # scratch); it runs its MD eagerly through MACE's ASE calculator (stability.exported applies to
+    # ffpt's arms only)
+    mace_reference: MaceCliRecipe | None = None
     stability: StabilityConfig | None = None
     metad: MetadStageConfig | None = None
     active_learning: ExperimentActiveLearning | None = None
+
+    _runs: list[ArchitectureRun] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _resolve_architectures(self):
+        from ffpt.models.options import OPTIONS
+
+        names = self.architectures or [self.model.architecture]
+        unknown = [name for name in names if name not in OPTIONS]
+        if unknown:
+            raise ValueError(f"architectures: unknown {unknown}; known: {', '.join(sorted(OPTIONS))}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"architectures {names}: each architecture once")
+        if self.architectures and "architecture" in self.model.model_fields_set and self.model.architecture != names[0]:
+            raise ValueError(f"model.architecture '{self.model.architecture}' must be the first of architectures "
+                             f"{names} (the shared sections are the first architecture's settings)")
+        unknown = sorted(set(self.per_architecture) - set(names))
+        if unknown:
+            raise ValueError(f"per_architecture {unknown}: not among architectures {names}")
+        self._runs = [self._resolved(name, k == 0) for k, name in enumerate(names)]
+        return self
+
+    def _resolved(self, architecture: str, first: bool) -> ArchitectureRun:
+        """The settings of ``architecture``: the shared sections, its recipe unless it is the first, its
+        ``per_architecture`` entry; errors name the key."""
+        recipe = {} if first else RECIPES.get(architecture, {})
+        own = self.per_architecture.get(architecture, ArchitectureSettings())
+        shared = {"model": self.model, "pretrain": self.pretrain, "finetune": self.finetune,
+                  "finetune_options": self.finetune_options}
+        resolved = {}
+        for section, value in shared.items():
+            base = value.model_dump(mode="json")
+            if section == "model":
+                base = {**base, "architecture": architecture} if first else \
+                    {**base, "architecture": architecture, "options": {}}  # options belong to one architecture
+            values = _laid_over(_laid_over(base, recipe.get(section, {})), getattr(own, section))
+            try:
+                resolved[section] = type(value).model_validate(values)
+            except ValidationError as exc:
+                where = f"per_architecture.{architecture}.{section}" if architecture in self.per_architecture \
+                    else f"{section} (for architecture '{architecture}')"
+                raise ValueError(f"{where}: {_problems(exc)}") from None
+        return ArchitectureRun(architecture, first, **resolved)
+
+    @property
+    def architecture_runs(self) -> list[ArchitectureRun]:
+        """Every architecture's resolved settings, the first (plain stage names) first."""
+        return list(self._runs)
+
+    @property
+    def arms(self) -> list[Arm]:
+        """Every arm: FFPT-FT and scratch of each architecture, then the mace_run_train reference arm."""
+        arms = [Arm(run.arm(kind), run.architecture, kind) for run in self._runs for kind in ARM_KINDS]
+        if self.mace_reference is not None:
+            arms.append(Arm(REFERENCE_ARM, "mace", "scratch", "mace-cli"))
+        return arms
 
     @model_validator(mode="after")
     def _active_learning_inputs(self):

@@ -1,9 +1,10 @@
 """FFPT-FT vs scratch, end to end, as cached stages of one run directory.
 
-seeds -> FF sampling (isolated molecules) -> pretrain -> ab initio labels -> for each budget and
-repeat: finetune (from the pre-trained model) and scratch (same labels, architecture, budget)
--> errors on a held-out ab initio test set -> MD stability batches (every arm seed's model at each
-stability budget) -> (metadynamics) -> report.
+seeds -> FF sampling (isolated molecules) -> pretrain (per architecture and arm seed) -> ab initio
+labels -> for each budget and arm seed: for each architecture finetune (from its pre-trained model)
+and scratch, and optionally MACE trained by ``mace_run_train`` (arm ``mace-cli``), all on the same
+frames -> errors on a held-out ab initio test set -> MD stability batches (every arm seed's model at
+each stability budget) -> (metadynamics) -> report.
 """
 
 from __future__ import annotations
@@ -21,15 +22,72 @@ from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
 from ffpt.fileio import atomic_write_json, output_lock
 from ffpt.simulate.monitors import MinDistanceMonitor
-from ffpt.workflows.config import ExperimentConfig
+from ffpt.workflows.config import ARM_KINDS, REFERENCE_ARM, ArchitectureRun, ExperimentConfig
 from ffpt.workflows.stages import RunDirectory
 
-ARMS = ("ffpt-ft", "scratch")
+ARMS = ARM_KINDS  # the arms of the first architecture
+
+# The fields each section had when experiment stages were first keyed: always part of a stage's key.
+# A field added since enters the key only when it differs from its default, so a new training option
+# nobody uses leaves the stages of existing run folders finished (tests/test_workflow_keys.py).
+KEYED_FIELDS = {
+    "ModelConfig": ("architecture", "cutoff", "n_features", "n_layers", "n_basis", "dtype", "options"),
+    "TrainingConfig": ("stage", "max_epochs", "max_time_minutes", "batch_size", "lr", "weight_decay", "energy_weight",
+                       "forces_weight", "stress_weight", "huber_delta", "fit_prior", "ema_decay", "grad_clip",
+                       "lr_factor", "lr_patience", "early_stopping_patience", "seed", "accelerator", "devices",
+                       "num_nodes", "strategy", "progress_bar"),
+    "FinetuneConfig": ("init", "refit_references", "reset_head", "freeze", "lr", "replay"),
+}
 
 
 def _given(section) -> dict:
     """The keys a config section was given (JSON values): stage inputs stay as the YAML wrote them."""
     return section.model_dump(mode="json", exclude_unset=True)
+
+
+def keyed(section) -> dict:
+    """A model, training or fine-tuning section as a stage input: every field of :data:`KEYED_FIELDS`,
+    any later one only where it differs from its default."""
+    values = section.model_dump(mode="json")
+    defaults = type(section)().model_dump(mode="json")
+    always = KEYED_FIELDS[type(section).__name__]
+    return {k: v for k, v in values.items() if k in always or v != defaults.get(k)}
+
+
+def ff_sampling_inputs(config: ExperimentConfig) -> dict:
+    """The key of the force-field sampling stage: seeds and pre-training samplers as written."""
+    return {"seeds": [_given(s) for s in config.seeds], "pretraining": _given(config.pretraining)}
+
+
+def abinitio_inputs(config: ExperimentConfig) -> dict:
+    """The key of the ab initio labels: the abinitio section, seeds, samplers and the largest budget
+    (the labels are expensive: nothing else may enter it)."""
+    abinitio = {**config.abinitio.model_dump(mode="json"), "sampling": _given(config.abinitio.sampling)}
+    return {"abinitio": abinitio, **ff_sampling_inputs(config), "budgets": max(config.budgets)}
+
+
+def stability_settings(config: ExperimentConfig) -> dict:
+    """The stability section as part of each MD batch's key (the MD options as written)."""
+    return {**config.stability.model_dump(mode="json", exclude={"budgets", "exported"}),
+            "md": _given(config.stability.md)}
+
+
+def pretrain_inputs(settings: ArchitectureRun, ff: dict) -> dict:
+    """The key of one architecture's pre-training stage (one per arm seed)."""
+    return {"ff": ff, "model": keyed(settings.model), "training": keyed(settings.pretrain)}
+
+
+def arm_inputs(settings: ArchitectureRun, kind: str, budget: int, seed: int, data: dict, init: str | None) -> dict:
+    """The key of one ffpt arm's training stage: ``kind`` ffpt-ft (from ``init``) or scratch."""
+    return {"model": keyed(settings.model), "data": data, "arm": settings.arm(kind), "budget": budget, "seed": seed,
+            "init": init, "training": keyed(settings.finetune),
+            "finetune": keyed(settings.finetune_options) if init else None}
+
+
+def reference_inputs(config: ExperimentConfig, budget: int, seed: int, data: dict) -> dict:
+    """The key of one ``mace_run_train`` reference stage."""
+    return {"data": data, "arm": REFERENCE_ARM, "budget": budget, "seed": seed,
+            "recipe": config.mace_reference.model_dump(mode="json")}
 
 
 def _sampling(config: ExperimentConfig, out: Path, over=None):
@@ -50,16 +108,19 @@ def ff_sampling(config: ExperimentConfig, folder: Path, progress: bool, executor
 
 
 def train_stage(config: ExperimentConfig, folder: Path, train_path: str, valid_path: str | None,
-                stage: str, seed: int, init: str | None = None, progress: bool = True) -> dict:
+                stage: str, seed: int, init: str | None = None, progress: bool = True,
+                settings: ArchitectureRun | None = None) -> dict:
+    """Train one model of ``settings``' architecture (default: the first) in ``folder``."""
     from ffpt.training.config import TrainConfig
     from ffpt.training.stages import train
 
-    training = config.pretrain if stage == "pretrain" else config.finetune
+    settings = settings or config.architecture_runs[0]
+    training = settings.pretrain if stage == "pretrain" else settings.finetune
     data = {"train": train_path, "valid": valid_path} if valid_path else {"train": train_path, "valid_fraction": 0.05}
-    finetune = config.finetune_options.model_dump() | {"init": init}
+    finetune = settings.finetune_options.model_dump() | {"init": init}
     cfg = TrainConfig.model_validate({
         "data": data,
-        "model": config.model.model_dump(),
+        "model": settings.model.model_dump(),
         "training": training.model_dump() | {"stage": stage, "seed": seed,
                                              "progress_bar": training.progress_bar and progress},
         "finetune": finetune if stage == "finetune" else {},
@@ -129,28 +190,56 @@ def abinitio_data(config: ExperimentConfig, folder: Path, progress: bool, execut
     return {**paths, "n_pool": len(pool), "n_valid": len(valid), "n_test": len(test), "failures": failures}
 
 
-def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict, pretrained: str | None,
-              progress: bool = True) -> dict:
+def budget_frames(config: ExperimentConfig, data: dict, budget: int, seed: int) -> list:
+    """The fine-tuning frames of ``budget`` and arm seed ``seed``: the same for every arm."""
     pool = read_frames(data["pool"])
     if budget > len(pool):
         raise ConfigError(f"{config.name}: key 'budgets': {budget} exceeds the {len(pool)} fine-tuning frames")
-    train_path = write_frames(folder / "train.extxyz", subset(pool, budget, seed=seed))
-    stage = "finetune" if arm == "ffpt-ft" else "scratch"
+    return subset(pool, budget, seed=seed)
+
+
+def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict, pretrained: str | None,
+              progress: bool = True, settings: ArchitectureRun | None = None) -> dict:
+    """One ffpt arm's model: fine-tuned from ``pretrained``, or from scratch when it is ``None``."""
+    train_path = write_frames(folder / "train.extxyz", budget_frames(config, data, budget, seed))
+    stage = "finetune" if pretrained is not None else "scratch"
     return train_stage(config, folder / "model", str(train_path), data["valid"], stage, seed, init=pretrained,
-                       progress=progress)
+                       progress=progress, settings=settings)
+
+
+def reference_stage(config: ExperimentConfig, folder: Path, budget: int, seed: int, data: dict) -> dict:
+    """MACE trained by ``mace_run_train`` (``mace_reference``) on the frames every arm gets at ``budget``
+    and arm seed ``seed``, validated on the experiment's validation frames (both written here)."""
+    from ffpt.training.mace_cli import train_with_mace_cli
+
+    train_path = write_frames(folder / "train.extxyz", budget_frames(config, data, budget, seed))
+    valid_path = write_frames(folder / "valid.extxyz", read_frames(data["valid"]))
+    model = train_with_mace_cli(train_path, valid_path, folder / "mace", config.mace_reference, seed, threads=1)
+    return {"model": str(model)}
+
+
+def model_predictions(path: str, frames: list) -> tuple:
+    """Energies (eV) and forces (eV/A) of the model file ``path`` (ffpt's, or a mace_run_train ``.model``
+    through MACE's calculator) on ``frames``."""
+    from ffpt.models.inference import calculator_predictions, predict_frames
+    from ffpt.models.loading import load_calculator
+    from ffpt.models.mace_cli_model import is_mace_cli_model
+    from ffpt.models.model_file import load_model
+
+    if is_mace_cli_model(path):
+        return calculator_predictions(load_calculator(path), frames, [f"test frame {k}" for k in range(len(frames))])
+    return predict_frames(load_model(path), frames)
 
 
 def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
-    """Test errors of every model; parity plots of both arms (seed 0) at the smallest and largest budget."""
+    """Test errors of every model; parity plots of every arm (seed 0) at the smallest and largest budget."""
     from ffpt.analysis.errors import parity_plot_arms
     from ffpt.observables.errors import error_table
-    from ffpt.models.inference import predict_frames
-    from ffpt.models.model_file import load_model
 
     test = read_frames(data["test"])
     rows, shown = [], {}
     for (arm, budget, seed), path in models.items():
-        energies, forces = predict_frames(load_model(path), test)
+        energies, forces = model_predictions(path, test)
         rows.append({"arm": arm, "budget": budget, "seed": seed, **error_table(test, energies, forces).as_dict()})
         if budget in (min(config.budgets), max(config.budgets)) and seed == 0:
             shown.setdefault(budget, {})[arm] = (energies, forces)
@@ -318,48 +407,53 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
 
     starts = stability_starts(config)  # a bad start is an input error before hours of training, not after
     run = RunDirectory(out)
-    seeds, pretraining = [_given(s) for s in config.seeds], _given(config.pretraining)
-    abinitio = {**config.abinitio.model_dump(mode="json"), "sampling": _given(config.abinitio.sampling)}
-    ff = run.stage("ff_sampling", {"seeds": seeds, "pretraining": pretraining},
+    ff = run.stage("ff_sampling", ff_sampling_inputs(config),
                    lambda d: ff_sampling(config, d, progress, pool() if shared else None))
-    data = run.stage("abinitio", {"abinitio": abinitio, "seeds": seeds,
-                                  "pretraining": pretraining, "budgets": max(config.budgets)},
+    data = run.stage("abinitio", abinitio_inputs(config),
                      lambda d: abinitio_data(config, d, progress, pool() if shared else None))
-    common = {"model": config.model.model_dump(mode="json"), "data": data}
-    pretrained = {}
-    for seed in range(config.arm_seeds):
-        pretrained[seed] = run.stage(
-            f"pretrain_s{seed}", {"ff": ff, "model": common["model"], "training": config.pretrain.model_dump(mode="json")},
-            lambda d, seed=seed: train_stage(config, d, ff["frames"], None, "pretrain", seed, progress=progress),
-        )["model"]
+    runs = config.architecture_runs
+    pretrained = {}  # (architecture, arm seed) -> pre-trained model file
+    for arch in runs:
+        for seed in range(config.arm_seeds):
+            pretrained[(arch.architecture, seed)] = run.stage(
+                arch.pretrain_stage(seed), pretrain_inputs(arch, ff),
+                lambda d, seed=seed, t=arch: train_stage(config, d, ff["frames"], None, "pretrain", seed,
+                                                             progress=progress, settings=t),
+            )["model"]
     models = {}
     for budget in sorted(config.budgets):
         for seed in range(config.arm_seeds):
-            for arm in ARMS:
-                init = pretrained[seed] if arm == "ffpt-ft" else None
-                inputs = {**common, "arm": arm, "budget": budget, "seed": seed, "init": init,
-                          "training": config.finetune.model_dump(mode="json"),
-                          "finetune": config.finetune_options.model_dump(mode="json") if init else None}
-                models[(arm, budget, seed)] = run.stage(
-                    f"{arm}_n{budget}_s{seed}", inputs,
-                    lambda d, a=arm, b=budget, s=seed, i=init: arm_stage(config, d, a, b, s, data, i, progress),
+            for arch in runs:
+                for kind in ARM_KINDS:
+                    arm = arch.arm(kind)
+                    init = pretrained[(arch.architecture, seed)] if kind == "ffpt-ft" else None
+                    models[(arm, budget, seed)] = run.stage(
+                        f"{arm}_n{budget}_s{seed}", arm_inputs(arch, kind, budget, seed, data, init),
+                        lambda d, a=arm, b=budget, s=seed, i=init, t=arch: arm_stage(config, d, a, b, s, data, i,
+                                                                                         progress, settings=t),
+                    )["model"]
+            if config.mace_reference is not None:
+                models[(REFERENCE_ARM, budget, seed)] = run.stage(
+                    f"{REFERENCE_ARM}_n{budget}_s{seed}", reference_inputs(config, budget, seed, data),
+                    lambda d, b=budget, s=seed: reference_stage(config, d, b, s, data),
                 )["model"]
     model_list = [[arm, budget, seed, path] for (arm, budget, seed), path in models.items()]
     errors = run.stage("evaluate", {"models": model_list, "data": data},
                        lambda d: evaluate_stage(config, d, data, models))
-    active = active_learning_stages(config, run, data, pretrained, progress, pool)
-    final = {arm: models[(arm, max(config.budgets), 0)] for arm in ARMS}  # metadynamics: largest budget, seed 0
+    active = active_learning_stages(config, run, data, {seed: pretrained[(runs[0].architecture, seed)]
+                                                        for seed in range(config.arm_seeds)}, progress, pool)
+    arms = [arm.name for arm in config.arms]
+    final = {arm: models[(arm, max(config.budgets), 0)] for arm in arms}  # metadynamics: largest budget, seed 0
     stability = {}
     if config.stability is not None:
-        settings = {**config.stability.model_dump(mode="json", exclude={"budgets", "exported"}),
-                    "md": _given(config.stability.md)}
+        settings = stability_settings(config)
         n = config.stability.n_runs
         for budget in config.stability_budgets:
             for seed in range(config.arm_seeds):
                 md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
-                for arm in ARMS:
+                for arm in arms:
                     path = models[(arm, budget, seed)]
-                    if config.stability.exported:
+                    if config.stability.exported and arm != REFERENCE_ARM:  # mace_run_train's model runs eagerly
                         path = run.stage(f"export_{arm}_n{budget}_s{seed}", {"model": path},
                                          lambda d, p=path: export_stage(d, p))["package"]
                     if not starts:
@@ -390,7 +484,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                 lambda d, p=path, a=arm: metad_stage(config.metad, d, p, progress, a),
             )
     results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad,
-                           groups=start_groups(config, list(starts)))
+                           groups=start_groups(config, list(starts)), models=models)
     if active:
         from ffpt.workflows.al_report import add_active_learning
 

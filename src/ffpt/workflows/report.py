@@ -21,7 +21,7 @@ def _std(rows, key):
 
 
 def learning_curve(rows: list[dict], path: Path, title: str) -> Path:
-    """Test force and energy MAE vs fine-tuning labels (two panels), both arms: mean and spread over
+    """Test force and energy MAE vs fine-tuning labels (two panels), every arm: mean and spread over
     arm seeds, every seed a point, ticks at the budgets."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
@@ -34,7 +34,7 @@ def learning_curve(rows: list[dict], path: Path, title: str) -> Path:
         budgets = sorted({r["budget"] for r in rows if r["arm"] == arm})
         for ax, key in zip(axes, ("forces_mae_mev_per_a", "energy_mae_mev_per_atom")):
             values = [[r[key] for r in rows if r["arm"] == arm and r["budget"] == b] for b in budgets]
-            color, marker = f"C{k}", "os^"[k % 3]
+            color, marker = f"C{k}", "os^Dv"[k % 5]
             ax.errorbar(budgets, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker=marker,
                         color=color, capsize=3, label=arm)
             seeds = [(b, x) for b, v in zip(budgets, values) for x in v]  # every arm seed as a point
@@ -95,8 +95,35 @@ def _arm_summary(curve, runs: list[dict]) -> dict:
             "survival": curve.as_dict()}
 
 
-def compare_arms(runs_by_arm: dict[str, list[dict]]) -> dict:
-    """Per arm :func:`_arm_summary` of ``runs`` and, for two arms, the log-rank test between them."""
+def best_scratch(entry_arms: dict, scratch_arms: list[str], force_mae: dict[str, float] | None = None) -> dict | None:
+    """The scratch arm with the highest stable fraction among ``scratch_arms`` (summaries in
+    ``entry_arms``); a tie is broken by the lower test force MAE (``force_mae``, meV/A). Returns the arm
+    and what chose it: 'only scratch arm', 'stable fraction' or 'force MAE (tie on stable fraction)'
+    ('order of arms' when the MAE ties too or is unknown)."""
+    present = [a for a in scratch_arms if a in entry_arms]
+    if not present:
+        return None
+    if len(present) == 1:
+        return {"arm": present[0], "chosen_by": "only scratch arm"}
+    top = max(entry_arms[a]["stable_fraction"] for a in present)
+    leaders = [a for a in present if entry_arms[a]["stable_fraction"] == top]
+    if len(leaders) == 1:
+        return {"arm": leaders[0], "chosen_by": "stable fraction"}
+    maes = {a: (force_mae or {}).get(a) for a in leaders}
+    known = {a: m for a, m in maes.items() if m is not None}
+    if known and sorted(known.values()).count(min(known.values())) == 1:
+        return {"arm": min(known, key=known.get), "chosen_by": "force MAE (tie on stable fraction)"}
+    return {"arm": leaders[0], "chosen_by": "order of arms (tie on stable fraction and force MAE)"}
+
+
+def compare_arms(runs_by_arm: dict[str, list[dict]], arms: list | None = None,
+                 force_mae: dict[str, float] | None = None) -> dict:
+    """Per arm :func:`_arm_summary` of ``runs`` and, for two arms, the log-rank test between them.
+
+    Given the experiment's ``arms`` (:class:`ffpt.workflows.config.Arm`), also the best scratch arm
+    (:func:`best_scratch`, ``force_mae`` per arm breaking ties) and the log-rank test of each FFPT-FT
+    arm against its own architecture's scratch arm and against the best scratch arm; ``logrank`` is then
+    the first architecture's FFPT-FT vs scratch."""
     from ffpt.analysis.survival import logrank, survival_curve
 
     curves = {arm: survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
@@ -104,21 +131,47 @@ def compare_arms(runs_by_arm: dict[str, list[dict]]) -> dict:
     entry = {"arms": {arm: _arm_summary(curves[arm], runs) for arm, runs in runs_by_arm.items()}}
     if len(curves) == 2:
         entry["logrank"] = {"arms": list(curves), **logrank(*curves.values()).as_dict()}
+    if arms is None:
+        return entry
+    best = best_scratch(entry["arms"], [a.name for a in arms if a.kind == "scratch"], force_mae)
+    entry["best_scratch"] = best
+    comparisons = []
+    for arm in arms:
+        if arm.kind != "ffpt-ft" or arm.name not in curves:
+            continue
+        against = {}
+        if arm.own_scratch in curves:
+            against.setdefault(arm.own_scratch, []).append("own architecture's scratch")
+        if best is not None:
+            against.setdefault(best["arm"], []).append("best scratch")
+        for other, roles in against.items():
+            comparisons.append({"arms": [arm.name, other], "against": roles,
+                                **logrank(curves[arm.name], curves[other]).as_dict()})
+    entry["comparisons"] = comparisons
+    if "ffpt-ft" in curves and "scratch" in curves:
+        entry["logrank"] = {"arms": ["ffpt-ft", "scratch"], **logrank(curves["ffpt-ft"], curves["scratch"]).as_dict()}
     return entry
 
 
-def stability_by_budget(stability: dict, groups: dict[str, list[str]] | None = None) -> dict[int, dict]:
+def stability_by_budget(stability: dict, groups: dict[str, list[str]] | None = None, arms: list | None = None,
+                        rows: list[dict] | None = None) -> dict[int, dict]:
     """Per budget: each arm's runs pooled over arm seeds (and starts): stable fraction, its 95 %
-    interval, median time to failure, failures by kind, survival curve, and the log-rank test between
-    the arms. ``stability`` maps (arm, budget, seed) to MD batch outputs; runs tagged with a
-    ``start`` also give a table per start and, for each of ``groups`` (name -> start names), the
-    same comparison on that group's runs."""
+    interval, median time to failure, failures by kind, survival curve, and the log-rank tests
+    (:func:`compare_arms`; ``arms`` and the test-error ``rows`` choose the best scratch arm).
+    ``stability`` maps (arm, budget, seed) to MD batch outputs; runs tagged with a ``start`` also give
+    a table per start and, for each of ``groups`` (name -> start names), the same comparison on that
+    group's runs."""
+    order = [a.name for a in arms] if arms is not None else None
     summary = {}
     for budget in sorted({b for _, b, _ in stability}):
+        present = {a for a, b, _ in stability if b == budget}
+        names = [a for a in order if a in present] if order else sorted(present)
         runs = {arm: [run for (a, b, _), batch in sorted(stability.items()) if (a, b) == (arm, budget)
                       for run in batch["runs"]]
-                for arm in sorted({a for a, b, _ in stability if b == budget})}
-        entry = compare_arms(runs)
+                for arm in names}
+        mae = {arm: _mean([r for r in rows or [] if r["arm"] == arm and r["budget"] == budget],
+                          "forces_mae_mev_per_a") for arm in names}
+        entry = compare_arms(runs, arms, mae)
         starts = sorted({r["start"] for arm_runs in runs.values() for r in arm_runs if "start" in r})
         if starts:
             entry["by_start"] = {
@@ -130,7 +183,7 @@ def stability_by_budget(stability: dict, groups: dict[str, list[str]] | None = N
             entry["groups"] = {
                 group: {"starts": members,
                         **compare_arms({arm: [r for r in arm_runs if r.get("start") in members]
-                                    for arm, arm_runs in runs.items()})}
+                                        for arm, arm_runs in runs.items()}, arms, mae)}
                 for group, members in (groups or {}).items()}
         summary[budget] = entry
     return summary
@@ -200,17 +253,40 @@ def density_comparison(config, stability: dict, budget: int, reference_frames: s
     return entry
 
 
+def stop_reason(model_path: str | Path) -> str | None:
+    """How the training of a model file stopped (``stopped_by`` of the ``metrics.json`` beside it:
+    max_epochs, early_stopping, max_time, ...); ``None`` when not recorded."""
+    metrics = Path(model_path).parent / "metrics.json"
+    try:
+        return json.loads(metrics.read_text()).get("stopped_by")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _arm_order(config, rows: list[dict], stability: dict) -> list:
+    """The experiment's arms (:class:`ffpt.workflows.config.Arm`) that have results, in config order."""
+    seen = {r["arm"] for r in rows} | {arm for arm, _, _ in stability}
+    return [arm for arm in config.arms if arm.name in seen]
+
+
 def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stability: dict, metad: dict,
-                 groups: dict[str, list[str]] | None = None) -> dict:
+                 groups: dict[str, list[str]] | None = None, models: dict | None = None) -> dict:
     """results.json, report.md and figures. ``stability`` maps (arm, budget, seed) to MD batch
-    outputs; ``groups`` names sets of starts compared on their own (:func:`stability_by_budget`)."""
+    outputs; ``groups`` names sets of starts compared on their own (:func:`stability_by_budget`);
+    ``models`` maps (arm, budget, seed) to model files (how each training stopped: :func:`stop_reason`)."""
     largest = max(config.budgets)
-    by_budget_stability = stability_by_budget(stability, groups)
+    arm_list = _arm_order(config, rows, stability)
+    by_budget_stability = stability_by_budget(stability, groups, arm_list, rows)
+    stops = {key: stop_reason(path) for key, path in (models or {}).items()}
     arms = {}
-    for arm in ("ffpt-ft", "scratch"):
+    for spec in arm_list:
+        arm = spec.name
         at_largest = [r for r in rows if r["arm"] == arm and r["budget"] == largest]
         md = by_budget_stability.get(largest, {}).get("arms", {}).get(arm, {})
         arms[arm] = {
+            "architecture": spec.architecture,
+            "kind": spec.kind,
+            "trained_by": spec.trainer,
             "budget": largest,
             "force_mae_mev_per_a": _mean(at_largest, "forces_mae_mev_per_a"),
             "energy_mae_mev_per_atom": _mean(at_largest, "energy_mae_mev_per_atom"),
@@ -218,7 +294,7 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
             "stable_fraction": md.get("stable_fraction"),
             "stable_fraction_ci95": md.get("stable_fraction_ci95"),
             "median_time_to_failure_fs": md.get("median_time_to_failure_fs"),
-            "by_budget": {b: _budget_row(rows, arm, b, by_budget_stability) for b in sorted(config.budgets)},
+            "by_budget": {b: _budget_row(rows, arm, b, by_budget_stability, stops) for b in sorted(config.budgets)},
         }
         if arm in metad:
             arms[arm]["metad"] = metad[arm]
@@ -230,6 +306,8 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
         "arms": arms,
         "stability": by_budget_stability,
         "rows": rows,
+        "time_guard_fired": sorted([arm, budget, seed] for (arm, budget, seed), why in stops.items()
+                                   if why == "max_time"),
     }
     figures = [learning_curve(rows, out / "learning_curve.png", config.name).name]
     if stability:
@@ -260,13 +338,15 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
     return results
 
 
-def _budget_row(rows: list[dict], arm: str, budget: int, stability: dict) -> dict:
-    """Errors at one budget (mean and spread over arm seeds) and, with MD runs there, stability."""
+def _budget_row(rows: list[dict], arm: str, budget: int, stability: dict, stops: dict | None = None) -> dict:
+    """Errors at one budget (mean and spread over arm seeds), how each seed's training stopped and,
+    with MD runs there, stability."""
     mine = [r for r in rows if r["arm"] == arm and r["budget"] == budget]
     row = {"force_mae_mev_per_a": _mean(mine, "forces_mae_mev_per_a"),
            "force_mae_std_mev_per_a": _std(mine, "forces_mae_mev_per_a"),
            "energy_mae_mev_per_atom": _mean(mine, "energy_mae_mev_per_atom"),
-           "energy_mae_std_mev_per_atom": _std(mine, "energy_mae_mev_per_atom")}
+           "energy_mae_std_mev_per_atom": _std(mine, "energy_mae_mev_per_atom"),
+           "stopped_by": {seed: why for (a, b, seed), why in sorted((stops or {}).items()) if (a, b) == (arm, budget)}}
     md = stability.get(budget, {}).get("arms", {}).get(arm)
     if md is not None:
         row.update({k: md[k] for k in ("stable_fraction", "stable_fraction_ci95", "median_time_to_failure_fs")})
@@ -305,10 +385,19 @@ def _comparison_table(entry: dict) -> list[str]:
         lines.append(f"| {arm} | {a['n_runs']} | {a['n_failed']} | {_fmt(a['stable_fraction'], 2)} | "
                      f"{_interval(a['stable_fraction_ci95'])} | "
                      f"{_ttf(a['median_time_to_failure_fs'], a['stable_fraction'])} | {_kinds(a['failures_by_kind'])} |")
-    test = entry.get("logrank")
-    if test is not None:
-        lines += ["", f"Log-rank test ({' vs '.join(test['arms'])}): statistic {test['statistic']:.3g},"
-                      f" p = {format_p(test['pvalue'])}" + (f" ({test['note']})" if test["note"] else "") + "."]
+    def sentence(test: dict, roles: str = "") -> str:
+        return (f"Log-rank test ({' vs '.join(test['arms'])}){roles}: statistic {test['statistic']:.3g},"
+                f" p = {format_p(test['pvalue'])}" + (f" ({test['note']})" if test["note"] else "") + ".")
+
+    if "comparisons" not in entry:
+        if entry.get("logrank") is not None:
+            lines += ["", sentence(entry["logrank"])]
+        return lines
+    best = entry.get("best_scratch")
+    if best is not None:
+        lines += ["", f"Best scratch arm: {best['arm']} (chosen by {best['chosen_by']})."]
+    for test in entry["comparisons"]:
+        lines += ["", sentence(test, f", against the {' and the '.join(test['against'])}")]
     return lines
 
 
@@ -354,36 +443,51 @@ def _stability_tables(config, results: dict) -> list[str]:
     return lines
 
 
+STOP_LABELS = {"max_epochs": "epoch budget", "early_stopping": "early stopping", "max_time": "TIME GUARD"}
+
+
+def _stops(stopped_by: dict) -> str:
+    """How each arm seed's training stopped, e.g. 'early stopping 1, epoch budget 1'."""
+    counts = Counter(STOP_LABELS.get(why, why) if why else "not recorded" for why in stopped_by.values())
+    return ", ".join(f"{what} {n}" for what, n in sorted(counts.items())) or "not recorded"
+
+
 def _markdown(config, results: dict, figures: list[str], out: Path) -> str:
     has_rdf = any("rdf_error_A" in r for r in results["arms"].values())
     lines = [
         f"# FFPT-FT vs scratch: {config.name}",
         "",
         f"Force-field pre-training frames: {results['n_ff_frames']}; ab initio test frames: {results['n_test']}; "
-        f"fine-tuning budgets: {results['budgets']}; repeats per arm: {config.arm_seeds}.",
+        f"fine-tuning budgets: {results['budgets']}; repeats per arm: {config.arm_seeds}. Every arm trains on "
+        "the same frames at each budget and arm seed.",
         "",
-        "| arm | labels | force MAE (meV/Å) | energy MAE (meV/atom) | stable fraction (95 % interval) |"
-        " median time to failure (fs) |" + (" RDF error vs reference (Å) |" if has_rdf else ""),
-        "|---|---|---|---|---|---|" + ("---|" if has_rdf else ""),
+        "| arm | architecture | trained by | labels | force MAE (meV/Å) | energy MAE (meV/atom) |"
+        " stable fraction (95 % interval) | median time to failure (fs) |"
+        + (" RDF error vs reference (Å) |" if has_rdf else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if has_rdf else ""),
     ]
     for arm, r in results["arms"].items():
         ttf = r["median_time_to_failure_fs"]
         lines.append(
-            f"| {arm} | {r['budget']} | {_fmt(r['force_mae_mev_per_a'])} | {_fmt(r['energy_mae_mev_per_atom'], 2)} | "
+            f"| {arm} | {r['architecture']} | {r['trained_by']} | {r['budget']} | {_fmt(r['force_mae_mev_per_a'])} |"
+            f" {_fmt(r['energy_mae_mev_per_atom'], 2)} | "
             f"{_fmt(r['stable_fraction'], 2)} {_interval(r['stable_fraction_ci95']) if r['stable_fraction_ci95'] else ''} | {'none failed half' if ttf is None and r['stable_fraction'] is not None else _fmt(ttf, 0)} |"
             + (f" {_fmt(r.get('rdf_error_A'), 2)} |" if has_rdf else "")
         )
     lines += ["", f"## Test errors by budget (mean ± spread over {config.arm_seeds} arm seed"
                   f"{'s' if config.arm_seeds > 1 else ''})", "",
-              "| labels | " + " | ".join(f"{a} force MAE (meV/Å) | {a} energy MAE (meV/atom)" for a in results["arms"])
-              + " |", "|---|" + "---|---|" * len(results["arms"])]
+              "| labels | arm | force MAE (meV/Å) | energy MAE (meV/atom) | training stopped by (arm seeds) |",
+              "|---|---|---|---|---|"]
     for b in results["budgets"]:
-        cells = []
         for a in results["arms"]:
             row = results["arms"][a]["by_budget"][b]
-            cells += [f"{_fmt(row['force_mae_mev_per_a'])} ± {_fmt(row['force_mae_std_mev_per_a'])}",
-                      f"{_fmt(row['energy_mae_mev_per_atom'], 2)} ± {_fmt(row['energy_mae_std_mev_per_atom'], 2)}"]
-        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+            lines.append(f"| {b} | {a} | {_fmt(row['force_mae_mev_per_a'])} ± {_fmt(row['force_mae_std_mev_per_a'])} |"
+                         f" {_fmt(row['energy_mae_mev_per_atom'], 2)} ± {_fmt(row['energy_mae_std_mev_per_atom'], 2)} |"
+                         f" {_stops(row['stopped_by'])} |")
+    fired = results["time_guard_fired"]
+    lines += ["", "The time guard (training.max_time_minutes) fired for: "
+              + ", ".join(f"{a} at {b} labels, seed {s}" for a, b, s in fired) + "; those models are not converged."
+              if fired else "The time guard (training.max_time_minutes) fired for no model."]
     lines += _stability_tables(config, results)
     for arm in results["arms"]:
         if "metad" in results["arms"][arm]:

@@ -1,0 +1,79 @@
+"""Stage keys of experiments: an unchanged single-architecture config keeps the keys its run folders
+were made with (so nothing finished reruns), and a second architecture adds stages without touching
+the first one's."""
+
+import pytest
+
+from ffpt.config import parse_config
+from ffpt.training.config import TrainingConfig
+from ffpt.workflows import experiment
+from ffpt.workflows.config import ExperimentConfig
+from ffpt.workflows.stages import digest
+from test_workflow import TOY
+
+# Digests of the toy experiment's stage inputs as ffpt computed them before architectures were added
+# (commit 6ca2f42), with the upstream outputs below.
+GOLDEN = {
+    "ff_sampling": "ba3bd28c29880ca45cc2f2bde54bf7f57b63ab10ac5369a38abdb7e53a8d6ea8",
+    "abinitio": "11d80ba9a4e99431cb1d21fa29e7aecc208aa3fe3e5c97c1590d4cdb9abd0ca5",
+    "pretrain_s0": "ef2b5449a4c50ed888513ee8d1b37c28ae806ecc00384b2bfac04099382f9834",
+    "ffpt-ft_n4_s0": "fcf7ca2688debcfda43bbe127b99eeaa5117c1829904e8e028debd9690318fec",
+    "scratch_n4_s0": "f1675725a32cb70e230643323ea50b4eae3d28ff152c4c7fdbd768d322f100a5",
+    "ffpt-ft_n8_s0": "176597bce86846291a4e2e3aedef11f7fe109ae1a3a4bc9db85df6c61d5a54cb",
+    "scratch_n8_s0": "1e4dd03495097cf9f85470f9a965983b4233fa0ee3dea310c9e768eb452a43be",
+    "stability_ffpt-ft_n4_s0": "601d565621480364ebb7ea53e92e2cf82be49e39bf06157805eb7377513bf4a2",
+    "stability_scratch_n4_s0": "3a55df423b11c10883fad211bc9153c25133ccc0dd65505b90d7e06f0c2a2a03",
+}
+FF = {"frames": "/nonexistent/ff/ff.extxyz", "n_frames": 36}
+DATA = {"pool": "/nonexistent/abinitio/pool.extxyz", "valid": "/nonexistent/abinitio/valid.extxyz",
+        "test": "/nonexistent/abinitio/test.extxyz", "configs": "/nonexistent/abinitio/configs.extxyz",
+        "n_pool": 10, "n_valid": 2, "n_test": 4, "failures": []}
+PRETRAINED = "/nonexistent/pretrain_s0/model.pt"
+
+
+def stage_keys(config: ExperimentConfig) -> dict[str, str]:
+    """Every training and MD stage key of seed 0, by stage name, as the run computes them."""
+    keys = {"ff_sampling": digest(experiment.ff_sampling_inputs(config)),
+            "abinitio": digest(experiment.abinitio_inputs(config))}
+    for arch in config.architecture_runs:
+        keys[arch.pretrain_stage(0)] = digest(experiment.pretrain_inputs(arch, FF))
+        for budget in config.budgets:
+            for kind in experiment.ARM_KINDS:
+                init = PRETRAINED if kind == "ffpt-ft" else None
+                keys[f"{arch.arm(kind)}_n{budget}_s0"] = digest(
+                    experiment.arm_inputs(arch, kind, budget, 0, DATA, init))
+    for kind in experiment.ARM_KINDS:
+        model = f"/nonexistent/{kind}_n4_s0/model.pt"
+        keys[f"stability_{kind}_n4_s0"] = digest({"model": model, "stability": experiment.stability_settings(config),
+                                                  "md_seeds": [0, 1]})
+    return keys
+
+
+def test_an_unchanged_single_architecture_config_keeps_its_stage_keys():
+    keys = stage_keys(parse_config(ExperimentConfig, TOY, source="toy.yaml"))
+    assert {name: keys[name] for name in GOLDEN} == GOLDEN
+    listed = parse_config(ExperimentConfig, {**TOY, "architectures": ["newtonnet"]}, source="toy.yaml")
+    assert stage_keys(listed) == keys  # naming the one architecture changes nothing
+
+
+def test_a_second_architecture_adds_stages_and_leaves_the_first_ones_keys():
+    both = parse_config(ExperimentConfig, {**TOY, "architectures": ["newtonnet", "mace"],
+                                           "per_architecture": {"mace": {"model": {"n_features": 4}}}},
+                        source="toy.yaml")
+    keys = stage_keys(both)
+    assert {name: keys[name] for name in GOLDEN} == GOLDEN
+    added = sorted(set(keys) - set(GOLDEN) - {"ffpt-ft_n8_s0", "scratch_n8_s0"})
+    assert added == ["mace-ffpt-ft_n4_s0", "mace-ffpt-ft_n8_s0", "mace-scratch_n4_s0", "mace-scratch_n8_s0",
+                     "pretrain_mace_s0"]
+    assert len(set(keys.values())) == len(keys)  # every stage its own key
+    mace = both.architecture_runs[1]
+    assert experiment.arm_inputs(mace, "ffpt-ft", 4, 0, DATA, PRETRAINED)["model"]["architecture"] == "mace"
+
+
+def test_a_later_training_option_enters_the_key_only_when_used(monkeypatch):
+    """A field not among the keyed ones (here huber_delta, as if added later) is left out at its default."""
+    fields = tuple(f for f in experiment.KEYED_FIELDS["TrainingConfig"] if f != "huber_delta")
+    monkeypatch.setitem(experiment.KEYED_FIELDS, "TrainingConfig", fields)
+    assert "huber_delta" not in experiment.keyed(TrainingConfig())
+    assert experiment.keyed(TrainingConfig(huber_delta=0.1))["huber_delta"] == pytest.approx(0.1)
+    assert experiment.keyed(TrainingConfig())["lr"] == pytest.approx(1e-3)  # keyed fields stay at defaults too
