@@ -77,3 +77,26 @@ def test_a_later_training_option_enters_the_key_only_when_used(monkeypatch):
     assert "huber_delta" not in experiment.keyed(TrainingConfig())
     assert experiment.keyed(TrainingConfig(huber_delta=0.1))["huber_delta"] == pytest.approx(0.1)
     assert experiment.keyed(TrainingConfig())["lr"] == pytest.approx(1e-3)  # keyed fields stay at defaults too
+
+
+@pytest.mark.parametrize("molecule", ["ethanol", "aspirin"])
+def test_the_four_arm_experiments_share_the_labels_of_the_shipped_ones(molecule):
+    """experiments/<molecule>_mace.yaml keys its force-field frames and ab initio labels exactly as the
+    shipped experiment run with 50 labels at most and 40 test frames, so one folder's labels serve both."""
+    from pathlib import Path
+
+    from ffpt.config import load_config
+
+    root = Path(__file__).parents[1] / "experiments"
+    four = load_config(ExperimentConfig, root / f"{molecule}_mace.yaml")
+    shipped = load_config(ExperimentConfig, root / f"{molecule}.yaml",
+                          ["abinitio.sampling.md.frames=50", "budgets=[10,30,50]", "arm_seeds=2", "abinitio.n_test=40"])
+    for inputs in (experiment.ff_sampling_inputs, experiment.abinitio_inputs):
+        assert digest(inputs(four)) == digest(inputs(shipped))
+    assert [a.name for a in four.arms] == ["ffpt-ft", "scratch", "mace-ffpt-ft", "mace-scratch", "mace-cli"]
+    assert four.budgets == [10, 30, 50] and four.arm_seeds == 2 and four.stability.n_runs == 4
+    md = four.stability.md
+    assert md.steps * md.timestep_fs == 10000 and md.temperature_K == 500
+    for arch in four.architecture_runs:  # epochs with early stopping; the time cap only a guard
+        for training in (arch.pretrain, arch.finetune):
+            assert training.early_stopping_patience < training.max_epochs and training.max_time_minutes >= 45

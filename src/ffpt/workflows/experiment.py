@@ -10,6 +10,7 @@ each stability budget) -> (metadynamics) -> report.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import re
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -210,11 +211,15 @@ def arm_stage(config, folder: Path, arm: str, budget: int, seed: int, data: dict
 def reference_stage(config: ExperimentConfig, folder: Path, budget: int, seed: int, data: dict) -> dict:
     """MACE trained by ``mace_run_train`` (``mace_reference``) on the frames every arm gets at ``budget``
     and arm seed ``seed``, validated on the experiment's validation frames (both written here)."""
-    from ffpt.training.mace_cli import train_with_mace_cli
+    from ffpt.training.mace_cli import LOG_FILE, train_with_mace_cli
 
     train_path = write_frames(folder / "train.extxyz", budget_frames(config, data, budget, seed))
     valid_path = write_frames(folder / "valid.extxyz", read_frames(data["valid"]))
     model = train_with_mace_cli(train_path, valid_path, folder / "mace", config.mace_reference, seed, threads=1)
+    log = (model.parent / LOG_FILE).read_text(errors="replace") if (model.parent / LOG_FILE).exists() else ""
+    # mace_run_train's patience either starts stage two early or, in stage two, ends the run
+    stopped = "early_stopping" if re.search(r"epochs without improvement\s*$", log, re.MULTILINE) else "max_epochs"
+    atomic_write_json(model.parent / "metrics.json", {"stopped_by": stopped})
     return {"model": str(model)}
 
 
