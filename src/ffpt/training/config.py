@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ffpt.config import Strict
 from ffpt.data.formats import DataFormat
@@ -110,11 +110,25 @@ class TrainingConfig(Strict):
     # fits the labels; for pre-training on a force field whose short-range wall is softer than the
     # prior, which would otherwise teach the network to cancel the prior (BENCHMARKS.md, 12d)
     fit_prior: bool = True
+    optimizer: Literal["adamw", "adam"] = "adamw"  # adam: weight decay as an L2 term in the gradient (MACE's)
+    amsgrad: bool = False  # the AMSGrad variant (MACE's default: true)
+    # which parameters weight_decay applies to: all, or MACE's groups (interaction linears and products
+    # decay; embedding, radial MLPs, skip connections and readouts do not)
+    weight_decay_groups: Literal["all", "mace"] = "all"
     ema_decay: float = 0.99
-    grad_clip: float = 10.0
+    grad_clip: float = 10.0  # on the gradient norm
+    # ReduceLROnPlateau on val_loss (MACE's own defaults: factor 0.8, patience 50)
     lr_factor: float = 0.5
     lr_patience: int = 10  # epochs without improvement before the learning rate drops
     early_stopping_patience: int = 30
+    # MACE's stage two ("swa"): from epoch swa_start (0-based) on, the loss weights and the learning rate
+    # switch to the swa_* values (unset: unchanged), the plateau scheduler stops, and the best checkpoint
+    # and early stopping count from the switch on (the loss changed meaning). Like mace_run_train, no
+    # weights are averaged (MACE updates an AveragedModel but saves the EMA weights).
+    swa_start: int | None = Field(None, ge=0)
+    swa_lr: float | None = Field(None, gt=0)  # MACE's: 1e-3
+    swa_energy_weight: float | None = Field(None, ge=0)  # MACE's: 1000
+    swa_forces_weight: float | None = Field(None, ge=0)  # MACE's: 100
     seed: int = 0
     accelerator: str = "cpu"
     devices: int | str = 1  # per node
@@ -142,6 +156,15 @@ class TrainingConfig(Strict):
         if value not in known:
             raise ValueError(f"unknown strategy '{value}'; known: auto, {', '.join(known)}")
         return value
+
+    @model_validator(mode="after")
+    def _stage_two_inside_run(self) -> "TrainingConfig":
+        if self.swa_start is not None and self.swa_start >= self.max_epochs:
+            raise ValueError(f"swa_start ({self.swa_start}) must be below max_epochs ({self.max_epochs})")
+        stage_two = [k for k in ("swa_lr", "swa_energy_weight", "swa_forces_weight") if getattr(self, k) is not None]
+        if self.swa_start is None and stage_two:
+            raise ValueError(f"{', '.join(stage_two)} need swa_start (the epoch stage two begins)")
+        return self
 
     @field_validator("stress_weight")
     @classmethod

@@ -4,12 +4,14 @@ needs beyond Lightning's own state for a resumed run to repeat the uninterrupted
 from __future__ import annotations
 
 import random
+import time
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ffpt.config import ConfigError
 from ffpt.models.graph import AtomicGraph
 from ffpt.models.potential import InteratomicPotential
 
@@ -83,6 +85,9 @@ class PotentialModule(L.LightningModule):
         stress_weight: float = 0.0,
         fit_prior: bool = True,
         run_record: dict | None = None,
+        optimizer: str = "adamw",
+        amsgrad: bool = False,
+        weight_decay_groups: str = "all",
     ):
         super().__init__()
         self.run_record = run_record  # resolved config and data hashes, stored in every checkpoint
@@ -93,8 +98,11 @@ class PotentialModule(L.LightningModule):
         self.huber_delta = huber_delta
         self.stress_weight = stress_weight
         self.fit_prior = fit_prior
+        self.optimizer_name, self.amsgrad, self.weight_decay_groups = optimizer, amsgrad, weight_decay_groups
         self.max_non_finite = 20  # consecutive non-finite training batches before giving up
         self.non_finite_in_a_row = 0
+        self.wall_seconds_before = 0.0  # of the earlier sessions of a resumed run (from its checkpoint)
+        self.fit_started = time.perf_counter()
 
     def _step(self, batch: AtomicGraph, stage: str) -> torch.Tensor | None:
         with torch.enable_grad():
@@ -144,9 +152,31 @@ class PotentialModule(L.LightningModule):
     def transfer_batch_to_device(self, batch: AtomicGraph, device, dataloader_idx):
         return batch.to(device)
 
+    def on_fit_start(self) -> None:
+        self.fit_started = time.perf_counter()
+
+    def wall_seconds(self) -> float:
+        """Training wall time of the run so far, s, summed over the sessions of a resumed run."""
+        return self.wall_seconds_before + time.perf_counter() - self.fit_started
+
+    def parameter_groups(self) -> list[dict]:
+        """The trainable parameters, with ``weight_decay`` on all of them or, for ``weight_decay_groups``
+        'mace', only on MACE's (interaction linears ``interactions.*.linear.weight`` and
+        ``*.skip_tp_full.weight``, and the products), as mace_run_train does."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if self.weight_decay_groups == "all":
+            return [{"params": [p for _, p in named], "weight_decay": self.weight_decay}]
+        decays = [(n.startswith("interactions.") and ("linear.weight" in n or "skip_tp_full.weight" in n))
+                  or n.startswith("products.") for n, _ in named]
+        if not any(decays):
+            raise ConfigError("training.weight_decay_groups 'mace' needs a MACE model (no interactions.*.linear "
+                             "or products.* parameters)")
+        return [{"params": [p for (_, p), d in zip(named, decays) if d], "weight_decay": self.weight_decay},
+                {"params": [p for (_, p), d in zip(named, decays) if not d], "weight_decay": 0.0}]
+
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        kind = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[self.optimizer_name]
+        optimizer = kind(self.parameter_groups(), lr=self.lr, amsgrad=self.amsgrad)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=self.lr_factor, patience=self.lr_patience
         )
@@ -161,19 +191,28 @@ class PotentialModule(L.LightningModule):
         checkpoint["ffpt_run"] = self.run_record
         checkpoint["ffpt_rng"] = rng_states()
         checkpoint["ffpt_non_finite_in_a_row"] = self.non_finite_in_a_row
+        checkpoint["ffpt_wall_seconds"] = self.wall_seconds()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "ffpt_rng" in checkpoint:
             set_rng_states(checkpoint["ffpt_rng"])
         self.non_finite_in_a_row = checkpoint.get("ffpt_non_finite_in_a_row", 0)
+        self.wall_seconds_before = checkpoint.get("ffpt_wall_seconds", 0.0)
+        self.fit_started = time.perf_counter()
 
 
 class PlateauStep(Callback):
     """Steps the ReduceLROnPlateau scheduler on the epoch's ``val_loss`` before the epoch's checkpoint
-    is written (Lightning runs ModelCheckpoint callbacks last), so the checkpoint holds the stepped state."""
+    is written (Lightning runs ModelCheckpoint callbacks last), so the checkpoint holds the stepped state.
+    Not after the last epoch before ``swa_start`` nor later: stage two has its own learning rate."""
+
+    def __init__(self, swa_start: int | None = None):
+        self.swa_start = swa_start
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
+            return
+        if self.swa_start is not None and trainer.current_epoch + 1 >= self.swa_start:
             return
         for config in trainer.lr_scheduler_configs:
             config.scheduler.step(trainer.callback_metrics["val_loss"])
@@ -198,3 +237,45 @@ def set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class StageTwo(Callback):
+    """MACE's second training stage (mace_run_train ``--swa``): at the start of every epoch from ``start``
+    (0-based) on, the loss weights and the learning rate of every parameter group are set to the stage's
+    values (``None``: unchanged); at epoch ``start`` itself the best checkpoint and early stopping start
+    afresh, since ``val_loss`` changes meaning with the weights. Set from the epoch number alone, so a run
+    resumed on either side of the switch repeats the uninterrupted one."""
+
+    def __init__(self, start: int, lr: float | None = None, energy_weight: float | None = None,
+                 forces_weight: float | None = None):
+        self.start, self.lr = start, lr
+        self.energy_weight, self.forces_weight = energy_weight, forces_weight
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch < self.start:
+            return
+        if self.energy_weight is not None:
+            pl_module.energy_weight = self.energy_weight
+        if self.forces_weight is not None:
+            pl_module.forces_weight = self.forces_weight
+        if self.lr is not None:
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr
+        if trainer.current_epoch == self.start:
+            self._restart_selection(trainer)
+
+    @staticmethod
+    def _restart_selection(trainer: L.Trainer) -> None:
+        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+        for callback in trainer.callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.monitor is not None:
+                callback.best_k_models = {}
+                callback.kth_best_model_path = ""
+                callback.kth_value = torch.tensor(torch.inf)
+                callback.best_model_score = None
+                callback.best_model_path = ""
+            if isinstance(callback, EarlyStopping):
+                callback.wait_count = 0
+                callback.best_score = torch.tensor(torch.inf if callback.mode == "min" else -torch.inf)

@@ -27,17 +27,20 @@ from ffpt.models.references import element_counts, fit_references, force_rms, fr
 from ffpt.config import ConfigError
 from ffpt.training.config import TrainConfig
 from ffpt.training.dataset import GraphDataset, ReplayEpoch, ReplayMix, loader, replay_count
-from ffpt.training.module import PlateauStep, PotentialModule
+from ffpt.training.module import PlateauStep, PotentialModule, StageTwo
 from ffpt.training.run_folder import run_record, start_run
 
 # Fewer frames leave nothing to learn beyond the per-element references fitted to them.
 MIN_TRAIN_FRAMES = 2
+# how a run stopped, in metrics.json and the model's provenance: stopped_by (max_epochs, early_stopping or
+# max_time), epochs (completed), steps (optimizer steps), wall_seconds (training, summed over resumes)
+STOP_KEYS = ("stopped_by", "epochs", "steps", "wall_seconds")
 
 
 @dataclass(frozen=True)
 class TrainResult:
     model_path: Path
-    metrics: dict  # validation errors of the saved (best, EMA) model
+    metrics: dict  # validation errors of the saved (best, EMA) model and how training stopped (STOP_KEYS)
     is_global_zero: bool = True  # False on the other ranks of a DDP run (which print nothing)
 
 
@@ -172,6 +175,23 @@ def _shift_energies(frames, reference_frames, elements, path) -> None:
         atoms.info[keys.ENERGY] = float(atoms.info[keys.ENERGY]) + float(delta)
 
 
+def _stopping(trainer, module: PotentialModule) -> dict:
+    """How the fit ended (:data:`STOP_KEYS`): early stopping, the wall-time guard, or the epoch budget."""
+    from lightning.pytorch.callbacks import EarlyStopping, Timer
+
+    early = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
+    timed_out = any(isinstance(c, Timer) and c.time_remaining("train") is not None and c.time_remaining("train") <= 0
+                    for c in trainer.callbacks)
+    if early:
+        stopped_by = "early_stopping"
+    elif timed_out and trainer.current_epoch < trainer.max_epochs:
+        stopped_by = "max_time"
+    else:
+        stopped_by = "max_epochs"
+    return {"stopped_by": stopped_by, "epochs": int(trainer.current_epoch), "steps": int(trainer.global_step),
+            "wall_seconds": round(module.wall_seconds(), 3)}
+
+
 def _provenance(config: TrainConfig, train, metrics: dict, record: dict) -> dict:
     teachers = sorted({str(a.info.get("teacher")) for a in train if "teacher" in a.info})
     parent = None
@@ -241,6 +261,7 @@ def train(config: TrainConfig) -> TrainResult:
         model, lr=lr, weight_decay=t.weight_decay, energy_weight=t.energy_weight,
         forces_weight=t.forces_weight, lr_factor=t.lr_factor, lr_patience=t.lr_patience,
         huber_delta=t.huber_delta, stress_weight=t.stress_weight, fit_prior=t.fit_prior, run_record=record,
+        optimizer=t.optimizer, amsgrad=t.amsgrad, weight_decay_groups=t.weight_decay_groups,
     )
     # Under DDP Lightning swaps the shuffle for a DistributedSampler seeded with t.seed (seed_everything
     # exports it) and set to each epoch: each rank draws its shard of a permutation of (seed, epoch).
@@ -255,8 +276,9 @@ def train(config: TrainConfig) -> TrainResult:
     model_path = out / "model.pt"
     metrics = None
     if trainer.is_global_zero:
+        stopping = _stopping(trainer, module)
         metrics = _save_best(config, module, best.best_model_path or ckpt_dir / "last.ckpt", train_frames,
-                             valid_frames, record)
+                             valid_frames, record, stopping)
     # every rank returns the same metrics, once the model file is written
     metrics = trainer.strategy.broadcast(metrics)
     if own_group and torch.distributed.is_initialized():
@@ -265,9 +287,9 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def _save_best(config: TrainConfig, module: PotentialModule, best_path, train_frames, valid_frames,
-               record: dict) -> dict:
+               record: dict, stopping: dict) -> dict:
     """Write ``out/model.pt`` (the best checkpoint's EMA weights) and ``out/metrics.json``; returns the
-    model's validation errors."""
+    model's validation errors with ``stopping`` (how the fit ended, :data:`STOP_KEYS`)."""
     from ffpt.observables.errors import error_table
     from ffpt.models.inference import predict_frames
 
@@ -280,7 +302,7 @@ def _save_best(config: TrainConfig, module: PotentialModule, best_path, train_fr
         set_references(model, train_frames)
     # errors of what the loss fitted: the network alone when the prior was left out of it
     energies, forces = predict_frames(model, valid_frames, prior=config.training.fit_prior)
-    metrics = error_table(valid_frames, energies, forces).as_dict()
+    metrics = {**error_table(valid_frames, energies, forces).as_dict(), **stopping}
     out = Path(config.out)
     save_model(model, out / "model.pt", provenance=_provenance(config, train_frames, metrics, record))
     atomic_write_json(out / "metrics.json", metrics)
@@ -288,14 +310,20 @@ def _save_best(config: TrainConfig, module: PotentialModule, best_path, train_fr
 
 
 def _callbacks(t, ckpt_dir: Path) -> list:
-    """The Lightning callbacks of a run: plateau LR steps, best/last checkpoints, early stopping, EMA."""
+    """The Lightning callbacks of a run: MACE's stage two (``swa_start``), plateau LR steps, best/last
+    checkpoints, early stopping, EMA."""
     from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1)
+    # (no version counter: after stage two restarts the selection, its first best overwrites best.ckpt)
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1,
+                           enable_version_counter=False)
     # every epoch (Lightning's save_last writes last.ckpt only in epochs that improve val_loss); after
     # `best`, so that last.ckpt records the best checkpoint of its epoch
     last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
-    callbacks = [PlateauStep(), best, last, EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience)]
+    callbacks = [PlateauStep(t.swa_start), best, last,
+                 EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience)]
+    if t.swa_start is not None:
+        callbacks.insert(0, StageTwo(t.swa_start, t.swa_lr, t.swa_energy_weight, t.swa_forces_weight))
     if t.ema_decay > 0:
         callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
     return callbacks
