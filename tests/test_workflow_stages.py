@@ -71,3 +71,48 @@ def test_killed_stage_resumes_with_its_folder(tmp_path):
     calls = (tmp_path / "calls.log").read_text().split()
     assert calls == ["0", "1", "2", "3", "4"]  # each item once: resumed, not restarted
     assert json.loads((tmp_path / "work" / "stage.json").read_text())["outputs"] == {"n": 5}
+
+
+def test_keys_see_resolved_folders_and_file_contents_not_spellings(tmp_path, monkeypatch):
+    """A folder given relative from one working directory and absolute (or by another relative
+    spelling) from another is one input; a file is its content."""
+    from ffpt.workflows.stages import digest
+
+    (tmp_path / "data" / "geoms").mkdir(parents=True)
+    (tmp_path / "data" / "x.xyz").write_text("1\n\nH 0 0 0\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    absolute = {"geometries": str(tmp_path / "data" / "geoms"), "structure": str(tmp_path / "data" / "x.xyz")}
+    key = digest(absolute)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert digest({"geometries": str(tmp_path / "data" / ".." / "data" / "geoms"),
+                   "structure": "../data/x.xyz"}) == key
+    (tmp_path / "data" / "x.xyz").write_text("1\n\nH 0 0 0.1\n")
+    assert digest(absolute) != key  # an edited file is a new input
+
+
+def test_a_stage_recorded_under_the_old_key_is_still_up_to_date(tmp_path, monkeypatch):
+    """Keys of stages whose inputs name folders changed (folders are resolved now): a run folder made
+    before, rerun from its own working directory with the same or an absolute spelling, skips the
+    stage and records the new key."""
+    from ffpt.workflows.stages import digest
+
+    (tmp_path / "geoms").mkdir()
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def work(folder):
+        calls.append(1)
+        return {"n": 1}
+
+    old_inputs = {"geometries": "geoms"}
+    folder = tmp_path / "run" / "metad"
+    folder.mkdir(parents=True)
+    old_key = digest(old_inputs, dirs="none")  # the key of the folder spelled as the YAML had it
+    (folder / "inputs.json").write_text(json.dumps({"key": old_key, "inputs": old_inputs}))
+    (folder / "stage.json").write_text(json.dumps({"key": old_key, "outputs": {"n": 1}, "seconds": 1.0}))
+    run = RunDirectory("run", echo=lambda s: None)
+    new_inputs = {"geometries": str(tmp_path / "geoms")}  # now made absolute at the CLI
+    assert run.stage("metad", new_inputs, work) == {"n": 1} and calls == []
+    assert json.loads((folder / "stage.json").read_text())["key"] == digest(new_inputs) != old_key
+    assert run.stage("metad", {"geometries": str(tmp_path)}, work) == {"n": 1} and calls == [1]  # another folder

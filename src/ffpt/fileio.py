@@ -206,6 +206,7 @@ def output_lock(out: str | os.PathLike, verb: str) -> Iterator[Path]:
     """
     out = Path(out)
     lock = lock_path(out)
+    check_name_lengths(out, lock)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -232,7 +233,11 @@ def output_lock(out: str | os.PathLike, verb: str) -> Iterator[Path]:
     try:
         holder = {"verb": verb, "pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError as exc:  # a full disk: the lock holds without its record; the writes will say so
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
         yield lock
     finally:
         try:
