@@ -98,5 +98,12 @@ def test_the_four_arm_experiments_share_the_labels_of_the_shipped_ones(molecule)
     md = four.stability.md
     assert md.steps * md.timestep_fs == 10000 and md.temperature_K == 500
     for arch in four.architecture_runs:  # epochs with early stopping; the time cap only a guard
-        for training in (arch.pretrain, arch.finetune):
-            assert training.early_stopping_patience < training.max_epochs and training.max_time_minutes >= 45
+        assert arch.finetune.early_stopping_patience < arch.finetune.max_epochs
+        assert arch.pretrain.max_time_minutes >= 45 and arch.finetune.max_time_minutes >= 45
+    newtonnet, mace = four.architecture_runs
+    assert newtonnet.model == shipped.model  # the shared sections are NewtonNet's, as shipped
+    # MACE pre-trains one epoch (its cost: the config's comment); fine-tunes as long as mace_run_train
+    # trains the reference arm, with stage two from the same epoch
+    assert mace.pretrain.max_epochs == 1 and mace.pretrain.swa_start is None
+    assert mace.finetune.max_epochs == four.mace_reference.max_num_epochs
+    assert mace.finetune.swa_start == four.mace_reference.start_swa and mace.finetune.amsgrad
