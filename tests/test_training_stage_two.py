@@ -132,3 +132,28 @@ def test_stage_two_settings_need_their_start():
         parse_config(TrainConfig, {"data": {"train": "x.extxyz"}, "training": {"swa_lr": 1e-3}})
     with pytest.raises(ValueError, match="swa_start"):
         parse_config(TrainConfig, {"data": {"train": "x.extxyz"}, "training": {"max_epochs": 5, "swa_start": 5}})
+
+
+def test_warm_ema_follows_torch_ema():
+    """ema_warmup: the average of Lightning's AveragedModel follows torch_ema's (MACE's) schedule;
+    without it the average still holds much of the first weights after 20 steps."""
+    torch_ema = pytest.importorskip("torch_ema")
+    from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
+
+    from ffpt.training.module import warm_ema
+
+    torch.manual_seed(0)
+    steps = [torch.randn(1, 5, dtype=torch.float64) for _ in range(20)]
+    net = torch.nn.Linear(5, 1, bias=False).double()
+    net.weight.data.copy_(steps[0])
+    reference = torch_ema.ExponentialMovingAverage(net.parameters(), decay=0.99)
+    warm = AveragedModel(net, avg_fn=warm_ema(0.99))
+    plain = AveragedModel(net, avg_fn=get_ema_avg_fn(0.99))
+    for values in steps:  # the first step does not move (torch_ema starts from the initial weights)
+        net.weight.data.copy_(values)
+        reference.update(net.parameters())
+        warm.update_parameters(net)
+        plain.update_parameters(net)
+    shadow = reference.shadow_params[0]
+    assert torch.allclose(warm.module.weight, shadow, rtol=0, atol=1e-12)
+    assert (plain.module.weight - shadow).abs().max() > 0.1

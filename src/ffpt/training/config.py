@@ -116,6 +116,7 @@ class TrainingConfig(Strict):
     # decay; embedding, radial MLPs, skip connections and readouts do not)
     weight_decay_groups: Literal["all", "mace"] = "all"
     ema_decay: float = 0.99
+    ema_warmup: bool = False  # torch_ema's (MACE's) warm-up of the EMA: decay min(ema_decay, (1+k)/(10+k)) at step k
     grad_clip: float = 10.0  # on the gradient norm
     # ReduceLROnPlateau on val_loss (MACE's own defaults: factor 0.8, patience 50)
     lr_factor: float = 0.5

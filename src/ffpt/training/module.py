@@ -9,7 +9,7 @@ import time
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, WeightAveraging
 
 from ffpt.config import ConfigError
 from ffpt.models.graph import AtomicGraph
@@ -279,3 +279,23 @@ class StageTwo(Callback):
             if isinstance(callback, EarlyStopping):
                 callback.wait_count = 0
                 callback.best_score = torch.tensor(torch.inf if callback.mode == "min" else -torch.inf)
+
+
+def warm_ema(decay: float):
+    """Average of :class:`torch.optim.swa_utils.AveragedModel` with torch_ema's (MACE's) warm-up: the
+    k-th update keeps a share min(decay, (1 + k) / (10 + k)) of the average, so that the average
+    follows the first steps instead of holding the initial weights for ~1/(1 - decay) steps."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        k = float(num_averaged) + 1  # the first update copies the weights (torch_ema's: its k = 1)
+        kept = min(decay, (1 + k) / (10 + k))
+        return kept * averaged + (1 - kept) * current
+
+    return average
+
+
+class WarmEMAWeightAveraging(WeightAveraging):
+    """Lightning's EMA weight averaging (after every optimizer step) with :func:`warm_ema`'s warm-up."""
+
+    def __init__(self, decay: float):
+        super().__init__(avg_fn=warm_ema(decay))

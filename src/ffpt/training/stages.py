@@ -27,7 +27,7 @@ from ffpt.models.references import element_counts, fit_references, force_rms, fr
 from ffpt.config import ConfigError
 from ffpt.training.config import TrainConfig
 from ffpt.training.dataset import GraphDataset, ReplayEpoch, ReplayMix, loader, replay_count
-from ffpt.training.module import PlateauStep, PotentialModule, StageTwo
+from ffpt.training.module import PlateauStep, PotentialModule, StageTwo, WarmEMAWeightAveraging
 from ffpt.training.run_folder import run_record, start_run
 
 # Fewer frames leave nothing to learn beyond the per-element references fitted to them.
@@ -325,7 +325,8 @@ def _callbacks(t, ckpt_dir: Path) -> list:
     if t.swa_start is not None:
         callbacks.insert(0, StageTwo(t.swa_start, t.swa_lr, t.swa_energy_weight, t.swa_forces_weight))
     if t.ema_decay > 0:
-        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+        ema = WarmEMAWeightAveraging(t.ema_decay) if t.ema_warmup else EMAWeightAveraging(decay=t.ema_decay)
+        callbacks.append(ema)
     return callbacks
 
 
