@@ -18,11 +18,13 @@ import time
 from pathlib import Path
 
 import ase.io
+import numpy as np
 import pytest
 import torch
 import yaml
+from ase.build import molecule
 from helpers_faults import (
-    OUTPUT_NAMES, TINY_EXPERIMENT, env, full_folder, one_error_line, read_only_folder, verb_argv,
+    OUTPUT_NAMES, TINY_EXPERIMENT, env, full_folder, hh_water, one_error_line, read_only_folder, verb_argv,
     write_inputs,
 )
 
@@ -220,3 +222,37 @@ def test_an_md_folder_resumes_with_other_spellings_of_its_files(inputs, tmp_path
                  "home/r", *args]) == 0
     steps = [f.info["step"] for f in ase.io.read(home / "r" / "trajectory.extxyz", ":")]
     assert steps == list(range(0, 31, 5))
+
+
+# --------------------------------------------------------------------------- partial results
+
+
+def test_label_with_untypable_frames_writes_the_rest_and_exits_3(tmp_path, capsys):
+    """Frames the force field cannot type fail one by one: the others are labelled and written, the
+    failed ones named on stderr and in the failures report, and the exit status (3) says so."""
+    from ffpt.data import read_frames, write_frames
+
+    good = [molecule("H2O"), molecule("CH4"), molecule("NH3")]
+    for i, atoms in enumerate(good):
+        atoms.positions += 0.01 * i
+    write_frames(tmp_path / "in.extxyz", [good[0], hh_water(), good[1], good[2]])
+    out = tmp_path / "out.extxyz"
+    code = main(["label", "--data", str(tmp_path / "in.extxyz"), "--out", str(out), "--teacher", "uff",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "Traceback" not in err
+    assert "1 frames failed" in err and "frame 1:" in err and "atoms [0, 1, 2]" in err, err
+    labelled = read_frames(out)
+    assert [a.get_chemical_formula() for a in labelled] == ["H2O", "CH4", "H3N"]
+    assert all(np.isfinite(a.info["REF_energy"]) for a in labelled)
+    report = json.loads((tmp_path / "out.failures.json").read_text())
+    assert report["n_failed"] == 1 and [f["index"] for f in report["failures"]] == [1], report
+    assert "atoms [0, 1, 2]" in report["failures"][0]["reason"]
+
+
+def test_label_help_documents_the_partial_exit_status():
+    done = subprocess.run([sys.executable, "-m", "ffpt", "label", "--help"], capture_output=True, text=True,
+                          env=env(), timeout=120)
+    assert done.returncode == 0
+    assert "3 done, but some frames failed" in " ".join(done.stdout.split())
