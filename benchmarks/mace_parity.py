@@ -3,9 +3,10 @@
 Ethanol, one split: PBE/def2-SVP labels (``--data``: pool.extxyz 50 training frames, valid.extxyz 10,
 test.extxyz 40). Both arms train the same MACE (64x0e + 64x1o, r_max 5 A, 2 interactions, 8 Bessel
 functions, correlation 3, max_ell 3, float64) with MACE's recipe: Adam + AMSGrad, lr 0.01,
-weight decay 5e-7 on the interaction linears and products, energy/forces weights 1/100, EMA 0.99,
-EMA warm-up as torch_ema's, ReduceLROnPlateau (factor 0.8, patience 50), gradient-norm clip 10, batch 5, and from ``--swa-start``
-on stage two (energy/forces weights 1000/100, lr 1e-3, best checkpoint chosen within stage two).
+weight decay 5e-7 on the interaction linears and products, energy/forces weights 1/100, EMA 0.99
+with torch_ema's warm-up, ReduceLROnPlateau (factor 0.8, patience 50), gradient-norm clip 10, batch 5,
+and from ``--swa-start`` on stage two (energy/forces weights 1000/100, lr 1e-3, best checkpoint chosen
+within stage two).
 
     arm mace_cli: mace_run_train itself (ffpt.training.mace_cli), model served by MACECalculator
     arm ffpt:     ffpt train with model.architecture mace and the training options above
@@ -56,8 +57,9 @@ def ffpt_config(args, out: Path) -> dict:
         "training": {
             "max_epochs": r.max_num_epochs, "batch_size": r.batch_size, "lr": r.lr, "optimizer": r.optimizer,
             "amsgrad": r.amsgrad, "weight_decay": r.weight_decay, "weight_decay_groups": "mace",
-            "energy_weight": r.energy_weight, "forces_weight": r.forces_weight, "ema_decay": r.ema_decay, "ema_warmup": True,
-            "grad_clip": r.clip_grad, "lr_factor": r.lr_factor, "lr_patience": r.scheduler_patience,
+            "energy_weight": r.energy_weight, "forces_weight": r.forces_weight, "ema_decay": r.ema_decay,
+            "ema_warmup": True, "grad_clip": r.clip_grad, "lr_factor": r.lr_factor,
+            "lr_patience": r.scheduler_patience,
             "early_stopping_patience": r.patience, "swa_start": r.start_swa, "swa_lr": r.swa_lr,
             "swa_energy_weight": r.swa_energy_weight, "swa_forces_weight": r.swa_forces_weight,
             "seed": args.seed, "progress_bar": False,

@@ -68,8 +68,9 @@ def test_stage_two_switches_weights_and_lr_at_its_epoch(emt_dataset, tmp_path, m
 
 def test_killed_run_resumes_across_the_stage_two_switch(emt_dataset, tmp_path):
     """Killed as epoch 2 starts (epoch 1 checkpointed), stage two from epoch 2: the switch happens in the
-    resumed session; everything equals the uninterrupted run bitwise."""
-    extra = [f"training.{k}={v}" for k, v in STAGE_TWO.items()]
+    resumed session; everything (the warmed-up EMA's average and count included) equals the
+    uninterrupted run bitwise."""
+    extra = [f"training.{k}={v}" for k, v in STAGE_TWO.items()] + ["training.ema_warmup=true"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(argv(*emt_dataset, whole, *extra)) == 0
     env = {**os.environ, "FFPT_TEST_KILL_AT_EPOCH": "2"}
@@ -157,3 +158,13 @@ def test_warm_ema_follows_torch_ema():
     shadow = reference.shadow_params[0]
     assert torch.allclose(warm.module.weight, shadow, rtol=0, atol=1e-12)
     assert (plain.module.weight - shadow).abs().max() > 0.1
+
+
+def test_committee_stopping_sums_up_its_members():
+    from ffpt.training.committee import committee_stopping
+
+    members = [{"stopped_by": "max_epochs", "epochs": 40, "steps": 400, "wall_seconds": 10.0},
+               {"stopped_by": "early_stopping", "epochs": 25, "steps": 250, "wall_seconds": 6.5}]
+    assert committee_stopping(members) == {"stopped_by": "early_stopping+max_epochs", "epochs": 40, "steps": 400,
+                                           "wall_seconds": 16.5}
+    assert committee_stopping(members[:1])["stopped_by"] == "max_epochs"
