@@ -22,6 +22,16 @@ from ffpt.training.config import DataConfig, TrainConfig
 from ffpt.training.stages import TrainResult, load_sets, train
 
 
+def committee_stopping(member_metrics: list[dict]) -> dict:
+    """How the members' training stopped, as one run's keys (:data:`ffpt.training.stages.STOP_KEYS`):
+    ``stopped_by`` the members' reasons (distinct ones joined by '+'), ``epochs`` and ``steps`` the most
+    of any member, ``wall_seconds`` their sum."""
+    reasons = sorted({m["stopped_by"] for m in member_metrics})
+    return {"stopped_by": "+".join(reasons), "epochs": max(m["epochs"] for m in member_metrics),
+            "steps": max(m["steps"] for m in member_metrics),
+            "wall_seconds": round(sum(m["wall_seconds"] for m in member_metrics), 3)}
+
+
 def bootstrap(frames: list, seed: int) -> list:
     """A resample of ``frames`` of the same size, drawn with replacement (seeded)."""
     picks = np.random.default_rng(seed).integers(0, len(frames), size=len(frames))
@@ -67,6 +77,7 @@ def train_committee(config: TrainConfig) -> TrainResult:
         member_metrics.append(result.metrics)
     committee_path = write_committee_file(out / COMMITTEE_FILE, paths)
     predictions = calculator_predictions(load_calculator(paths), valid_frames)
-    metrics = {**error_table(valid_frames, *predictions).as_dict(), "members": member_metrics}
+    metrics = {**error_table(valid_frames, *predictions).as_dict(), **committee_stopping(member_metrics),
+               "members": member_metrics}
     atomic_write_json(out / "metrics.json", metrics)
     return TrainResult(model_path=committee_path, metrics=metrics)
