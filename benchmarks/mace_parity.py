@@ -124,38 +124,49 @@ def ffpt_curve(out: Path) -> tuple[list[int], list[float]]:
 
 
 def test_errors(args, records: dict) -> dict:
-    from mace.calculators import MACECalculator
-
+    """Test-set errors of the finished arms (ffpt's predictions; MACECalculator for the .model)."""
     from ffpt.models import load_model
     from ffpt.models.inference import predict_frames
 
     test = read_frames(args.data / "test.extxyz")
     errors = {}
-    model = load_model(records["ffpt"]["model"])
-    energies, forces = predict_frames(model, test)
-    errors["ffpt"] = error_table(test, energies, forces).as_dict()
-    calc = MACECalculator(model_paths=records["mace_cli"]["model"], device="cpu", default_dtype="float64")
-    energies, forces = [], []
-    for atoms in test:
-        atoms = atoms.copy()
-        atoms.calc = calc
-        energies.append(atoms.get_potential_energy())
-        forces.append(atoms.get_forces())
-    errors["mace_cli"] = error_table(test, np.array(energies), forces).as_dict()
+    if "ffpt" in records:
+        energies, forces = predict_frames(load_model(records["ffpt"]["model"]), test)
+        errors["ffpt"] = error_table(test, energies, forces).as_dict()
+    if "mace_cli" in records:
+        from mace.calculators import MACECalculator
+
+        calc = MACECalculator(model_paths=records["mace_cli"]["model"], device="cpu", default_dtype="float64")
+        energies, forces = [], []
+        for atoms in test:
+            atoms = atoms.copy()
+            atoms.calc = calc
+            energies.append(atoms.get_potential_energy())
+            forces.append(atoms.get_forces())
+        errors["mace_cli"] = error_table(test, np.array(energies), forces).as_dict()
     return errors
 
 
 def report(args) -> None:
-    records = {name: json.loads((args.out / f"{name}.json").read_text()) for name in ("mace_cli", "ffpt")}
+    """parity.json and parity.png; while an arm still runs, its validation curve so far (and no test
+    errors for it)."""
+    records = {name: json.loads((args.out / f"{name}.json").read_text())
+               for name in ("mace_cli", "ffpt") if (args.out / f"{name}.json").exists()}
     errors = test_errors(args, records)
     curves = {"mace_cli": mace_cli_curve(args.out / "mace_cli"), "ffpt": ffpt_curve(args.out / "ffpt")}
-    f_cli, f_ffpt = errors["mace_cli"]["forces_mae_mev_per_a"], errors["ffpt"]["forces_mae_mev_per_a"]
+    common = sorted(set(curves["mace_cli"][0]) & set(curves["ffpt"][0]))
+    at = {name: dict(zip(*curve)) for name, curve in curves.items()}
     result = {
         "molecule": "ethanol", "data": str(args.data), "epochs": args.epochs, "swa_start": args.swa_start,
-        "seed": args.seed, "recipe": recipe(args).model_dump(), "arms": records, "test_errors": errors,
-        "ffpt_over_mace_cli_forces_mae": f_ffpt / f_cli,
+        "seed": args.seed, "recipe": recipe(args).model_dump(), "finished_arms": sorted(records), "arms": records,
+        "test_errors": errors, "loadavg_at_report": os.getloadavg(),
+        "val_forces_mae_at_last_common_epoch": {"epoch": common[-1], **{n: at[n][common[-1]] for n in at}}
+        if common else None,
         "curves": {k: {"epoch": e, "val_forces_mae_mev_per_a": m} for k, (e, m) in curves.items()},
     }
+    if len(errors) == 2:
+        result["ffpt_over_mace_cli_test_forces_mae"] = (errors["ffpt"]["forces_mae_mev_per_a"]
+                                                         / errors["mace_cli"]["forces_mae_mev_per_a"])
     atomic_write_json(args.out / "parity.json", result)
     import matplotlib
 
@@ -164,13 +175,15 @@ def report(args) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, (epochs, mae) in curves.items():
-        ax.plot(epochs, mae, label=f"{name} (test {errors[name]['forces_mae_mev_per_a']:.0f} meV/A)")
+        label = f"{name} (test {errors[name]['forces_mae_mev_per_a']:.0f} meV/A)" if name in errors else name
+        ax.plot(epochs, mae, label=label)
     ax.axvline(args.swa_start, color="grey", ls=":", lw=1)
     ax.set(xlabel="epoch", ylabel="validation force MAE (meV/A)", yscale="log", title="ethanol, 50 frames")
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.out / "parity.png", dpi=120)
-    print(json.dumps({"test_errors": errors, "ratio": f_ffpt / f_cli}, indent=1))
+    print(json.dumps({k: result[k] for k in ("finished_arms", "test_errors", "val_forces_mae_at_last_common_epoch")},
+                     indent=1))
 
 
 def main() -> None:
