@@ -81,6 +81,10 @@ def test_every_arm_trains_on_the_same_frames_and_is_reported(run):
     assert "time guard" in report
     rows = {(r["arm"], r["budget"]) for r in saved["rows"]}
     assert rows == {(arm, 4) for arm in ARMS}
+    stops = {arm: saved["arms"][arm]["by_budget"]["4"]["stopped_by"] for arm in ARMS}
+    assert stops["mace-cli"] == {"0": "max_epochs"}  # 3 epochs, no patience stop in its log
+    assert all(set(s.values()) <= {"max_epochs", "early_stopping", "max_time"} and s for s in stops.values()), stops
+    assert saved["time_guard_fired"] == [] and "fired for no model" in report
 
 
 def test_mace_fine_tuning_starts_from_the_pretrained_weights(run):
@@ -98,3 +102,37 @@ def test_mace_fine_tuning_starts_from_the_pretrained_weights(run):
     tuned = read_model_file(out / "mace-ffpt-ft_n4_s0" / "model" / "model.pt")
     assert tuned["provenance"]["parent"]["path"] == str(pretrained_path)
     assert any(not torch.equal(tuned["state_dict"][k], v) for k, v in weights.items())  # and it trained
+
+
+def test_mace_takes_its_recipe_under_the_shared_sections_and_its_own_keys_over_it():
+    config = parse_config(ExperimentConfig, {**TOY, "architectures": ["newtonnet", "mace"],
+                                             "finetune": {"max_epochs": 400, "early_stopping_patience": 60},
+                                             "per_architecture": {"mace": {"pretrain": {"swa_start": None},
+                                                                           "model": {"options": {"correlation": 2}}}}},
+                          source="four_arms.yaml")
+    newtonnet, mace = config.architecture_runs
+    assert newtonnet.finetune.optimizer == "adamw" and newtonnet.finetune.swa_start is None  # shared, untouched
+    assert newtonnet.model.n_layers == 1 and mace.model.n_layers == 2 and mace.model.dtype == "float64"
+    assert mace.model.options == {"max_ell": 3, "max_L": 1, "correlation": 2}  # merged key by key
+    assert mace.model.cutoff == 4.0  # shared
+    f = mace.finetune
+    assert (f.optimizer, f.amsgrad, f.lr, f.forces_weight, f.batch_size) == ("adam", True, 0.01, 100.0, 5)
+    assert (f.max_epochs, f.early_stopping_patience, f.swa_start, f.swa_energy_weight) == (400, 60, 300, 1000.0)
+    assert mace.pretrain.swa_start is None and mace.pretrain.swa_lr is None  # stage two turned off
+    assert [a.name for a in config.arms] == ["ffpt-ft", "scratch", "mace-ffpt-ft", "mace-scratch"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"per_architecture": {"mace": {"model": {"n_featres": 4}}}},
+     "per_architecture.mace.model: key 'n_featres': unknown key"),
+    ({"per_architecture": {"mace": {"model": {"options": {"zbl": True}}}}}, "no ZBL repulsion prior"),
+    ({"per_architecture": {"newtonnet": {}, "maze": {}}}, r"per_architecture \['maze'\]: not among architectures"),
+    ({"model": {"architecture": "mace"}}, "model.architecture 'mace' must be the first of architectures"),
+    ({"architectures": ["newtonnet", "nequip"]}, r"architectures: unknown \['nequip'\]"),
+    ({"mace_reference": {"hidden_irrep": "8x0e"}}, "mace_reference.hidden_irrep.*unknown key"),
+])
+def test_architecture_errors_name_the_key(extra, message):
+    from ffpt.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        parse_config(ExperimentConfig, {**TOY, "architectures": ["newtonnet", "mace"], **extra}, source="four_arms.yaml")

@@ -89,7 +89,8 @@ class StabilityConfig(Strict):
     h2combustion: CombustionStarts | None = None
     n_runs: int = Field(4, ge=1)  # MD runs per model and start; pooled over seeds: n_runs * arm_seeds
     # run the MD with each model's AOTInductor package (``ffpt export``, checked against the model; one
-    # cached export stage per model): about 3x faster for small molecules (BENCHMARKS.md 10)
+    # cached export stage per model): about 3x faster for small molecules (BENCHMARKS.md 10). ffpt's arms
+    # only: the mace_run_train arm (mace-cli) runs eagerly through MACE's own calculator
     exported: bool = False
     budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
     md: MDConfig = MDConfig()
@@ -144,21 +145,38 @@ class ExperimentActiveLearning(ActiveLearningSettings):
 
 # Hyper-parameters an architecture is trained with when it is not the first of ``architectures``,
 # laid over the shared ``model``/``pretrain``/``finetune`` sections (``per_architecture`` over these).
-# MACE: the small-molecule (rMD17) recipe of mace-torch's README and Batatia et al. (2022): 2
-# interactions, correlation 3, max_ell 3, L = 1 features, 8 Bessel functions, float64, Adam lr 0.01,
-# EMA 0.99, energy/force weights 1/100 (MSE per atom / per component, as ffpt's), weight decay 5e-7,
-# plateau factor 0.8 after 50 epochs; channels 128 -> 64 for CPUs (128x0e + 128x1o in the README),
-# batch 5 for fine-tuning budgets of 10-50 frames (10 in the README for 950 frames).
+# MACE: the small-molecule (rMD17) recipe of mace-torch's README (Batatia et al. 2022) with
+# mace_run_train's defaults for what it leaves out: 2 interactions, correlation 3, max_ell 3, L = 1
+# features, 8 Bessel functions, float64; Adam with AMSGrad, lr 0.01, weight decay 5e-7 on MACE's
+# parameter groups, EMA 0.99, gradient norm clipped at 10, energy/force weights 1/100 (MSE per atom /
+# per component, as ffpt's), plateau factor 0.8 after 50 epochs; stage two ("swa") with lr 1e-3 and
+# weights 1000/100 from 3/4 of max_epochs on (mace_run_train's start_swa default) unless swa_start is
+# given (null: no stage two). Channels 128 -> 64 for CPUs (128x0e + 128x1o in the README); batch 5 for
+# fine-tuning budgets of 10-50 frames (10 in the README for 950 frames).
+_MACE_TRAINING = {"optimizer": "adam", "amsgrad": True, "lr": 0.01, "weight_decay": 5e-7, "weight_decay_groups": "mace",
+                  "energy_weight": 1.0, "forces_weight": 100.0, "ema_decay": 0.99, "grad_clip": 10.0,
+                  "lr_factor": 0.8, "lr_patience": 50,
+                  "swa_lr": 1e-3, "swa_energy_weight": 1000.0, "swa_forces_weight": 100.0}
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "mace": {
         "model": {"n_features": 64, "n_layers": 2, "n_basis": 8, "dtype": "float64",
                   "options": {"max_ell": 3, "max_L": 1, "correlation": 3}},
-        "pretrain": {"lr": 0.01, "energy_weight": 1.0, "forces_weight": 100.0, "ema_decay": 0.99,
-                     "weight_decay": 5e-7, "lr_factor": 0.8, "lr_patience": 50},
-        "finetune": {"batch_size": 5, "lr": 0.01, "energy_weight": 1.0, "forces_weight": 100.0, "ema_decay": 0.99,
-                     "weight_decay": 5e-7, "lr_factor": 0.8, "lr_patience": 50},
+        "pretrain": _MACE_TRAINING,
+        "finetune": {**_MACE_TRAINING, "batch_size": 5},
     },
 }
+STAGE_TWO = ("swa_lr", "swa_energy_weight", "swa_forces_weight")
+
+
+def _stage_two_start(values: dict, given: dict) -> dict:
+    """A recipe's stage two starts at 3/4 of ``max_epochs`` (mace_run_train's rule) unless ``swa_start``
+    was given; ``swa_start: null`` (or fewer than 2 epochs) turns stage two off."""
+    if "swa_start" in given and given["swa_start"] is not None:
+        return values
+    if "swa_start" in given or values["max_epochs"] < 2:
+        return {k: v for k, v in values.items() if k not in STAGE_TWO} | {"swa_start": None}
+    return {**values, "swa_start": max(1, values["max_epochs"] // 4 * 3)}
+
 
 ARM_KINDS = ("ffpt-ft", "scratch")
 REFERENCE_ARM = "mace-cli"  # MACE trained by mace_run_train on each arm's frames (``mace_reference``)
@@ -287,6 +305,9 @@ class ExperimentConfig(Strict):
                 base = {**base, "architecture": architecture} if first else \
                     {**base, "architecture": architecture, "options": {}}  # options belong to one architecture
             values = _laid_over(_laid_over(base, recipe.get(section, {})), getattr(own, section))
+            if "swa_lr" in recipe.get(section, {}):
+                shared_given = {k: base[k] for k in value.model_fields_set if k == "swa_start"}
+                values = _stage_two_start(values, {**shared_given, **getattr(own, section)})
             try:
                 resolved[section] = type(value).model_validate(values)
             except ValidationError as exc:

@@ -30,7 +30,7 @@ def learning_curve(rows: list[dict], path: Path, title: str) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     budgets_all = sorted({r["budget"] for r in rows})
-    for k, arm in enumerate(sorted({r["arm"] for r in rows})):
+    for k, arm in enumerate(dict.fromkeys(r["arm"] for r in rows)):  # the experiment's order: colours as in survival
         budgets = sorted({r["budget"] for r in rows if r["arm"] == arm})
         for ax, key in zip(axes, ("forces_mae_mev_per_a", "energy_mae_mev_per_atom")):
             values = [[r[key] for r in rows if r["arm"] == arm and r["budget"] == b] for b in budgets]
@@ -141,9 +141,9 @@ def compare_arms(runs_by_arm: dict[str, list[dict]], arms: list | None = None,
             continue
         against = {}
         if arm.own_scratch in curves:
-            against.setdefault(arm.own_scratch, []).append("own architecture's scratch")
+            against.setdefault(arm.own_scratch, []).append("its own architecture's scratch arm")
         if best is not None:
-            against.setdefault(best["arm"], []).append("best scratch")
+            against.setdefault(best["arm"], []).append("the best scratch arm")
         for other, roles in against.items():
             comparisons.append({"arms": [arm.name, other], "against": roles,
                                 **logrank(curves[arm.name], curves[other]).as_dict()})
@@ -397,7 +397,7 @@ def _comparison_table(entry: dict) -> list[str]:
     if best is not None:
         lines += ["", f"Best scratch arm: {best['arm']} (chosen by {best['chosen_by']})."]
     for test in entry["comparisons"]:
-        lines += ["", sentence(test, f", against the {' and the '.join(test['against'])}")]
+        lines += ["", sentence(test, f", against {' and '.join(test['against'])}")]
     return lines
 
 
