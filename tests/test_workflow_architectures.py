@@ -117,6 +117,7 @@ def test_mace_takes_its_recipe_under_the_shared_sections_and_its_own_keys_over_i
     assert mace.model.cutoff == 4.0  # shared
     f = mace.finetune
     assert (f.optimizer, f.amsgrad, f.lr, f.forces_weight, f.batch_size) == ("adam", True, 0.01, 100.0, 5)
+    assert f.ema_warmup and f.weight_decay_groups == "mace" and not newtonnet.finetune.ema_warmup
     assert (f.max_epochs, f.early_stopping_patience, f.swa_start, f.swa_energy_weight) == (400, 60, 300, 1000.0)
     assert mace.pretrain.swa_start is None and mace.pretrain.swa_lr is None  # stage two turned off
     assert [a.name for a in config.arms] == ["ffpt-ft", "scratch", "mace-ffpt-ft", "mace-scratch"]

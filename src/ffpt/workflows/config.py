@@ -148,14 +148,14 @@ class ExperimentActiveLearning(ActiveLearningSettings):
 # MACE: the small-molecule (rMD17) recipe of mace-torch's README (Batatia et al. 2022) with
 # mace_run_train's defaults for what it leaves out: 2 interactions, correlation 3, max_ell 3, L = 1
 # features, 8 Bessel functions, float64; Adam with AMSGrad, lr 0.01, weight decay 5e-7 on MACE's
-# parameter groups, EMA 0.99, gradient norm clipped at 10, energy/force weights 1/100 (MSE per atom /
-# per component, as ffpt's), plateau factor 0.8 after 50 epochs; stage two ("swa") with lr 1e-3 and
-# weights 1000/100 from 3/4 of max_epochs on (mace_run_train's start_swa default) unless swa_start is
-# given (null: no stage two). Channels 128 -> 64 for CPUs (128x0e + 128x1o in the README); batch 5 for
-# fine-tuning budgets of 10-50 frames (10 in the README for 950 frames).
-_MACE_TRAINING = {"optimizer": "adam", "amsgrad": True, "lr": 0.01, "weight_decay": 5e-7, "weight_decay_groups": "mace",
-                  "energy_weight": 1.0, "forces_weight": 100.0, "ema_decay": 0.99, "grad_clip": 10.0,
-                  "lr_factor": 0.8, "lr_patience": 50,
+# parameter groups, EMA 0.99 with torch_ema's warm-up, gradient norm clipped at 10, energy/force
+# weights 1/100 (MSE per atom / per component, as ffpt's), plateau factor 0.8 after 50 epochs; stage
+# two ("swa") with lr 1e-3 and weights 1000/100 from 3/4 of max_epochs on (mace_run_train's start_swa
+# default) unless swa_start is given (null: no stage two). Channels 128 -> 64 for CPUs (128x0e +
+# 128x1o in the README); batch 5 for fine-tuning budgets of 10-50 frames (10 in the README for 950).
+_MACE_TRAINING = {"optimizer": "adam", "amsgrad": True, "lr": 0.01, "weight_decay": 5e-7,
+                  "weight_decay_groups": "mace", "energy_weight": 1.0, "forces_weight": 100.0, "ema_decay": 0.99,
+                  "ema_warmup": True, "grad_clip": 10.0, "lr_factor": 0.8, "lr_patience": 50,
                   "swa_lr": 1e-3, "swa_energy_weight": 1000.0, "swa_forces_weight": 100.0}
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "mace": {
