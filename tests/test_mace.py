@@ -32,9 +32,9 @@ TINY = dict(cutoff=4.0, n_features=8, n_layers=2, n_basis=6, avg_num_neighbors=6
             radial_mlp=[16, 16], mlp_irreps=8)
 
 
-def tiny_mace(elements=(1, 6, 8), seed=0):
+def tiny_mace(elements=(1, 6, 8), seed=0, **overrides):
     torch.manual_seed(seed)
-    model = build_model("mace", elements=list(elements), **TINY).double()
+    model = build_model("mace", elements=list(elements), **{**TINY, **overrides}).double()
     model.references.copy_(torch.tensor([-13.6, -1029.0, -2041.0][: len(elements)], dtype=torch.float64))
     model.energy_scale.fill_(0.7)
     return model.eval()
