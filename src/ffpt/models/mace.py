@@ -72,6 +72,41 @@ class MACEReadouts(nn.Module):
                 p.normal_()
 
 
+class PrecontractedContraction(nn.Module):
+    """One of MACE's symmetric contractions (node features x (N, C, L) of one output irrep, one-hot
+    elements y (N, E)) with its per-element weights contracted into the coupling tensors up front, for
+    inference: UW_nu[e, c, ..., i] = sum_k U_nu[..., i, k] W_nu[e, k, c] (fixed weights only).
+
+    MACE sums B_nu = sum_k U_nu W_nu[element] x^nu per node; contracting the weights with the features
+    first costs K (the number of coupling paths, 23 to 51 at correlation 3 and max_ell 3) times more
+    per node than contracting the fixed products UW_nu, at E (the number of elements) times the memory.
+    The highest order is one batched matrix product over channels: (C, R, E*L) @ (C, E*L, N), with
+    y (x) x as the right factor."""
+
+    def __init__(self, contraction: nn.Module):
+        super().__init__()
+        self.correlation = int(contraction.correlation)
+        weights = {self.correlation: contraction.weights_max}
+        weights.update({self.correlation - 1 - k: w for k, w in enumerate(contraction.weights)})
+        for nu, w in weights.items():
+            uw = torch.einsum("...k,ekc->ec...", contraction.U_tensors(nu), w).detach()  # (E, C, [eq], L x nu)
+            n_elements, n_channels, n_ell = uw.shape[0], uw.shape[1], uw.shape[-1]
+            if nu == self.correlation:  # (C, R, E*L), R = [eq] + L x (nu - 1)
+                uw = uw.reshape(n_elements, n_channels, -1, n_ell).permute(1, 2, 0, 3).flatten(2)
+            else:  # (E, C, R * L)
+                uw = uw.reshape(n_elements, n_channels, -1)
+            self.register_buffer(f"uw_{nu}", uw.contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n_nodes, n_channels, n_ell = x.shape
+        yx = (y[:, None, :, None] * x[:, :, None, :]).reshape(n_nodes, n_channels, -1)  # (N, C, E*L)
+        out = torch.einsum("crk,bck->bcr", getattr(self, f"uw_{self.correlation}"), yx)
+        for nu in range(self.correlation - 1, 0, -1):
+            coupled = torch.einsum("be,ecr->bcr", y, getattr(self, f"uw_{nu}")) + out
+            out = torch.einsum("bcri,bci->bcr", coupled.unflatten(2, (-1, n_ell)), x)
+        return out.reshape(n_nodes, -1)
+
+
 class MACEPotential(InteratomicPotential):
     """MACE atomic energies on ffpt graphs; references/scale, forces and stress from the base class."""
 
@@ -138,8 +173,9 @@ class MACEPotential(InteratomicPotential):
         e3nn compiles its code-generated linears and tensor products with TorchScript, and its spherical
         harmonics are a TorchScript function; the TorchScript interpreter turns symbolic atom and edge
         counts into the example's numbers, so a traced graph would only take the example's sizes. Yields
-        a copy whose MACE parts are rebuilt without TorchScript (same weights and dtype); while the
-        context is open, e3nn's spherical harmonics run their Python original."""
+        a copy whose MACE parts are rebuilt without TorchScript (same weights and dtype) and whose
+        symmetric contractions are :class:`PrecontractedContraction` (fixed weights: inference only);
+        while the context is open, e3nn's spherical harmonics run their Python original."""
         import e3nn
         from e3nn.o3 import _spherical_harmonics as sh
 
@@ -155,6 +191,10 @@ class MACEPotential(InteratomicPotential):
         reference = next(self.parameters())
         twin.to(dtype=reference.dtype, device=reference.device).load_state_dict(self.state_dict())
         twin.train(self.training)
+        for product in twin.products:
+            contractions = product.symmetric_contractions.contractions
+            for k, contraction in enumerate(contractions):
+                contractions[k] = PrecontractedContraction(contraction)
         scripted = sh._spherical_harmonics
         sh._spherical_harmonics = getattr(scripted, "_torchdynamo_inline", scripted)  # torch.jit.script keeps it
         try:
