@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taut", type=float, help="Bussi or NPT thermostat coupling time, fs")
     parser.add_argument("--pressure", type=float, help="NPT target pressure, bar")
     parser.add_argument("--taup", type=float, help="NPT barostat coupling time, fs")
-    parser.add_argument("--seeds", type=int, nargs="+", help="batch mode: one run per seed, survival statistics")
+    parser.add_argument("--seeds", nargs="+", metavar="SEED",
+                        help="batch mode: one run per seed, survival statistics; integers or inclusive ranges (0..63)")
+    parser.add_argument("--batch", type=int,
+                        help="with --seeds: run this many replicas together, one model call per step (config md.batch)")
     add_execution_arguments(parser)
     parser.add_argument("--save-every", type=int, help="steps between saved frames")
     parser.add_argument("--check-every", type=int, help="steps between stability checks")
@@ -36,9 +39,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rdf-threshold", type=float, help="RDF error threshold (A)")
 
 
+def parse_seeds(items: list[str]) -> list[int]:
+    """``--seeds`` values: integers and inclusive ranges ``a..b``, e.g. ``0..63`` or ``0 5 10..12``."""
+    from ffpt.config import ConfigError
+
+    seeds: list[int] = []
+    for item in items:
+        first, sep, last = item.partition("..")
+        try:
+            values = range(int(first), int(last) + 1) if sep else [int(item)]
+        except ValueError:
+            raise ConfigError(f"--seeds: '{item}' is neither an integer nor a range like 0..63") from None
+        if sep and not values:
+            raise ConfigError(f"--seeds: range '{item}' is empty (write the smaller seed first)")
+        seeds.extend(values)
+    if min(seeds) < 0:
+        raise ConfigError(f"--seeds: seed {min(seeds)} is negative (seeds are integers >= 0)")
+    if len(set(seeds)) != len(seeds):
+        repeated = next(s for k, s in enumerate(seeds) if s in seeds[:k])
+        raise ConfigError(f"--seeds: seed {repeated} is given twice")
+    return seeds
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     return {
         **run_flags(args),
+        "batch": args.batch,
         "ensemble": args.ensemble,
         "taut_fs": args.taut,
         "pressure_bar": args.pressure,
@@ -69,15 +95,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"missing {' and '.join('--' + k for k in missing)} (flag or config key)")
     atoms = read_structure(config.structure, config.structure_index)
     calculator = checked_calculator(config, atoms, args.device, args.compile)  # input errors end here, before any step
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    if config.batch is not None and not seeds:
+        raise ConfigError("--batch (md.batch) runs several seeds together: give --seeds, e.g. --seeds 0..63")
     out = absolute(args.out)
     with output_lock(out, "ffpt md"):  # a second run into the folder would interleave its frames
-        if args.seeds:
+        if seeds:
             from ffpt.execution import executor
             from ffpt.jobs.md import CalculatorSpec, run_batch
 
             factory = CalculatorSpec(config.calculator, args.device, dict(config.teacher_options), args.compile)
             with executor(args.workers, args.scheduler) as pool:
-                batch = run_batch(atoms, factory, args.seeds, config, out, progress=not args.no_progress,
+                batch = run_batch(atoms, factory, seeds, config, out, progress=not args.no_progress,
                                   executor=pool)
             summary = {k: v for k, v in batch.as_dict().items() if k not in ("runs", "survival")}
         else:

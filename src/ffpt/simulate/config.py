@@ -76,6 +76,9 @@ class MDConfig(Strict):
         "NPT only: steps at fixed cell (Bussi thermostat, taut_fs) before the barostat starts, so that a start "
         "frame made with another potential sheds its strain before the cell moves"))
     seed: int = Field(0, ge=0)
+    batch: int | None = Field(None, ge=1, description=(
+        "with several seeds: run this many replicas together, one model call per step for all of them "
+        "(ensembles nve, langevin, bussi); unset: one replica at a time"))
     save_every: int = Field(10, ge=1, description="steps between saved frames (and checkpoints)")
     check_every: int = Field(10, ge=1, description="steps between stability checks")
     trajectory_format: Literal["extxyz", "traj"] = "extxyz"
@@ -89,6 +92,8 @@ class MDConfig(Strict):
     def _thermostat_needs_temperature(self) -> "MDConfig":
         if self.ensemble != "nve" and self.temperature_K <= 0:
             raise ValueError(f"ensemble '{self.ensemble}' needs temperature_K > 0")
+        if self.batch is not None and self.ensemble == "npt":
+            raise ValueError("batch: batched replicas run nve, langevin or bussi; npt runs one replica at a time")
         if self.nvt_steps and self.ensemble != "npt":
             raise ValueError(f"nvt_steps is the NVT lead-in of ensemble 'npt', not of '{self.ensemble}'")
         return self

@@ -1,0 +1,151 @@
+"""Energies and forces of many systems at once: what batched MD replicas (:mod:`ffpt.dynamics.batched`) call.
+
+:class:`ModelBatch` evaluates an ffpt model (:class:`~ffpt.models.potential.InteratomicPotential`, eager,
+or with ``torch.compile`` when its calculator was made so) on one disjoint-graph batch of all systems,
+as training batches frames: systems of different structures and sizes share the call, and a system's
+energy and forces do not depend on which others share it (its graph is disconnected from theirs).
+:class:`OneByOne` serves any other ASE calculator (teachers, exported ``.pt2`` packages, which take one
+frame per call, committees, MACE's own calculator) one system after another, so every calculator runs
+under the same batched engine. :func:`batch_evaluator` picks between them.
+
+Units: eV, A. Each system is an ASE ``Atoms`` whose positions the engine moves; what does not change
+along a run (species, cell, spin) is turned into tensors once per system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from ffpt.data.frames import spin_of
+from ffpt.models.calculator import MLIPCalculator, check_structure
+from ffpt.models.graph import AtomicGraph, NeighborListBuilder, species_index
+from ffpt.models.potential import InteratomicPotential, check_spin
+
+
+class SystemEvaluationError(Exception):
+    """Evaluation of one system of a batch failed; ``index`` is its position in the call."""
+
+    def __init__(self, index: int, error: Exception):
+        super().__init__(f"system {index}: {type(error).__name__}: {error}")
+        self.index, self.error = index, error
+
+
+@dataclass
+class _Static:
+    """The tensors of a system that do not change along a run."""
+
+    species: torch.Tensor
+    cell: torch.Tensor  # (1, 3, 3)
+    cell_np: np.ndarray
+    pbc: np.ndarray
+    spin: int
+
+
+class ModelBatch:
+    """One forward pass of ``model`` over a disjoint-graph batch of systems (on ``model``'s device)."""
+
+    def __init__(self, model: InteratomicPotential, source: str = "in memory"):
+        self.model = model
+        self.source = source
+        parameter = next(model.parameters())
+        self.device, self.dtype = parameter.device, parameter.dtype
+        self.neighbors = NeighborListBuilder(model.cutoff)
+        self._static: dict[int, _Static] = {}
+
+    def _describe(self, atoms: Atoms) -> _Static:
+        key = id(atoms)
+        if key not in self._static:
+            check_structure(self.model, atoms, self.source)
+            check_spin(atoms, self.model.max_spin, self.model.architecture)
+            cell = np.asarray(atoms.cell.array, dtype=float)
+            self._static[key] = _Static(
+                species=torch.from_numpy(species_index(atoms.numbers, self.model.elements)),
+                cell=torch.tensor(cell, dtype=self.dtype).unsqueeze(0), cell_np=cell,
+                pbc=np.asarray(atoms.pbc, dtype=bool).copy(), spin=int(spin_of(atoms, default=0)))
+        return self._static[key]
+
+    def graph(self, systems: Sequence[Atoms]) -> AtomicGraph:
+        """The batched graph of ``systems`` at their current positions (edges of each within the cutoff)."""
+        statics = [self._describe(atoms) for atoms in systems]
+        edges, shifts, offset = [], [], 0
+        for k, (atoms, static) in enumerate(zip(systems, statics)):
+            try:
+                pairs, shift = self.neighbors(atoms.positions, static.cell_np, static.pbc)
+            except Exception as exc:  # e.g. vesin refusing a system that exploded
+                raise SystemEvaluationError(k, exc) from None
+            edges.append(pairs + offset)
+            shifts.append(shift)
+            offset += len(atoms)
+        n_atoms = torch.tensor([len(a) for a in systems], dtype=torch.long)
+        graph = AtomicGraph(
+            positions=torch.from_numpy(np.concatenate([a.positions for a in systems])).to(self.dtype),
+            species=torch.cat([s.species for s in statics]),
+            batch=torch.repeat_interleave(torch.arange(len(systems)), n_atoms),
+            edge_index=torch.from_numpy(np.concatenate(edges, axis=1)),
+            shifts=torch.from_numpy(np.concatenate(shifts)),
+            cell=torch.cat([s.cell for s in statics]),
+            n_atoms=n_atoms,
+            spin=torch.tensor([s.spin for s in statics], dtype=torch.long),
+        )
+        return graph.to(self.device)
+
+    def evaluate(self, systems: Sequence[Atoms]) -> list[dict]:
+        """ASE-style results (``energy``, ``free_energy`` eV; ``forces`` (n, 3) eV/A) of each system."""
+        if not systems:
+            return []
+        graph = self.graph(systems)
+        prediction = self.model(graph, forces=True)
+        energies = prediction.energy.detach().cpu().double().numpy()
+        forces = prediction.forces.detach().cpu().double().numpy()
+        bounds = np.cumsum([0] + [len(a) for a in systems])
+        return [{"energy": float(e), "free_energy": float(e), "forces": forces[a:b]}
+                for e, a, b in zip(energies, bounds[:-1], bounds[1:])]
+
+
+class OneByOne:
+    """Any ASE calculator, one system after another (its own results, e.g. a committee's spread, kept)."""
+
+    def __init__(self, calculator: Calculator):
+        self.calculator = calculator
+
+    def evaluate(self, systems: Sequence[Atoms]) -> list[dict]:
+        out = []
+        for k, atoms in enumerate(systems):
+            try:
+                self.calculator.calculate(atoms, ["energy", "forces"], all_changes)
+            except Exception as exc:
+                raise SystemEvaluationError(k, exc) from None
+            out.append({name: (np.array(value) if isinstance(value, np.ndarray) else value)
+                        for name, value in self.calculator.results.items()})
+        return out
+
+
+def batch_evaluator(calculator: Calculator) -> ModelBatch | OneByOne:
+    """One model call per batch for an ffpt model file's calculator; one call per system otherwise."""
+    if isinstance(calculator, MLIPCalculator):
+        return ModelBatch(calculator.model, calculator.source)
+    return OneByOne(calculator)
+
+
+def evaluate_each(evaluator: ModelBatch | OneByOne, systems: Sequence[Atoms]) -> list[dict | Exception]:
+    """Results of each system, or the exception its evaluation raised: when the batch call fails, each
+    system is evaluated alone, so one that fails does not take the others down with it."""
+    try:
+        return list(evaluator.evaluate(systems))
+    except Exception:  # noqa: BLE001 - which system failed is found below
+        pass
+    out: list[dict | Exception] = []
+    for atoms in systems:
+        try:
+            out.append(evaluator.evaluate([atoms])[0])
+        except SystemEvaluationError as exc:
+            out.append(exc.error)
+        except Exception as exc:  # noqa: BLE001 - any calculator error ends that system's run
+            out.append(exc)
+    return out
