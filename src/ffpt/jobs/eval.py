@@ -78,7 +78,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
     from ffpt.fileio import atomic_write_json
     from ffpt import load_calculator
     from ffpt.models.calculator import check_structure
-    from ffpt.models.committee import is_committee_file
+    from ffpt.models.committee import committee_predictions, is_committee_file
     from ffpt.models.exported import is_package
     from ffpt.models.mace_cli_model import is_mace_cli_model
     from ffpt.models.inference import calculator_predictions, predict_frames
@@ -90,9 +90,13 @@ def run_eval(config: EvalConfig) -> EvalResult:
         part = read_frames(path, fmt=config)
         frames += part
         files += [str(path)] * len(part)
-    if is_package(config.model) or is_committee_file(config.model) or is_mace_cli_model(config.model):
-        # .pt2, committee.json or a mace_run_train .model: through its calculator, one frame per call
-        names = [f"{path} frame {k}" for path, k in zip(files, _frame_numbers(files))]
+    names = [f"{path} frame {k}" for path, k in zip(files, _frame_numbers(files))]
+    if is_committee_file(config.model):
+        # members that stack: batches of frames, all members in one call; others one frame per call
+        committee = load_calculator(config.model, device=config.device)
+        energies, forces = committee_predictions(committee, frames, names, config.batch_size)
+    elif is_package(config.model) or is_mace_cli_model(config.model):
+        # .pt2 or a mace_run_train .model: through its calculator, one frame per call
         energies, forces = calculator_predictions(load_calculator(config.model), frames, names)
     else:
         model = load_model(config.model, device=config.device)

@@ -12,6 +12,12 @@ bootstrap resamples of the labels. For M members with energies E_m (eV) and forc
 per-component standard deviations; population statistics, ddof = 0). Stress is the members' mean.
 The members share one neighbour list per frame.
 
+Members that stack (NewtonNet model files of identical hyper-parameters, float type and device, not
+compiled: :func:`ffpt.models.stacked.stacking_obstacle`) are evaluated together, as one grouped graph
+with their weights stacked (:class:`~ffpt.models.stacked.StackedNewtonNet`), in one call per frame (MD)
+or per batch of frames (:func:`committee_predictions`, ``ffpt eval``). Other committees (a MACE or an
+exported member, members of different sizes) loop over their members; ``evaluation`` says which and why.
+
 A committee file (``committee.json``, written by ``ffpt train --committee``) lists member model files
 relative to itself: ``{"format": "ffpt-committee/1", "members": ["member_0/model.pt", ...]}``.
 """
@@ -28,8 +34,12 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from ffpt.fileio import atomic_write_json
 from ffpt.keys import UNCERTAINTY_KEYS
-from ffpt.models.calculator import GraphCalculator
+from ffpt.models.calculator import GraphCalculator, MLIPCalculator
+from ffpt.models.graph import collate, graph_from_atoms
+from ffpt.models.inference import calculator_predictions
 from ffpt.models.model_file import ModelFileError
+from ffpt.models.potential import check_spin
+from ffpt.models.stacked import StackedNewtonNet, stacking_obstacle
 
 COMMITTEE_FORMAT = "ffpt-committee/1"
 COMMITTEE_FILE = "committee.json"
@@ -81,11 +91,13 @@ class CommitteeCalculator(GraphCalculator):
     """ASE calculator of a committee of :class:`GraphCalculator` members (model files or exported
     packages). ``results`` hold the committee mean (``energy``, ``forces``, ``stress``), the spread
     (``energy_std`` eV, ``forces_std`` per atom eV/A, ``forces_std_max`` eV/A) and the members' own
-    predictions (``member_energies`` (M,), ``member_forces`` (M, N, 3))."""
+    predictions (``member_energies`` (M,), ``member_forces`` (M, N, 3)). ``stack``: evaluate members that
+    stack in one call (False: always one member at a time, as before stacking existed)."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", *UNCERTAINTY_KEYS]
 
-    def __init__(self, members: Sequence[GraphCalculator], source: str | None = None, **kwargs):
+    def __init__(self, members: Sequence[GraphCalculator], source: str | None = None, stack: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         members = list(members)
         self.source = source or ", ".join(m.source for m in members)
@@ -102,16 +114,63 @@ class CommitteeCalculator(GraphCalculator):
         self.elements, self.cutoff, self.max_spin = first.elements, first.cutoff, first.max_spin
         self.architecture, self.dtype, self.device = first.architecture, first.dtype, first.device
         self.neighbors = first.neighbors
+        obstacle = members_stacking_obstacle(members) if stack else "stacking switched off"
+        self.stacked = StackedNewtonNet([m.model for m in members]) if obstacle is None else None
+        self.evaluation = (f"{len(members)} members stacked, one call" if obstacle is None
+                           else f"one member at a time: {obstacle}")
 
     def __len__(self) -> int:
         return len(self.members)
 
-    def graph_results(self, graph, stress: bool) -> dict:
+    def member_predictions(self, graph, stress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Every member's energies (M, G) eV, forces (M, N, 3) eV/A and, if ``stress``, stress (M, G, 3, 3)
+        eV/A^3 of ``graph`` (several frames only when the members stack)."""
+        if self.stacked is not None:
+            pred = self.stacked(graph, stress=stress)
+            return (_numpy(pred.energy), _numpy(pred.forces), _numpy(pred.stress) if stress else None)
         outputs = [member.evaluate(graph, stress) for member in self.members]
-        energies = np.array([energy for energy, _, _ in outputs])
-        forces = np.stack([f for _, f, _ in outputs])
+        return (np.array([[energy] for energy, _, _ in outputs]), np.stack([f for _, f, _ in outputs]),
+                np.stack([s[None] for _, _, s in outputs]) if stress else None)
+
+    def graph_results(self, graph, stress: bool) -> dict:
+        energies, forces, stresses = self.member_predictions(graph, stress)
+        energies = energies[:, 0]
         stats = committee_statistics(energies, forces)
         results = {**stats, "free_energy": stats["energy"], "member_energies": energies, "member_forces": forces}
         if stress:
-            results["stress"] = full_3x3_to_voigt_6_stress(np.mean([s for _, _, s in outputs], axis=0))
+            results["stress"] = full_3x3_to_voigt_6_stress(stresses[:, 0].mean(axis=0))
         return results
+
+
+def members_stacking_obstacle(members: Sequence[GraphCalculator]) -> str | None:
+    """Why the committee ``members`` cannot be evaluated in one stacked call (one line), or None."""
+    for k, member in enumerate(members):
+        if not isinstance(member, MLIPCalculator):
+            return f"member {k} ({member.source}) is not an eager ffpt model (e.g. an exported package)"
+    return stacking_obstacle([member.model for member in members])
+
+
+def committee_predictions(committee: CommitteeCalculator, frames: Sequence, names: Sequence[str],
+                          batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Committee-mean energies (n_frames,) eV and forces [(n_atoms, 3)] eV/A on ``frames``: ``batch_size``
+    frames per stacked call when the members stack, else one frame per call through the calculator. A
+    frame the committee cannot take raises its :class:`UserError` naming it by its name in ``names``."""
+    if committee.stacked is None:
+        return calculator_predictions(committee, frames, names)
+    energies, forces = [], []
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start : start + batch_size]
+        graphs = []
+        for atoms, name in zip(chunk, names[start : start + batch_size]):
+            check_spin(atoms, committee.max_spin, committee.architecture, where=name)
+            committee.check_atoms(atoms, where=name)
+            graphs.append(graph_from_atoms(atoms, committee.elements, committee.neighbors, dtype=committee.dtype))
+        member_energies, member_forces, _ = committee.member_predictions(collate(graphs).to(committee.device),
+                                                                         stress=False)
+        energies.append(member_energies.mean(axis=0))
+        forces.extend(np.split(member_forces.mean(axis=0), np.cumsum([len(a) for a in chunk])[:-1]))
+    return (np.concatenate(energies) if energies else np.zeros(0)), forces
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().cpu().double().numpy()
