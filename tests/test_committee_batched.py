@@ -180,3 +180,17 @@ def test_a_compiled_member_or_unknown_weights_do_not_stack():
     model.register_buffer("new_weight", torch.ones(2))  # a weight NewtonNet gained: never silently left out
     with pytest.raises(ValueError, match="new_weight"):
         StackedNewtonNet([model, other])
+
+
+def test_batch_results_of_several_frames_equal_each_frame_alone():
+    """What batched MD replicas of a committee get: per frame, the results of that frame alone."""
+    calc = committee([newtonnet(seed, zbl=True) for seed in range(3)])
+    data = frames()
+    graph = collate([graph_from_atoms(a, ELEMENTS, calc.neighbors, dtype=torch.float64) for a in data])
+    batch = calc.batch_results(graph, stress=False)
+    assert len(batch) == len(data)
+    for atoms, got in zip(data, batch):
+        alone = results(calc, atoms)
+        assert set(got) == set(alone) - {"stress"}
+        for key in got:
+            np.testing.assert_allclose(got[key], alone[key], **TIGHT, err_msg=key)

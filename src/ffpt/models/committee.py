@@ -128,18 +128,30 @@ class CommitteeCalculator(GraphCalculator):
         if self.stacked is not None:
             pred = self.stacked(graph, stress=stress)
             return (_numpy(pred.energy), _numpy(pred.forces), _numpy(pred.stress) if stress else None)
+        if graph.n_graphs != 1:
+            raise ValueError(f"committee {self.source}: members that do not stack take one frame per call "
+                             f"({self.evaluation})")
         outputs = [member.evaluate(graph, stress) for member in self.members]
         return (np.array([[energy] for energy, _, _ in outputs]), np.stack([f for _, f, _ in outputs]),
                 np.stack([s[None] for _, _, s in outputs]) if stress else None)
 
     def graph_results(self, graph, stress: bool) -> dict:
+        return self.batch_results(graph, stress)[0]
+
+    def batch_results(self, graph, stress: bool = False) -> list[dict]:
+        """ASE's results of each frame of ``graph`` (the keys of :class:`CommitteeCalculator`), for batched
+        MD replicas: one call for all members and frames when the members stack (else one frame only)."""
         energies, forces, stresses = self.member_predictions(graph, stress)
-        energies = energies[:, 0]
-        stats = committee_statistics(energies, forces)
-        results = {**stats, "free_energy": stats["energy"], "member_energies": energies, "member_forces": forces}
-        if stress:
-            results["stress"] = full_3x3_to_voigt_6_stress(stresses[:, 0].mean(axis=0))
-        return results
+        bounds = np.cumsum([0] + graph.n_atoms.tolist())
+        out = []
+        for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            stats = committee_statistics(energies[:, g], forces[:, a:b])
+            results = {**stats, "free_energy": stats["energy"], "member_energies": energies[:, g],
+                       "member_forces": forces[:, a:b]}
+            if stress:
+                results["stress"] = full_3x3_to_voigt_6_stress(stresses[:, g].mean(axis=0))
+            out.append(results)
+        return out
 
 
 def members_stacking_obstacle(members: Sequence[GraphCalculator]) -> str | None:
