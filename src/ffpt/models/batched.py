@@ -14,6 +14,7 @@ along a run (species, cell, spin) is turned into tensors once per system.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,6 +27,9 @@ from ffpt.data.frames import spin_of
 from ffpt.models.calculator import MLIPCalculator, check_structure
 from ffpt.models.graph import AtomicGraph, NeighborListBuilder, species_index
 from ffpt.models.potential import InteratomicPotential, check_spin
+
+
+DENSE_MAX_ATOMS = 64  # molecules up to this size get their neighbour lists from batched distance matrices
 
 
 class SystemEvaluationError(Exception):
@@ -56,29 +60,55 @@ class ModelBatch:
         parameter = next(model.parameters())
         self.device, self.dtype = parameter.device, parameter.dtype
         self.neighbors = NeighborListBuilder(model.cutoff)
-        self._static: dict[int, _Static] = {}
+        self._static: dict[int, tuple[weakref.ref, _Static]] = {}
 
     def _describe(self, atoms: Atoms) -> _Static:
+        """The static tensors of ``atoms`` (made once per ``Atoms`` object while it lives)."""
         key = id(atoms)
-        if key not in self._static:
+        entry = self._static.get(key)
+        if entry is None or entry[0]() is not atoms:  # a new object (ids of dead ones are reused)
             check_structure(self.model, atoms, self.source)
             check_spin(atoms, self.model.max_spin, self.model.architecture)
             cell = np.asarray(atoms.cell.array, dtype=float)
-            self._static[key] = _Static(
+            static = _Static(
                 species=torch.from_numpy(species_index(atoms.numbers, self.model.elements)),
                 cell=torch.tensor(cell, dtype=self.dtype).unsqueeze(0), cell_np=cell,
                 pbc=np.asarray(atoms.pbc, dtype=bool).copy(), spin=int(spin_of(atoms, default=0)))
-        return self._static[key]
+            self._static = {k: v for k, v in self._static.items() if v[0]() is not None}
+            entry = self._static[key] = (weakref.ref(atoms), static)
+        return entry[1]
+
+    def _pairs(self, systems: Sequence[Atoms], statics: Sequence[_Static]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each system's (edge_index (2, E), shifts (E, 3)): small molecules (no periodic direction, at
+        most ``DENSE_MAX_ATOMS`` atoms) of one size together from their distance matrices, edges in
+        (i, j) order; the others from vesin one by one."""
+        out: list = [None] * len(systems)
+        groups: dict[int, list[int]] = {}
+        for k, (atoms, static) in enumerate(zip(systems, statics)):
+            if not static.pbc.any() and len(atoms) <= DENSE_MAX_ATOMS:
+                groups.setdefault(len(atoms), []).append(k)
+                continue
+            try:
+                out[k] = self.neighbors(atoms.positions, static.cell_np, static.pbc)
+            except Exception as exc:  # e.g. vesin refusing a system that exploded
+                raise SystemEvaluationError(k, exc) from None
+        cutoff2 = self.neighbors.cutoff**2
+        for n, members in groups.items():
+            positions = np.stack([systems[k].positions for k in members])  # (G, n, 3)
+            d2 = ((positions[:, :, None, :] - positions[:, None, :, :]) ** 2).sum(-1)
+            within = d2 < cutoff2
+            within[:, np.arange(n), np.arange(n)] = False
+            g, i, j = np.nonzero(within)
+            counts = np.bincount(g, minlength=len(members))
+            for k, pairs in zip(members, np.split(np.stack([i, j]), np.cumsum(counts)[:-1], axis=1)):
+                out[k] = (pairs, np.zeros((pairs.shape[1], 3), dtype=np.int64))
+        return out
 
     def graph(self, systems: Sequence[Atoms]) -> AtomicGraph:
         """The batched graph of ``systems`` at their current positions (edges of each within the cutoff)."""
         statics = [self._describe(atoms) for atoms in systems]
         edges, shifts, offset = [], [], 0
-        for k, (atoms, static) in enumerate(zip(systems, statics)):
-            try:
-                pairs, shift = self.neighbors(atoms.positions, static.cell_np, static.pbc)
-            except Exception as exc:  # e.g. vesin refusing a system that exploded
-                raise SystemEvaluationError(k, exc) from None
+        for atoms, (pairs, shift) in zip(systems, self._pairs(systems, statics)):
             edges.append(pairs + offset)
             shifts.append(shift)
             offset += len(atoms)
