@@ -3,50 +3,92 @@ at a time, for ethanol (9 atoms) and aspirin (21 atoms) with a NewtonNet model (
 "Batched replicas").
 
     OMP_NUM_THREADS=1 python benchmarks/speed_batched_md.py --model random.pt --exported random.pt2 \\
-        --out /work/runs/batched/speed --rounds 2
+        --out /work/runs/batched/speed --rounds 2 --steps 101 --compile
 
-Each row is an ``ffpt.jobs.md.run_batch`` of R seeds (Langevin, 300 K, 0.5 fs, the default monitors (min distance, finite) and
-trajectory every 10 steps) into a fresh folder: the whole job as a user runs it, start-up (bond-reference
-relaxation, first evaluation) excluded by timing the steps only (wall of ``steps`` minus that of 1 step).
-Rounds alternate every mode, so machine load hits all alike. The model's cost does not depend on its
-weights; an untrained model (``benchmarks/speed_systems.py``'s ``model_for_speed``) serves.
+Every row runs what ``ffpt md --seeds ...`` runs (``ffpt.jobs.md``: Langevin, 300 K, 0.5 fs, a frame and a
+checkpoint every 10 steps, each replica into its own folder): one at a time (``run_md`` per seed, as
+without ``--batch``; the eager ``.pt`` model and its exported ``.pt2``) or as one batch of R replicas
+(``--batch R``). A clock observer times the stepping alone, from step 1 to the last step (start-up,
+relaxation and the first evaluation left out); the rate is replica-steps per second of that wall time.
+Rounds alternate every mode, so machine load hits all alike; the load average is recorded per row.
+
+The model's cost does not depend on its weights: an untrained model (``benchmarks/speed_systems.py``'s
+``model_for_speed``, NewtonNet 64 features, 3 layers, cutoff 5 A) serves. Its dynamics is not physical
+(it pulls atoms together), so the only monitor is the finite check (``min_distance`` off) and every
+replica runs every step; with a 5 A cutoff nearly every pair of these molecules is an edge either way.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from ffpt.jobs.md import CalculatorSpec, run_batch
+from ffpt.dynamics.batched import ReplicaSpec, run_replicas
+from ffpt.dynamics.engine import Observer
+from ffpt.jobs.md import replica_observers
+from ffpt.models.batched import batch_evaluator, evaluate_each
 from ffpt.sampling.seeds import from_smiles
+from ffpt.simulate.calculators import resolve
 from ffpt.simulate.config import MDConfig
+from ffpt.simulate.md import CONFIG_FILE, integrator, run_md
 
 SMILES = {"ethanol": "CCO", "aspirin": "CC(=O)Oc1ccccc1C(=O)O"}
 
 
-def timed_batch(structure, model: str, replicas: int, batch: int | None, steps: int, out: Path) -> float:
-    """Seconds ``run_batch`` takes for ``replicas`` seeds of ``steps`` steps into a fresh ``out``."""
-    shutil.rmtree(out, ignore_errors=True)
-    config = MDConfig(steps=steps, ensemble="langevin", temperature_K=300, timestep_fs=0.5, batch=batch)
-    start = time.perf_counter()
-    result = run_batch(structure, CalculatorSpec(model), list(range(replicas)), config, out, progress=False)
-    wall = time.perf_counter() - start
-    left = [r.steps for r in result.results if r.steps < steps]
-    if left:
-        raise RuntimeError(f"{len(left)} replicas stopped early ({left}): the rate would mix batch sizes")
-    return wall
+class Clock(Observer):
+    """perf_counter at step 1 and at the last step (s)."""
+
+    name = "clock"
+
+    def __init__(self):
+        self.first = self.last = None
+
+    def on_step(self, state):
+        if state.step == 1:
+            self.first = time.perf_counter()
+        if state.last:
+            self.last = time.perf_counter()
 
 
-def rate(structure, model: str, replicas: int, batch: int | None, steps: int, out: Path) -> float:
-    """Replica-steps per second of the stepping alone (a 1-step job's wall subtracted)."""
-    setup = timed_batch(structure, model, replicas, batch, 1, out)
-    wall = timed_batch(structure, model, replicas, batch, steps + 1, out)
-    return replicas * steps / (wall - setup)
+def config_for(steps: int) -> MDConfig:
+    return MDConfig(steps=steps, ensemble="langevin", temperature_K=300, timestep_fs=0.5,
+                    monitors={"min_distance": None})
+
+
+def one_at_a_time(structure, model: str, replicas: int, steps: int, out: Path) -> float:
+    """Replica-steps per second of ``replicas`` seeds run one after another (``run_md``)."""
+    stepping = 0.0
+    for seed in range(replicas):
+        clock = Clock()
+        config = config_for(steps).model_copy(update={"seed": seed})
+        result = run_md(structure, resolve(model), config, out / f"seed_{seed}", observers=[clock], progress=False)
+        assert result.steps == steps, result.reason
+        stepping += clock.last - clock.first
+    return replicas * (steps - 1) / stepping
+
+
+def batched(structure, model: str, replicas: int, steps: int, out: Path, compile: bool = False) -> float:
+    """Replica-steps per second of ``replicas`` seeds as one batch (what ``run_replica_group`` runs);
+    ``compile``: the model through ``torch.compile`` (``ffpt md --compile``; compiled before step 1)."""
+    calculator = resolve(model, compile=compile)
+    clocks, specs, relaxations = [], [], {}
+    for seed in range(replicas):
+        config = config_for(steps).model_copy(update={"seed": seed})
+        folder = out / f"seed_{seed}"
+        clocks.append(Clock())
+        observers = [*replica_observers(config, structure, calculator, folder, relaxations), clocks[-1]]
+        specs.append(ReplicaSpec(structure.copy(), seed, folder, observers, config.model_dump(mode="json")))
+    evaluator = batch_evaluator(calculator)
+    results = run_replicas(specs, lambda systems: evaluate_each(evaluator, systems), integrator(config_for(steps)),
+                           steps=steps, config_name=CONFIG_FILE, checkpoint_every=10, progress=False)
+    assert all(r.steps == steps for r in results), [r.reason for r in results]
+    return replicas * (steps - 1) / (max(c.last for c in clocks) - min(c.first for c in clocks))
 
 
 def main() -> None:
@@ -54,27 +96,33 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="ffpt NewtonNet model file (.pt)")
     parser.add_argument("--exported", help="its exported package (.pt2), timed one run at a time")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=201)
+    parser.add_argument("--compile", action="store_true", help="also time R=64 with torch.compile")
     parser.add_argument("--single-replicas", type=int, default=4, help="seeds of the one-at-a-time rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
-    modes = [("one at a time, eager", args.model, args.single_replicas, None)]
+    modes = [("one at a time, eager", one_at_a_time, args.model, args.single_replicas)]
     if args.exported:
-        modes.append(("one at a time, exported", args.exported, args.single_replicas, None))
-    modes += [(f"batched, R={r}", args.model, r, r) for r in (1, 8, 64)]
+        modes.append(("one at a time, exported", one_at_a_time, args.exported, args.single_replicas))
+    modes += [(f"batched, R={r}", batched, args.model, r) for r in (1, 8, 64)]
+    if args.compile:
+        modes.append(("batched, R=64, torch.compile", lambda *a: batched(*a, compile=True), args.model, 64))
     rows = []
     for round_index in range(args.rounds):
         for name, smiles in SMILES.items():
             structure = from_smiles(smiles, name=name).atoms
-            for mode, model, replicas, batch in modes:
-                value = rate(structure, model, replicas, batch, args.steps, out / "runs" / name)
+            for mode, run, model, replicas in modes:
+                folder = out / "runs" / name
+                shutil.rmtree(folder, ignore_errors=True)
+                value = run(structure, model, replicas, args.steps, folder)
                 row = {"round": round_index, "molecule": name, "atoms": len(structure), "mode": mode,
-                       "replicas": replicas, "replica_steps_per_s": value}
+                       "replicas": replicas, "replica_steps_per_s": round(value, 1),
+                       "load_1min": os.getloadavg()[0]}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    (out / "rates.json").write_text(json.dumps(rows, indent=1))
+                (out / "rates.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

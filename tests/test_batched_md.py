@@ -307,3 +307,35 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, model_file, flags, messa
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------- experiments
+
+
+def test_experiment_stability_batch(tmp_path, model_file):
+    """``stability.batch`` runs a stability stage as batched replicas (the files of the one-at-a-time stage,
+    the same outcomes), leaves the stage key as it is, and refuses an exported package or md.batch."""
+    from pydantic import ValidationError
+
+    from ffpt.workflows.config import ExperimentConfig
+    from ffpt.workflows.experiment import stability_settings, stability_stage
+
+    start = tmp_path / "ethanol.xyz"
+    ase.io.write(start, ethanol())
+    toy = {"name": "toy", "seeds": [{"smiles": "CCO", "name": "ethanol"}], "budgets": [4], "abinitio": {"teacher": "gfn2"},
+           "stability": {"structure": str(start), "n_runs": 3,
+                         "md": {"steps": 20, "ensemble": "langevin", "save_every": 10}}}
+    single = ExperimentConfig.model_validate(toy)
+    batched = ExperimentConfig.model_validate({**toy, "stability": {**toy["stability"], "batch": 3}})
+    assert stability_settings(single) == stability_settings(batched)
+    one = stability_stage(single, tmp_path / "single", "ffpt-ft", str(model_file), {}, False)
+    many = stability_stage(batched, tmp_path / "batched", "ffpt-ft", str(model_file), {}, False)
+    assert one["seeds"] == many["seeds"] == [0, 1, 2]
+    assert one["time_to_failure_fs"] == many["time_to_failure_fs"]
+    for seed in range(3):
+        config = [(tmp_path / d / f"seed_{seed}" / "md_config.yaml").read_text() for d in ("single", "batched")]
+        assert config[0] == config[1]
+    for bad, message in (({"batch": 2, "exported": True}, "exported package takes one system"),
+                         ({"md": {"batch": 2}}, "stability.batch")):
+        with pytest.raises(ValidationError, match=message):
+            ExperimentConfig.model_validate({**toy, "stability": {**toy["stability"], **bad}})

@@ -72,8 +72,8 @@ class _Bath:
 class Replica:
     """The running state of one replica (its atoms, generator, step, stop and observers)."""
 
-    def __init__(self, spec: ReplicaSpec, integrator: Integrator, config_name: str):
-        self.spec, self.out = spec, Path(spec.out)
+    def __init__(self, spec: ReplicaSpec, integrator: Integrator):
+        self.out = Path(spec.out)
         self.config = json.loads(json.dumps(spec.config))  # as it reads back from the checkpoint
         self.atoms = spec.atoms.copy()
         self.atoms.calc = None
@@ -85,7 +85,6 @@ class Replica:
         self.saved: dict | None = None
         self.result: MDResult | None = None
         self.t0 = time.perf_counter()
-        self.config_name = config_name
 
     @property
     def dynamics(self) -> object:
@@ -372,7 +371,7 @@ def _prepare(spec: ReplicaSpec, integrator: Integrator, steps: int, config_name:
     """A replica ready to start or resume, or the finished result its folder already holds."""
     import yaml
 
-    replica = Replica(spec, integrator, config_name)
+    replica = Replica(spec, integrator)
     others = [type(c).__name__ for c in replica.atoms.constraints if not isinstance(c, FixCom)]
     if others:
         raise ConfigError(f"key 'batch': the structure has constraints ({', '.join(others)}); batched replicas "

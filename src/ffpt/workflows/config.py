@@ -93,6 +93,9 @@ class StabilityConfig(Strict):
     # only: the mace_run_train arm (mace-cli) runs eagerly through MACE's own calculator
     exported: bool = False
     budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
+    # run each model's n_runs seeds as batched replicas, this many per model call (ffpt.dynamics.batched):
+    # the same runs to rounding, one model call per step for the batch; not part of the stage key
+    batch: int | None = Field(None, ge=1)
     md: MDConfig = MDConfig()
 
     @model_validator(mode="after")
@@ -102,6 +105,11 @@ class StabilityConfig(Strict):
             raise ValueError(f"md: {given} are set by the experiment (each arm's model; stability.structure)")
         if self.structure is not None and self.h2combustion is not None:
             raise ValueError("give structure or h2combustion, not both")
+        if "batch" in self.md.model_fields_set:
+            raise ValueError("md.batch: batched replicas of the stability runs are stability.batch")
+        if self.batch is not None and self.exported:
+            raise ValueError("batch: batched replicas evaluate the model file in one call per step; an exported "
+                             "package takes one system per call (set exported: false)")
         return self
 
 

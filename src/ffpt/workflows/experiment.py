@@ -69,7 +69,7 @@ def abinitio_inputs(config: ExperimentConfig) -> dict:
 
 def stability_settings(config: ExperimentConfig) -> dict:
     """The stability section as part of each MD batch's key (the MD options as written)."""
-    return {**config.stability.model_dump(mode="json", exclude={"budgets", "exported"}),
+    return {**config.stability.model_dump(mode="json", exclude={"budgets", "exported", "batch"}),
             "md": _given(config.stability.md)}
 
 
@@ -339,6 +339,8 @@ def stability_stage(config, folder: Path, arm: str, model_path: str, data: dict,
                               "ab initio configurations from a teacher (abinitio.teacher)")
         monitors = md.monitors.model_copy(update={"reference_rdf": Path(data["configs"])})
         md = md.model_copy(update={"monitors": monitors})
+    if s.batch is not None:
+        md = md.model_copy(update={"batch": s.batch})
     md_seeds = list(range(s.n_runs)) if md_seeds is None else md_seeds
     batch = run_batch(structure, CalculatorSpec(str(model_path)), md_seeds, md, folder,
                       progress=progress, label=arm, executor=executor)
