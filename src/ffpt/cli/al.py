@@ -24,8 +24,10 @@ Minimal config (your molecule, your teacher):
   labels: my_labels.extxyz        # a few ab initio frames
   pretrained: runs/pretrain/model.pt   # optional: FFPT-FT; leave out to train from scratch
   teacher: gfn2
+  test: my_test.extxyz            # optional: the committee's test errors per round (else '-')
   explore: {structures: [my_molecule.xyz], temperatures_K: [500], runs: 8,
             md: {steps: 4000, timestep_fs: 0.5, monitors: {max_bond_deviation: 0.5}}}
+  # explore.md.ensemble defaults to langevin at temperatures_K (nve and bussi on request)
 Outputs: OUT/report.md, rounds.json, stability_vs_labels.png, spread.png, round_NN_*/."""
 
 

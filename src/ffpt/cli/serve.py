@@ -3,7 +3,8 @@
 Start i-PI first (``i-pi input.xml``, its ``<ffsocket>`` naming the same address), then this verb;
 it serves until i-PI closes the connection. i-PI sends only positions and the cell, so ``--structure``
 gives the elements (and, in ``info``, charge and spin multiplicity): the same atoms in the same
-order as i-PI's input. Config keys (``ffpt serve [CONFIG.yaml] [MODEL] [key=value ...]``):
+order as i-PI's input. i-PI needs a cell even for one gas-phase molecule (it stops at start without
+one): give the molecule a box in i-PI's input. Config keys (``ffpt serve [CONFIG.yaml] [MODEL] [key=value ...]``):
 :class:`ServeConfig`.
 """
 
@@ -63,6 +64,7 @@ def _positional_model(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from dataclasses import asdict
 
     from ffpt import keys
@@ -83,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     for key, value in ((keys.CHARGE, config.charge), (keys.SPIN, config.spin)):
         if value is not None:
             atoms.info[key] = value
+    if atoms.cell.rank < 3:
+        print(f"ffpt serve: note: {config.structure} has no cell; i-PI needs one even for a gas-phase molecule "
+              "(without it i-PI stops with 'Initializer could not initialize the cell'): give i-PI's input "
+              "structure a box, e.g. 20 A; this non-periodic structure keeps the model's view isolated",
+              file=sys.stderr)
     calculator = checked_calculator(config, atoms, config.device)
     summary = serve(calculator, atoms, address, config.wait_s)
     print(json.dumps(asdict(summary)))

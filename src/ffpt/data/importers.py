@@ -32,8 +32,13 @@ def _npz_array(data, path: Path, what: str, required: bool = True):
     return None
 
 
+def _unit_hint(kind: str) -> str:
+    """Where a user gives the unit: the flag first, then the config key."""
+    return f"give --{kind}-unit (config key {kind}_unit)"
+
+
 def _npz_unit(data, path: Path, fmt: DataFormat, kind: str) -> str:
-    """The unit a flag gives, else the one the file states, else a DataError naming the key to set."""
+    """The unit a flag gives, else the one the file states, else a DataError naming the flag and key to set."""
     given = getattr(fmt, f"{kind}_unit")
     if given is not None:
         return given
@@ -43,10 +48,10 @@ def _npz_unit(data, path: Path, fmt: DataFormat, kind: str) -> str:
         try:
             (energy_factor if kind == "energy" else length_factor)(unit)
         except ValueError as exc:
-            raise DataError(f"{path}: '{stored}': {exc}; set {kind}_unit") from None
+            raise DataError(f"{path}: '{stored}': {exc}; {_unit_hint(kind)}") from None
         return unit
-    raise DataError(f"{path}: the file does not state its {kind} unit ('{stored}'); set {kind}_unit "
-                    f"(sGDML/MD17: kcal/mol and A)")
+    raise DataError(f"{path}: the file does not state its {kind} unit ('{stored}'); {_unit_hint(kind)} "
+                    "(MD17 as published: --energy-unit kcal/mol --length-unit A)")
 
 
 def read_npz(path: Path, fmt: DataFormat, *, require_labels: bool = True) -> tuple[list[Atoms], DataFormat]:

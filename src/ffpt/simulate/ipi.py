@@ -67,7 +67,9 @@ def connect(address: IPIAddress, wait_s: float = 60.0, poll_s: float = 0.2):
             return SocketClient(host=address.host, port=address.port)
         except (FileNotFoundError, ConnectionRefusedError, socket.timeout) as exc:
             if time.monotonic() >= deadline:
-                raise IPIConnectionError(f"no i-PI server at {address} after {wait_s:g} s ({exc.strerror or exc})") \
+                raise IPIConnectionError(f"no i-PI server at {address} after {wait_s:g} s ({exc.strerror or exc}); "
+                                         "is i-PI running at that address? See its log: i-PI stops at start when "
+                                         "its input structure has no cell, also for one gas-phase molecule") \
                     from None
             time.sleep(poll_s)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ffpt import keys
 from ffpt.config import ConfigError, Strict
@@ -54,6 +54,15 @@ class ExploreConfig(Strict):
     runs: int = Field(4, ge=1, description="seeds per structure and temperature")
     md: MDConfig = Field(default_factory=lambda: MDConfig(ensemble="langevin", steps=2000, save_every=10))
     metad: MetadConfig | None = Field(None, description="explore by metadynamics instead (e.g. a reaction channel)")
+
+    @field_validator("md", mode="before")
+    @classmethod
+    def _thermostat_by_default(cls, value):
+        """An ``md`` section without ``ensemble`` explores with Langevin dynamics at ``temperatures_K``, as
+        the section's default does (an MD run alone defaults to NVE, which keeps no temperature)."""
+        if isinstance(value, dict) and "ensemble" not in value:
+            return {**value, "ensemble": "langevin"}
+        return value
 
     @model_validator(mode="after")
     def _set_by_the_loop(self):

@@ -14,6 +14,14 @@ def _mae(errors: dict | None, key: str) -> str:
     return f"{errors[key]:.1f}" if errors else "–"
 
 
+def missing_test_note(config: dict) -> list[str]:
+    """Why the test-error columns hold '–' when the config names no test file."""
+    if config.get("test"):
+        return []
+    return ["Test errors: '–', no test file was given (key `test`: labelled frames for the committee's "
+            "errors after every round)."]
+
+
 def round_table(rounds: list[dict]) -> list[str]:
     """Markdown rows: labels, test errors, stability (with interval), time to failure, disagreement, picks."""
     lines = ["| round | labels | test force MAE (meV/Å) | test energy MAE (meV/atom) | stable | 95 % CI "
@@ -49,7 +57,7 @@ def write_al_report(summary: dict, out: Path, config: dict) -> dict:
         figures.append(errors)
     text = [f"# Active learning: {summary['name']} ({arm})", "",
             f"{summary['n_initial']} initial labels, {summary['labels_added']} added in {len(rounds) - 1} "
-            f"round(s); stopped: {summary['stop']}.", f"Exploration: {conditions}.", "",
+            f"round(s); stopped: {summary['stop']}.", f"Exploration: {conditions}.", *missing_test_note(config), "",
             *round_table(rounds), "", *[f"![{p.stem}]({p.name})" for p in figures], ""]
     atomic_write_text(out / "report.md", "\n".join(text))
     atomic_write_json(out / "rounds.json", summary, indent=1)
