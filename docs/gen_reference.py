@@ -301,12 +301,32 @@ def api_markdown() -> str:
 PAGES = {"reference/cli.md": cli_markdown, "reference/config.md": config_markdown, "reference/api.md": api_markdown}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = "benchmarks/figures"
+
+
+def benchmarks_markdown() -> str:
+    """BENCHMARKS.md as a page of the site (the results page links its sections): its figure links
+    stay (the figures are copied beside it); any other relative link becomes the path as code."""
+    text = (ROOT / "BENCHMARKS.md").read_text()
+
+    def keep_or_plain(match: re.Match) -> str:
+        label, target = match.group(1), match.group(2)
+        if target.startswith(("http://", "https://", "#", FIGURES + "/")):
+            return match.group(0)
+        return f"{label.lstrip('!')} (`{target}`)" if label.strip("![]") else f"`{target}`"
+
+    return re.sub(r"(!?\[[^\]]*\])\(([^)\s]+)\)", keep_or_plain, text)
+
+
 def on_files(files, config):
-    """MkDocs hook: add the generated pages to the site."""
+    """MkDocs hook: add the generated pages, BENCHMARKS.md and its figures to the site."""
     from mkdocs.structure.files import File
 
-    for path, make in PAGES.items():
+    for path, make in {**PAGES, "benchmarks.md": benchmarks_markdown}.items():
         files.append(File.generated(config, path, content=make()))
+    for figure in sorted((ROOT / FIGURES).glob("*.png")):
+        files.append(File.generated(config, f"{FIGURES}/{figure.name}", abs_src_path=str(figure)))
     return files
 
 
