@@ -5,19 +5,22 @@ one stepped by ASE itself, and monitors checked every k steps stop within k step
 import numpy as np
 import pytest
 import torch
-from ase import units
+from ase import Atoms, units
 from ase.build import molecule
+from ase.calculators.calculator import compare_atoms
 from ase.calculators.emt import EMT
 from ase.constraints import FixBondLengths, FixCom
 from ase.md.bussi import Bussi
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
+from ase.neighborlist import neighbor_list
 
 from ffpt.dynamics.ase_steps import lean_step
 from ffpt.models import NewtonNet
 from ffpt.models.calculator import MLIPCalculator, UnknownElementError
 from ffpt.models.graph import graph_from_atoms
+from ffpt.simulate.monitors import ClosePairs
 
 STEPS = 60
 
@@ -123,3 +126,37 @@ def test_calculator_state_checks_and_forces_equal_a_fresh_calculation_every_step
     charged = atoms.copy()
     charged.info["charge"] = 1
     assert calc.check_state(charged) == ["charge"]
+
+
+# ----------------------------------------------------------------- monitors
+
+
+@pytest.mark.parametrize("pbc", [False, True, (True, False, True)])
+def test_close_pairs_are_ase_neighbour_list_pairs(pbc):
+    rng = np.random.default_rng(4)
+    atoms = Atoms("H40", positions=rng.uniform(0, 6, (40, 3)), cell=[6.0, 6.0, 6.0], pbc=pbc)
+    for cutoff in (0.5, 1.3, 2.9):
+        i, j, d = ClosePairs(cutoff)(atoms)
+        ai, aj, ad = neighbor_list("ijd", atoms, cutoff)
+        ours, theirs = sorted(zip(i, j, d)), sorted(zip(ai, aj, ad))
+        assert [p[:2] for p in ours] == [p[:2] for p in theirs] and len(ours) > 0
+        np.testing.assert_allclose([p[2] for p in ours], [p[2] for p in theirs], rtol=0, atol=1e-14)
+
+
+def test_calculator_reports_the_changes_ase_reports():
+    calc = tiny_calculator()
+    base = molecule("CH3CH2OH")
+    calc.get_forces(base)
+    tweaks = {
+        "below tolerance": lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-16),
+        "positions": lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-3),
+        "non-finite": lambda a: a.positions.__setitem__((1, 1), np.nan),
+        "cell": lambda a: a.set_cell([5.0, 5.0, 5.0]),
+        "pbc": lambda a: a.set_pbc(True),
+        "numbers": lambda a: a.numbers.__setitem__(0, 1),
+        "initial_charges": lambda a: a.set_initial_charges(np.full(len(a), 0.1)),
+    }
+    for what, tweak in tweaks.items():
+        atoms = base.copy()
+        tweak(atoms)
+        assert sorted(calc.check_state(atoms)) == sorted(compare_atoms(calc.atoms, atoms)), what

@@ -36,7 +36,11 @@ Checkpoint and resume
 :func:`run` writes ``checkpoint.json`` (atomically) every ``checkpoint_every`` steps, at the last
 step and when the run stops: step, positions, momenta, cell, the RNG bit-generator state, the
 thermostat's bath energy, the NPT integrator's thermostat and barostat variables, every observer's
-state and the run's config. Called again on the same folder it checks
+state and the run's config. The checkpoint lands off the stepping thread (:class:`CheckpointWriter`):
+the step's state is serialised at once, then the files observers leave to it
+(:meth:`Observer.durable_files`, e.g. the trajectory) are flushed to disk and the checkpoint is
+renamed into place while the next steps run; at most one is in flight, and a run ends (or fails)
+only after the last has landed. Called again on the same folder it checks
 (:func:`check_resumable`) that config and structure match (``steps`` may grow), restores everything
 and continues bit-identically to an uninterrupted run (same machine). A finished run is not rerun.
 ``stability.json`` holds the :class:`MDResult`.
@@ -47,6 +51,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, Sequence
@@ -57,7 +62,7 @@ from ase import Atoms, units
 from ffpt.config import ConfigError
 from ffpt.dynamics.ase_steps import lean_step
 from ffpt.errors import UserError
-from ffpt.fileio import absolute, atomic_write_json, atomic_write_text, file_sha256
+from ffpt.fileio import absolute, atomic_write_json, atomic_write_text, file_sha256, located_os_error
 
 CHECKPOINT_FILE = "checkpoint.json"
 STABILITY_FILE = "stability.json"
@@ -234,6 +239,11 @@ class Observer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` output (and cut outputs back to it)."""
+
+    def durable_files(self) -> Sequence[Path]:
+        """Files this observer appends to without flushing them to disk itself: the run's checkpoint
+        writer flushes them before the checkpoint that counts their contents lands (default none)."""
+        return ()
 
     def close(self) -> None:
         """Release files or bars at the end of a run."""
@@ -458,6 +468,66 @@ class Dynamics:
 # --------------------------------------------------------------------------- resumable runs
 
 
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s written data to disk (nothing if it does not exist)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointWriter:
+    """Writes a run's checkpoint file off the stepping thread.
+
+    :meth:`write` serialises the state at once (it is the step's), waits for the previous checkpoint
+    to land (one in flight; its error, e.g. a full disk, is raised here), then in a worker thread
+    flushes ``durable`` files to disk (frames the checkpoint counts), writes the checkpoint atomically
+    (:func:`ffpt.fileio.atomic_write_text`: the file, then its folder, flushed) and returns. The
+    disk waits (milliseconds each, several per checkpoint) then overlap the next steps instead of
+    stalling them; what lands, and in which order, is what a synchronous write would leave.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffpt-checkpoint")
+        self._pending: Future | None = None
+
+    def write(self, state: dict, durable: Sequence[Path] = ()) -> None:
+        text = json.dumps(state, indent=None, default=str)
+        self.wait()
+        self._pending = self._pool.submit(self._land, text, tuple(durable))
+
+    def _land(self, text: str, durable: tuple[Path, ...]) -> None:
+        for path in durable:
+            try:
+                fsync_file(path)
+            except OSError as exc:
+                raise located_os_error(exc, path) from None
+        atomic_write_text(self.path, text)
+
+    def wait(self) -> None:
+        """Until the last checkpoint has landed; raises its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self, failing: bool = False) -> None:
+        """Land the last checkpoint and stop the worker; with ``failing`` (the run is already raising)
+        a write error is dropped so that the first error is the one reported."""
+        try:
+            self.wait()
+        except OSError:
+            if not failing:
+                raise
+        finally:
+            self._pool.shutdown()
+
+
+
 @dataclass(frozen=True)
 class MDResult:
     """Outcome of one MD run; ``failed_at_fs`` and ``reason`` are ``None`` when stable."""
@@ -565,12 +635,14 @@ def run(
 
     observers = list(observers) + [ProgressBar(steps, desc, progress)]
     engine = Dynamics(atoms, integrator, np.random.default_rng(seed), observers, calculator_errors_stop=True)
+    writer = CheckpointWriter(out / CHECKPOINT_FILE)
 
     def save() -> dict:
         state = engine.checkpoint(config)
-        atomic_write_json(out / CHECKPOINT_FILE, state, indent=None)
+        writer.write(state, [path for o in observers for path in o.durable_files()])
         return state
 
+    failing = True
     try:
         if checkpoint is None:
             engine.initialize()
@@ -580,12 +652,16 @@ def run(
         while engine.stop is None and engine.step < steps:
             if not engine.advance(last=engine.step + 1 == steps):
                 checkpoint["stop"] = asdict(engine.stop)  # the failing step cannot be saved: mark the last
-                atomic_write_json(out / CHECKPOINT_FILE, checkpoint, indent=None)
+                writer.write(checkpoint)
                 break
             if engine.stop is not None or engine.step % checkpoint_every == 0 or engine.step == steps:
                 checkpoint = save()
+        failing = False
     finally:
-        engine.close()
+        try:
+            writer.close(failing)
+        finally:
+            engine.close()
 
     sinks = [o for o in observers if o.name == "trajectory"]  # a TrajectoryWriter: n_frames, path
     stop, dt = engine.stop, integrator.timestep_fs

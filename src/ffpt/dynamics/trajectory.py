@@ -21,7 +21,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from ffpt.fileio import atomic_path, located_os_error
 from ffpt.keys import ENERGY_STD, FORCES_STD, FORCES_STD_MAX
-from ffpt.dynamics.engine import CheckpointError, MDState, Observer, Stop
+from ffpt.dynamics.engine import CheckpointError, MDState, Observer, Stop, fsync_file
 
 TRAJECTORY_FILES = {"extxyz": "trajectory.extxyz", "traj": "trajectory.traj"}
 
@@ -56,18 +56,25 @@ def md_frame(state: MDState) -> Atoms:
 class TrajectoryWriter(Observer):
     """Appends a frame every ``every`` steps, at the last step and at the step a run stops.
 
-    ``extra(state)`` may return more ``info`` keys for each frame.
+    ``extra(state)`` may return more ``info`` keys for each frame. With ``sync`` each frame is flushed
+    to disk as it is written; without, the file is one of :meth:`durable_files` and the run's
+    checkpoint writer (:func:`ffpt.dynamics.engine.run`) flushes it before the checkpoint that counts
+    its frames lands.
     """
 
     name = "trajectory"
 
-    def __init__(self, path: str | os.PathLike, every: int, extra: Callable[[MDState], dict] | None = None):
+    def __init__(self, path: str | os.PathLike, every: int, extra: Callable[[MDState], dict] | None = None,
+                 sync: bool = True):
         if every < 1:
             raise ValueError(f"trajectory stride must be >= 1 step, got {every}")
         self.path = Path(path)
         self.format = "traj" if self.path.suffix == ".traj" else "extxyz"
-        self.every, self.extra = int(every), extra
+        self.every, self.extra, self.sync = int(every), extra, sync
         self.n_frames = 0
+
+    def durable_files(self) -> tuple[Path, ...]:
+        return () if self.sync else (self.path,)
 
     def start(self, state: MDState) -> None:
         self.path.unlink(missing_ok=True)
@@ -94,13 +101,16 @@ class TrajectoryWriter(Observer):
 
             with open(self.path, "a") as handle:
                 ase.io.write(handle, frame, format="extxyz")
-                handle.flush()
-                os.fsync(handle.fileno())  # on disk before the checkpoint that counts it
+                if self.sync:
+                    handle.flush()
+                    os.fsync(handle.fileno())  # on disk before the checkpoint that counts it
         else:
             from ase.io.trajectory import Trajectory
 
             with Trajectory(self.path, mode="a") as traj:
                 traj.write(frame)
+            if self.sync:
+                fsync_file(self.path)
 
     def state_dict(self) -> dict:
         size = self.path.stat().st_size if self.path.exists() else 0

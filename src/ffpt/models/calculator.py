@@ -68,6 +68,32 @@ def same_frame(atoms, other) -> bool:
     return all(atoms.info.get(key) == other.info.get(key) for key in FRAME_INFO)
 
 
+def _close(a, b, tol: float) -> bool:
+    """ASE's ``equal(a, b, atol=tol)``: ``numpy.allclose(a, b, rtol=0, atol=tol)`` (equal infinities
+    close, NaN never), exact equality checked first."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    equal = a == b
+    if equal.all():
+        return True
+    if a.dtype.kind != "f" or b.dtype.kind != "f":
+        return bool(np.allclose(a, b, rtol=0, atol=tol))
+    return bool(((np.abs(a - b) <= tol) | equal).all())
+
+
+def changed_inputs(old, new, tol: float = 1e-15, ignored: set = frozenset()) -> list[str]:
+    """What ASE's ``compare_atoms(old, new, tol)`` reports changed (cell, pbc, the arrays of
+    ``all_changes``), then ``spin`` and ``charge`` if ``info`` differs in them."""
+    changes = [name for name in ("cell", "pbc") if name not in ignored
+               and not _close(getattr(old, name), getattr(new, name), tol)]
+    checked = set(all_changes) - {"cell", "pbc"} - set(ignored)
+    names, others = set(old.arrays) & checked, set(new.arrays) & checked
+    changes += sorted(names ^ others)
+    changes += [name for name in sorted(names & others) if not _close(old.arrays[name], new.arrays[name], tol)]
+    return changes + [key for key in FRAME_INFO if old.info.get(key) != new.info.get(key)]
+
+
 class _FixedInputs:
     """The tensors of a frame's graph that do not change while numbers, cell, pbc and spin stay the
     same (species index, batch, cell, atom count, spin), and the key they were made for."""
@@ -116,16 +142,14 @@ class GraphCalculator(Calculator):
         check_structure(self, atoms, self.source, where)
 
     def check_state(self, atoms, tol=1e-15):
-        """ASE's checks (:func:`ase.calculators.calculator.compare_atoms`) plus the frame's spin
-        multiplicity and charge (inputs of the model); an exactly equal frame is no change."""
-        if self.atoms is not None and same_frame(atoms, self.atoms):
+        """ASE's checks (:func:`ase.calculators.calculator.compare_atoms`: cell, pbc and the arrays of
+        ``all_changes`` differing by more than ``tol``) plus the frame's spin multiplicity and charge
+        (inputs of the model). Properties exactly equal are passed without ASE's ``allclose``."""
+        if self.atoms is None:
+            return list(all_changes)
+        if same_frame(atoms, self.atoms):
             return []
-        changes = super().check_state(atoms, tol)
-        if self.atoms is not None:
-            for key in FRAME_INFO:
-                if atoms.info.get(key) != self.atoms.info.get(key):
-                    changes.append(key)
-        return changes
+        return changed_inputs(self.atoms, atoms, tol, set(self.ignored_changes))
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         if atoms is not None and (self.atoms is None or not same_frame(atoms, self.atoms)):
@@ -150,7 +174,7 @@ class GraphCalculator(Calculator):
         ``device``); only positions and the neighbour list are made anew for a frame like the last."""
         fixed = self.fixed_inputs(atoms)
         edge_index, shifts = self.neighbors(atoms.positions, fixed.cell, fixed.pbc)
-        positions, edge_index, shifts = (torch.tensor(atoms.positions, dtype=self.dtype),
+        positions, edge_index, shifts = (torch.from_numpy(atoms.positions).to(self.dtype, copy=True),
                                          torch.from_numpy(edge_index), torch.from_numpy(shifts))
         if self.device.type != "cpu":
             positions, edge_index, shifts = positions.to(self.device), edge_index.to(self.device), shifts.to(self.device)

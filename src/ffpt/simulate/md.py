@@ -73,7 +73,7 @@ def run_md(
         MonitorObserver(monitors, config.check_every),
         *uncertainty_observers(config.uncertainty, calculator),
         *observers,
-        TrajectoryWriter(out / TRAJECTORY_FILES[config.trajectory_format], config.save_every),
+        TrajectoryWriter(out / TRAJECTORY_FILES[config.trajectory_format], config.save_every, sync=False),
     ]
     return engine.run(
         atoms, integrator(config), chain, out, steps=config.steps, seed=config.seed,

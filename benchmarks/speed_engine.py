@@ -1,0 +1,178 @@
+"""Engine overhead of ``ffpt md``: its steps/s against the bare model call on the same atoms, alternated.
+
+For ethanol and aspirin (RDKit embeddings) and each calculator (the eager ``.pt`` model file and its
+``ffpt export`` package), one measurement round takes, one after the other on the same machine state:
+
+- ``md``: the steady stepping rate of ``run_md`` (what ``ffpt md`` runs: monitors, trajectory,
+  checkpoints, progress bar), timed by an observer from step ``--warmup`` to the last step;
+- ``bare``: ``atoms.get_forces()`` of the same calculator in a loop over the run's saved frames (an
+  ASE calculator call per step, as a plain ASE loop makes it: neighbour list, graph, model);
+- ``package`` (exported only): the package alone on one prepared input (no neighbour list, no graph).
+
+Engine overhead = 1 - md/bare, paired per round; the median and the range over rounds are reported.
+MD settings are those of the stability stage of ``experiments/ethanol.yaml`` (Langevin, 500 K, 0.5 fs,
+frames every 100 steps, checks every 20, bond and minimum-distance monitors; bond references from the
+start frame so that no relaxation runs) unless ``--ensemble``/``--save-every``/``--check-every`` say
+otherwise. ``--before SRC`` also times another ffpt source tree (e.g. ``git archive COMMIT src``) in
+alternating worker processes, for a before/after table. One thread throughout.
+
+    OMP_NUM_THREADS=1 python benchmarks/speed_engine.py --model runs/m/model.pt --package runs/m/model.pt2 \\
+        --rounds 5 --before /tmp/before/src --out benchmarks/runs/speed_engine.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+SYSTEMS = {"ethanol": ("CCO", 1500), "aspirin": ("CC(=O)Oc1ccccc1C(=O)O", 500)}  # SMILES, steps per measurement
+
+
+def measure(args) -> dict:
+    """One round in this process: per system and calculator the md, bare and package rates (steps/s)."""
+    import ase.io
+    import numpy as np
+    import torch
+
+    import ffpt
+    from ffpt.dynamics.engine import Observer
+    from ffpt.models.exported import flat_inputs
+    from ffpt.models.graph import graph_from_atoms
+    from ffpt.sampling.seeds import from_smiles
+    from ffpt.simulate.config import MDConfig
+    from ffpt.simulate.md import run_md
+
+    torch.set_num_threads(1)
+
+    class Clock(Observer):
+        """Wall time from step ``first`` to the last step observed."""
+
+        name = "clock"
+
+        def __init__(self, first: int):
+            self.first, self.t0, self.t1, self.steps = first, None, None, 0
+
+        def on_step(self, state):
+            if state.step == self.first:
+                self.t0 = time.perf_counter()
+            self.t1, self.steps = time.perf_counter(), state.step - self.first
+            return None
+
+    calcs = {"eager": ffpt.load_calculator(args.model)}
+    if args.package:
+        calcs["exported"] = ffpt.load_calculator(args.package)
+    rates = {}
+    for name, (smiles, steps) in SYSTEMS.items():
+        steps = max(1, int(steps * args.scale))
+        atoms = from_smiles(smiles, seed=0).atoms
+        for label, calc in calcs.items():
+            config = MDConfig(steps=args.warmup + steps, timestep_fs=0.5, temperature_K=args.temperature,
+                              ensemble=args.ensemble, seed=args.seed, save_every=args.save_every,
+                              check_every=args.check_every,
+                              monitors={"max_bond_deviation": 0.5, "min_distance": 0.5, "bond_reference": "start"})
+            with tempfile.TemporaryDirectory() as out:
+                clock = Clock(args.warmup)
+                result = run_md(atoms, calc, config, out, observers=[clock], progress=True)
+                md = clock.steps / (clock.t1 - clock.t0)
+                frames = [f.positions.copy() for f in ase.io.read(Path(out) / "trajectory.extxyz", ":")]
+            moving = atoms.copy()
+            moving.calc = calc
+            moving.get_forces()
+            start = time.perf_counter()
+            for k in range(steps):
+                moving.positions[:] = frames[k % len(frames)]
+                moving.get_forces()
+            bare = steps / (time.perf_counter() - start)
+            entry = {"md": md, "bare": bare, "stable": result.stable, "md_steps": clock.steps}
+            if label == "exported":
+                graph = graph_from_atoms(atoms, calc.elements, calc.neighbors, dtype=calc.dtype)
+                inputs = flat_inputs(graph)
+                calc.compiled(*inputs)
+                start = time.perf_counter()
+                for _ in range(steps):
+                    calc.compiled(*inputs)
+                entry["package"] = steps / (time.perf_counter() - start)
+            rates[f"{name}/{label}"] = entry
+    return rates
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model file (.pt): the eager calculator")
+    parser.add_argument("--package", help="its ffpt export package (.pt2): the exported calculator")
+    parser.add_argument("--before", help="another ffpt source tree (its src folder) to time alternately")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the steps per measurement")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps at the start of each md run")
+    parser.add_argument("--ensemble", default="langevin", choices=["nve", "langevin", "bussi"])
+    parser.add_argument("--temperature", type=float, default=500.0)
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--check-every", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--measure", action="store_true", help="(internal) one round, JSON on stdout")
+    parser.add_argument("--out", default="benchmarks/runs/speed_engine.json")
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args)))
+        return
+
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    trees = {"after": here} | ({"before": str(Path(args.before).resolve())} if args.before else {})
+    worker = [a for a in sys.argv[1:] if a not in ("--before", args.before)] + ["--measure"]
+    load_before = os.getloadavg()[0]
+    rounds: dict[str, list[dict]] = {tree: [] for tree in trees}
+    for r in range(args.rounds):
+        order = list(trees) if r % 2 == 0 else list(trees)[::-1]
+        for tree in order:
+            env = dict(os.environ, PYTHONPATH=trees[tree], OMP_NUM_THREADS="1")
+            done = subprocess.run([sys.executable, __file__, *worker], env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{tree} round {r} failed:\n{done.stderr[-3000:]}")
+            rounds[tree].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(tree, r, {k: {m: round(v, 1) for m, v in e.items() if isinstance(v, float)}
+                            for k, e in rounds[tree][-1].items()}, flush=True)
+    results = {}
+    for tree, measured in rounds.items():
+        for key in measured[0]:
+            entries = [m[key] for m in measured]
+            row = {kind: spread([e[kind] for e in entries]) for kind in ("md", "bare", "package") if kind in entries[0]}
+            row["overhead"] = spread([1 - e["md"] / e["bare"] for e in entries])
+            row["all_stable"] = all(e["stable"] for e in entries)
+            results.setdefault(key, {})[tree] = row
+    record = {
+        "command": "OMP_NUM_THREADS=1 python benchmarks/speed_engine.py " + " ".join(sys.argv[1:]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread",
+        "load_average_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "settings": {k: getattr(args, k) for k in ("ensemble", "temperature", "save_every", "check_every", "warmup",
+                                                     "seed", "rounds", "scale")},
+        "results": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1))
+    print("| system / model | tree | ffpt md steps/s | bare calls/s | package calls/s | engine overhead |")
+    print("|---|---|---|---|---|---|")
+    for key, trees_rows in results.items():
+        for tree, row in trees_rows.items():
+            cell = lambda k: (f"{row[k]['median']:.0f} ({row[k]['min']:.0f}-{row[k]['max']:.0f})"  # noqa: E731
+                              if k in row else "")
+            o = row["overhead"]
+            print(f"| {key} | {tree} | {cell('md')} | {cell('bare')} | {cell('package')} | "
+                  f"{100 * o['median']:.1f} % ({100 * o['min']:.1f} to {100 * o['max']:.1f}) |")
+
+
+if __name__ == "__main__":
+    main()
