@@ -252,6 +252,22 @@ def test_single_run_folder_resumes_under_the_batch(tmp_path, model_file):
         assert np.abs(np.subtract(a["positions"], b["positions"])).max() < 1e-9
 
 
+def test_any_calculator_batches_one_system_at_a_time(tmp_path):
+    """A calculator that is not an ffpt model file (here ASE's EMT) runs under the batch too, one call
+    per replica (with a warning), and gives each seed its single run (positions within 1e-9 A)."""
+    from ase.calculators.emt import EMT
+
+    config = MDConfig(steps=30, timestep_fs=0.5, temperature_K=300, ensemble="bussi", taut_fs=20.0, save_every=10)
+    run_batch(ethanol(), EMT, [0, 1], config, tmp_path / "single", progress=False)
+    with pytest.warns(UserWarning, match="once per replica and step"):
+        run_batch(ethanol(), EMT, [0, 1], config.model_copy(update={"batch": 2}), tmp_path / "batched",
+                  progress=False)
+    for seed in (0, 1):
+        a, b = checkpoint(tmp_path / "single" / f"seed_{seed}"), checkpoint(tmp_path / "batched" / f"seed_{seed}")
+        assert a["step"] == b["step"] == 30 and a["rng"] == b["rng"]
+        assert np.abs(np.subtract(a["positions"], b["positions"])).max() < 1e-9
+
+
 def test_structure_constraints_are_refused(tmp_path, evaluator):
     config = MDConfig(steps=5)
     fixed = ethanol()

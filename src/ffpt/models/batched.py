@@ -14,6 +14,7 @@ along a run (species, cell, spin) is turned into tensors once per system.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Sequence
@@ -157,9 +158,13 @@ class OneByOne:
 
 
 def batch_evaluator(calculator: Calculator) -> ModelBatch | OneByOne:
-    """One model call per batch for an ffpt model file's calculator; one call per system otherwise."""
+    """One model call per batch for an ffpt model file's calculator; one call per system otherwise
+    (with a warning: batching then saves only the engine's share of a step)."""
     if isinstance(calculator, MLIPCalculator):
         return ModelBatch(calculator.model, calculator.source)
+    name = getattr(calculator, "source", None) or type(calculator).__name__
+    warnings.warn(f"{name}: batched replicas call this calculator once per replica and step (one model call "
+                  "for the whole batch needs an ffpt model file, .pt)", stacklevel=2)
     return OneByOne(calculator)
 
 
