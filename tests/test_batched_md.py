@@ -18,7 +18,8 @@ from ase.constraints import FixAtoms
 
 from ffpt.cli import main
 from ffpt.config import ConfigError
-from ffpt.dynamics.batched import BatchTrajectoryWriter, ReplicaSpec, run_replicas
+from ffpt.dynamics.batched import ReplicaSpec, run_replicas
+from ffpt.dynamics.trajectory import TrajectoryWriter
 from ffpt.dynamics.engine import MonitorObserver, Observer
 from ffpt.jobs.md import CalculatorSpec, run_batch
 from ffpt.models.calculator import MLIPCalculator
@@ -56,7 +57,7 @@ def specs(structures, seeds, root: Path, config: MDConfig, extra=lambda seed: []
     for atoms, seed in zip(structures, seeds):
         folder = root / f"seed_{seed}"
         observers = [MonitorObserver([FiniteMonitor(), *extra(seed)], config.check_every),
-                     BatchTrajectoryWriter(folder / "trajectory.extxyz", config.save_every)]
+                     TrajectoryWriter(folder / "trajectory.extxyz", config.save_every, sync=False)]
         out.append(ReplicaSpec(atoms.copy(), seed, folder, observers,
                                config.model_copy(update={"seed": seed}).model_dump(mode="json")))
     return out

@@ -41,7 +41,6 @@ from ffpt.config import ConfigError
 from ffpt.dynamics.engine import (CHECKPOINT_FILE, CHECKPOINT_FORMAT, STABILITY_FILE, Integrator, MDResult,
                                   MDState, Observer, ProgressBar, Stop, check_resumable, nonfinite_coordinates,
                                   read_checkpoint)
-from ffpt.dynamics.trajectory import TrajectoryWriter
 from ffpt.fileio import atomic_write_json, atomic_write_text, located_os_error
 
 BATCHED_ENSEMBLES = ("nve", "langevin", "bussi")
@@ -171,23 +170,11 @@ class Replica:
         return self.result
 
 
-class BatchTrajectoryWriter(TrajectoryWriter):
-    """A :class:`TrajectoryWriter` whose extxyz frames are not synced one file at a time: the batch syncs
-    the file system once before the checkpoints that count them (:func:`write_checkpoints`)."""
-
-    def _write(self, frame: Atoms) -> None:
-        if self.format != "extxyz":
-            return super()._write(frame)
-        import ase.io
-
-        with open(self.path, "a") as handle:
-            ase.io.write(handle, frame, format="extxyz")
-
-
 def write_checkpoints(replicas: Sequence[Replica]) -> None:
     """Each replica's checkpoint (``saved``), atomically, with one file-system sync for the group: every
-    new checkpoint and the frames appended before it are on disk before any checkpoint is replaced
-    (a sync costs about one ``fsync``; 64 replicas would otherwise pay 192 per saved step)."""
+    new checkpoint and the frames appended before it (trajectory writers with ``sync=False``) are on
+    disk before any checkpoint is replaced (a sync costs about one ``fsync``; 64 replicas would
+    otherwise pay 192 per saved step)."""
     if not replicas:
         return
     written, path = [], None

@@ -24,8 +24,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from ffpt.analysis.survival import SurvivalCurve, plot_survival, survival_curve
-from ffpt.dynamics.batched import BatchTrajectoryWriter, ReplicaSpec, run_replicas
-from ffpt.dynamics.trajectory import TRAJECTORY_FILES
+from ffpt.dynamics.batched import ReplicaSpec, run_replicas
+from ffpt.dynamics.trajectory import TRAJECTORY_FILES, TrajectoryWriter
 from ffpt.dynamics.engine import MonitorObserver, Observer
 from ffpt.execution import InlineExecutor, completed
 from ffpt.fileio import atomic_write_text
@@ -111,7 +111,7 @@ def replica_observers(config: MDConfig, atoms: Atoms, calculator: Calculator, ou
     return [
         MonitorObserver(monitors, config.check_every),
         *uncertainty_observers(config.uncertainty, calculator),
-        BatchTrajectoryWriter(out / TRAJECTORY_FILES[config.trajectory_format], config.save_every),
+        TrajectoryWriter(out / TRAJECTORY_FILES[config.trajectory_format], config.save_every, sync=False),
     ]
 
 
