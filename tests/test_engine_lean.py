@@ -2,12 +2,15 @@
 calculator's cached per-step path equals the graph of every frame, a run through the engine equals
 one stepped by ASE itself, and monitors checked every k steps stop within k steps of the failure."""
 
+import json
+
+import ase.io
 import numpy as np
 import pytest
 import torch
 from ase import Atoms, units
 from ase.build import molecule
-from ase.calculators.calculator import compare_atoms
+from ase.calculators.calculator import Calculator, all_changes, compare_atoms
 from ase.calculators.emt import EMT
 from ase.constraints import FixBondLengths, FixCom
 from ase.md.bussi import Bussi
@@ -16,11 +19,16 @@ from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import neighbor_list
 
+from ffpt.dynamics import engine
 from ffpt.dynamics.ase_steps import lean_step
+from ffpt.dynamics.engine import CHECKPOINT_FILE, Observer
 from ffpt.models import NewtonNet
 from ffpt.models.calculator import MLIPCalculator, UnknownElementError
 from ffpt.models.graph import graph_from_atoms
+from ffpt.simulate.config import MDConfig, MonitorConfig
+from ffpt.simulate.md import run_md
 from ffpt.simulate.monitors import ClosePairs
+from test_md import ShiftedForceLJ, argon
 
 STEPS = 60
 
@@ -160,3 +168,102 @@ def test_calculator_reports_the_changes_ase_reports():
         atoms = base.copy()
         tweak(atoms)
         assert sorted(calc.check_state(atoms)) == sorted(compare_atoms(calc.atoms, atoms)), what
+
+
+# ----------------------------------------------------------------- the engine around them
+
+
+def run_argon(out, ensemble, **overrides):
+    config = MDConfig(**{**dict(steps=40, timestep_fs=5.0, temperature_K=40, ensemble=ensemble, seed=5,
+                               save_every=10, check_every=5), **overrides})
+    return run_md(argon(), ShiftedForceLJ(), config, out, progress=False)
+
+
+@pytest.mark.parametrize("ensemble", ["nve", "langevin", "bussi"])
+def test_a_run_equals_the_run_stepped_by_ase_itself(tmp_path, monkeypatch, ensemble):
+    lean = run_argon(tmp_path / "lean", ensemble)
+    monkeypatch.setattr(engine, "lean_step", lambda dyn: dyn.step)  # the engine's path before the thin engine
+    stepped = run_argon(tmp_path / "ase", ensemble)
+    assert lean.stable and stepped.stable and lean.n_frames == stepped.n_frames == 5
+    a, b = (json.loads((tmp_path / name / CHECKPOINT_FILE).read_text()) for name in ("lean", "ase"))
+    for key in ("step", "positions", "momenta", "rng", "bath_energy"):
+        assert a[key] == b[key], key
+    assert a["observers"]["1:trajectory"]["frames"] == b["observers"]["1:trajectory"]["frames"]
+    without_wall = [[line.split(" wall_s=")[0] + line.split(" wall_s=")[-1].partition(" ")[2] for line in
+                     (tmp_path / name / "trajectory.extxyz").read_text().splitlines()] for name in ("lean", "ase")]
+    assert without_wall[0] == without_wall[1]  # frames written alike (wall time aside)
+
+
+def test_frames_reach_the_disk_before_the_checkpoint_that_counts_them(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_write = engine.fsync_file, engine.atomic_write_text
+
+    def fsync(path):
+        events.append(("fsync", path.name))
+        real_fsync(path)
+
+    def write(path, text):
+        if path.name == CHECKPOINT_FILE:
+            events.append(("checkpoint", json.loads(text)["step"]))
+        return real_write(path, text)
+
+    monkeypatch.setattr(engine, "fsync_file", fsync)
+    monkeypatch.setattr(engine, "atomic_write_text", write)
+    run_argon(tmp_path, "langevin", steps=20)
+    assert events == [("fsync", "trajectory.extxyz"), ("checkpoint", 0), ("fsync", "trajectory.extxyz"),
+                      ("checkpoint", 10), ("fsync", "trajectory.extxyz"), ("checkpoint", 20)]
+
+
+class Attraction(Calculator):
+    """Two atoms pulled together: U = k |r|^2 (eV, A); they pass through each other and part again."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions[1] - self.atoms.positions[0]
+        self.results = {"energy": float(2.0 * d @ d), "forces": np.array([4.0 * d, -4.0 * d])}
+
+
+class Distances(Observer):
+    """Records the dimer's distance at every step (A)."""
+
+    name = "distances"
+
+    def __init__(self):
+        self.values = []
+
+    def on_step(self, state):
+        self.values.append(state.atoms.get_distance(0, 1))
+
+
+DIMER_CONFIG = MDConfig(steps=120, timestep_fs=0.5, temperature_K=30, ensemble="nve", seed=0, save_every=1000,
+                        zero_rotation=False, monitors=MonitorConfig(min_distance=None))
+
+
+def dimer():
+    return Atoms("H2", positions=[[0, 0, 0], [1.5, 0, 0]])
+
+
+@pytest.fixture(scope="module")
+def free_distances(tmp_path_factory):
+    """Per-step distances of the dimer's run without a distance monitor."""
+    distances = Distances()
+    free = run_md(dimer(), Attraction(), DIMER_CONFIG, tmp_path_factory.mktemp("free"), observers=[distances],
+                  progress=False)
+    assert free.stable and min(distances.values) < 0.5
+    return distances.values
+
+
+@pytest.mark.parametrize("every", [1, 4, 7])
+def test_a_monitor_checked_every_k_steps_stops_at_the_first_checked_step_past_the_failure(tmp_path, every,
+                                                                                        free_distances):
+    checked = DIMER_CONFIG.model_copy(update={"check_every": every, "monitors": MonitorConfig(min_distance=0.5)})
+    result = run_md(dimer(), Attraction(), checked, tmp_path, progress=False)
+    expected = next(s for s, d in enumerate(free_distances) if d < 0.5 and s % every == 0)
+    assert not result.stable and result.monitor == "min_distance" and result.steps == expected
+    assert next(s for s, d in enumerate(free_distances) if d < 0.5) <= expected  # a closer pass between checks
+    # is not seen (every=7: steps 9-12): the cadence trades detection delay for speed, never checks off-grid
+    last = ase.io.read(tmp_path / "trajectory.extxyz", -1)
+    assert last.info["step"] == expected and last.get_distance(0, 1) == pytest.approx(free_distances[expected],
+                                                                                     abs=1e-7)
