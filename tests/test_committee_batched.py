@@ -2,19 +2,24 @@
 rounding: energies, forces, stress, the committee's mean and spread, and the same results keys. Members
 that cannot stack (another architecture, other hyper-parameters) fall back to the loop."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from ase import Atoms
 from ase.build import molecule
 
-from ffpt.data import write_frames
-from ffpt.models import NewtonNet, build_model, collate, graph_from_atoms
+from ffpt.cli import main
+from ffpt.data import read_frames, set_labels, write_frames
+from ffpt.models import NewtonNet, build_model, collate, graph_from_atoms, save_model
 from ffpt.models.calculator import MLIPCalculator, UnknownElementError
-from ffpt.models.committee import CommitteeCalculator, committee_predictions
+from ffpt.models.committee import CommitteeCalculator, committee_predictions, write_committee_file
 from ffpt.models.inference import calculator_predictions
 from ffpt.models.stacked import StackedNewtonNet, stacking_obstacle
+from ffpt.observables.errors import error_table
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")  # e3nn (MACE) uses TorchScript
 TIGHT = dict(rtol=1e-12, atol=1e-12)  # float64: stacked and looped arithmetic differ only by rounding
 ELEMENTS = [1, 6, 8]
 VARIANTS = {
@@ -73,7 +78,8 @@ def test_stacked_committee_equals_one_member_at_a_time(variant):
         assert set(a) == set(b)  # the committee results keys are unchanged
         assert b["energy_std"] > 1e-2 and b["forces_std_max"] > 1e-2  # the members differ: the test can fail
         for key in b:
-            np.testing.assert_allclose(a[key], b[key], **TIGHT, err_msg=f"{variant}, {atoms.get_chemical_formula()}: {key}")
+            where = f"{variant}, {atoms.get_chemical_formula()}: {key}"
+            np.testing.assert_allclose(a[key], b[key], **TIGHT, err_msg=where)
         if atoms.pbc.all():
             assert np.abs(b["stress"]).max() > 1e-4
 
@@ -101,7 +107,7 @@ def test_stacked_model_on_a_batch_of_frames_equals_each_member_alone():
         torch.testing.assert_close(pred.stress[k], own.stress, **TIGHT)
 
 
-def test_committee_predictions_batch_frames_as_the_loop_does(tmp_path):
+def test_committee_predictions_batch_frames_as_the_loop_does():
     """What ``ffpt eval`` does with a committee file: batches of frames through the stacked members."""
     models = [newtonnet(seed) for seed in range(3)]
     data = [a for a in frames() for _ in range(3)]
@@ -117,25 +123,21 @@ def test_committee_predictions_batch_frames_as_the_loop_does(tmp_path):
         committee_predictions(committee(models), data[:2] + [gold], names, batch_size=4)
 
 
-def test_eval_of_a_committee_file_uses_the_stacked_members(tmp_path):
-    from ffpt.cli import main
-    from ffpt.data import set_labels
-    from ffpt.models import save_model
-    from ffpt.models.committee import write_committee_file
-    import json
-
+def test_eval_of_a_committee_file_equals_the_loop_over_members(tmp_path):
+    """``ffpt eval committee.json`` (stacked members, batches of frames) reports the loop's errors."""
     paths = [save_model(newtonnet(seed), tmp_path / f"m{seed}.pt") for seed in range(2)]
     path = write_committee_file(tmp_path / "committee.json", paths)
-    loop = committee([newtonnet(seed) for seed in range(2)], stack=False)
-    data = frames()[:2]
+    data = frames()
     for atoms in data:
-        set_labels(atoms, 0.0, np.zeros((len(atoms), 3)))
+        set_labels(atoms, -1000.0, np.zeros((len(atoms), 3)))
     write_frames(tmp_path / "data.extxyz", data)
     assert main(["eval", str(path), str(tmp_path / "data.extxyz"), "--json", str(tmp_path / "e.json")]) == 0
     report = json.loads((tmp_path / "e.json").read_text())
-    energies, forces = calculator_predictions(loop, data)
-    per_atom = np.abs(energies) / np.array([len(a) for a in data])
-    assert report["energy_mae_mev_per_atom"] == pytest.approx(1000 * per_atom.mean(), rel=1e-9)
+    loop = committee([newtonnet(seed) for seed in range(2)], stack=False)
+    data = read_frames(tmp_path / "data.extxyz")  # positions as written (extxyz rounds them)
+    expected = error_table(data, *calculator_predictions(loop, data)).as_dict()
+    for key in ("energy_mae_mev_per_atom", "forces_mae_mev_per_a"):
+        assert expected[key] > 1.0 and report[key] == pytest.approx(expected[key], rel=1e-9)
 
 
 def test_members_that_do_not_stack_fall_back_to_the_loop():
@@ -153,7 +155,6 @@ def test_members_that_do_not_stack_fall_back_to_the_loop():
                                                                     n_features=4, n_layers=1, n_basis=4)])
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # e3nn's TorchScript chatter
 def test_committee_with_a_mace_member_loops_and_matches_its_members():
     torch.manual_seed(0)
     mace = build_model("mace", elements=ELEMENTS, cutoff=4.0, n_features=8, n_layers=1, n_basis=6,
