@@ -95,8 +95,10 @@ class StackedNewtonNet(nn.Module):
             for part in ("phi_message", "phi_update", "phi_gate"):
                 linear(f"{p}.{part}.0", f"l{n}_{part}_0")
                 linear(f"{p}.{part}.2", f"l{n}_{part}_2")
-            for part in ("radial_filter", "mix_work", "mix_norm"):
-                linear(f"{p}.{part}", f"l{n}_{part}")
+            linear(f"{p}.radial_filter", f"l{n}_radial_filter")
+            # the two bias-free mixes of the vector features as one matmul: (K, F, 2F)
+            keep(f"l{n}_mix_w", torch.cat([stacked.pop(f"{p}.mix_work.weight"),
+                                           stacked.pop(f"{p}.mix_norm.weight")], dim=1).transpose(1, 2))
         linear("head.0", "head_0")
         linear("head.2", "head_2")
         keep("references", stacked.pop("references"))  # (K, n_elements) eV
@@ -131,8 +133,9 @@ class StackedNewtonNet(nn.Module):
             v = latent_force
         else:
             v = v + latent_force + self.norm * _scatter_sum(m_v.unsqueeze(2) * v.index_select(1, j), i, N)
-        work = -(latent_force * self._vector_linear(v, f"l{n}_mix_work")).sum(dim=2)
-        length = torch.sqrt((self._vector_linear(v, f"l{n}_mix_norm") ** 2).sum(dim=2) + 1e-8)
+        mixed_work, mixed_norm = torch.split(self._vector_linear(v, f"l{n}_mix"), F, dim=-1)
+        work = -(latent_force * mixed_work).sum(dim=2)
+        length = torch.sqrt((mixed_norm ** 2).sum(dim=2) + 1e-8)
         s = s + self._mlp(torch.cat([s, work, length], dim=-1), f"l{n}_phi_update")
         v = v * self._mlp(s, f"l{n}_phi_gate").unsqueeze(2)
         return s, v
