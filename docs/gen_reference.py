@@ -77,6 +77,11 @@ def _cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def documented_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The arguments a user sees in ``--help``: all but -h and the hidden (deprecated) ones."""
+    return [a for a in parser._actions if not isinstance(a, argparse._HelpAction) and a.help != argparse.SUPPRESS]
+
+
 def _argument_row(action: argparse.Action) -> str:
     names = ", ".join(f"`{name}`" for name in action.option_strings) or f"`{action.metavar or action.dest}`"
     if action.nargs not in (0, None) or (action.option_strings and action.nargs is None):
@@ -118,7 +123,7 @@ def cli_markdown() -> str:
             links = ", ".join(f"[`{c.rsplit('.', 1)[1]}`](config.md#{anchor(c)})" for c in configs)
             lines += [f"Config keys: {links}.", ""]
         lines += ["| argument | meaning | default |", "|---|---|---|"]
-        lines += [_argument_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction)]
+        lines += [_argument_row(a) for a in documented_actions(sub)]
         lines.append("")
     return "\n".join(lines)
 

@@ -82,8 +82,8 @@ def test_cli_reference_lists_every_verb_and_argument():
     assert set(sections) == set(VERBS)
     for verb, parser in VERBS.items():
         for action in parser._actions:
-            if isinstance(action, argparse._HelpAction):
-                continue
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue  # -h, and deprecated flags hidden from --help
             for name in action.option_strings:
                 assert f"`{name}`" in sections[verb], f"ffpt {verb} {name}"
             if not action.option_strings:
@@ -206,3 +206,16 @@ def test_every_documented_command_uses_real_flags_and_keys():
                             f"{page.name}: ffpt {verb} has no config key {key}"
                 checked += 1
     assert checked > 40, f"only {checked} ffpt commands found in the docs"
+
+
+def test_readme_is_a_landing_page_that_starts_with_the_two_commands():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert lines[:4] == [
+        "```bash",
+        "pip install -e . && ffpt demo --out runs/demo                 # main job: FFPT-FT vs scratch demo (<15 min, 2 cores)",
+        "pip install -e '.[test,mace]' && python -m pytest -q -n 2          # test suite",
+        "```",
+    ]
+    assert len(lines) <= 120, len(lines)
+    for target in re.findall(r"\]\(((?:docs/|BENCHMARKS|benchmarks/)[^)#]*)", "\n".join(lines)):
+        assert (ROOT / target).exists(), f"README links to a missing {target}"
