@@ -72,6 +72,26 @@ def run(evaluator, replica_specs, config: MDConfig, evaluate=None):
 # ----------------------------------------------------------------- physics
 
 
+def test_batched_evaluation_equals_the_calculator(model_file):
+    """Energies and forces of systems of different sizes (and a periodic box) from one model call, or
+    from calls of at most 12 atoms, equal the ASE calculator's one frame at a time (1e-10 eV, eV/A)."""
+    calculator = MLIPCalculator.from_file(model_file)
+    box = molecule("H2O")
+    box.set_cell([3.0, 3.2, 3.4])
+    box.pbc = True
+    systems = [ethanol(), molecule("CH4"), box, molecule("H2O"), ethanol()]
+    for k, atoms in enumerate(systems):
+        atoms.rattle(0.05, seed=k)
+    for max_atoms in (None, 10**6, 12):
+        results = ModelBatch(calculator.model, max_atoms=max_atoms).evaluate(systems)
+        assert len(results) == len(systems)
+        for atoms, result in zip(systems, results):
+            reference = atoms.copy()
+            reference.calc = calculator
+            assert abs(result["energy"] - reference.get_potential_energy()) < 1e-10
+            assert np.abs(result["forces"] - reference.get_forces()).max() < 1e-10
+
+
 @pytest.mark.parametrize("ensemble", ["nve", "langevin", "bussi"])
 def test_replica_equals_its_single_run(tmp_path, model_file, ensemble):
     """Each replica of a batch of 3 follows its single run (same seed) to rounding: positions within

@@ -31,6 +31,7 @@ from ffpt.models.potential import InteratomicPotential, check_spin
 
 
 DENSE_MAX_ATOMS = 64  # molecules up to this size get their neighbour lists from batched distance matrices
+CPU_MAX_ATOMS = 256  # atoms per model call on a CPU (see ModelBatch)
 
 
 class SystemEvaluationError(Exception):
@@ -55,11 +56,16 @@ class _Static:
 class ModelBatch:
     """One forward pass of ``model`` over a disjoint-graph batch of systems (on ``model``'s device)."""
 
-    def __init__(self, model: InteratomicPotential, source: str = "in memory"):
+    def __init__(self, model: InteratomicPotential, source: str = "in memory", max_atoms: int | None = None):
+        """``max_atoms``: at most this many atoms per model call (consecutive systems; a larger system
+        alone); default ``CPU_MAX_ATOMS`` on a CPU, where a batch that outgrows the caches costs more per
+        atom (BENCHMARKS.md, "Batched replicas"), and no limit on a GPU."""
         self.model = model
         self.source = source
         parameter = next(model.parameters())
         self.device, self.dtype = parameter.device, parameter.dtype
+        self.max_atoms = max_atoms if max_atoms is not None else (
+            CPU_MAX_ATOMS if self.device.type == "cpu" else None)
         self.neighbors = NeighborListBuilder(model.cutoff)
         self._static: dict[int, tuple[weakref.ref, _Static]] = {}
 
@@ -127,10 +133,25 @@ class ModelBatch:
         return graph.to(self.device)
 
     def evaluate(self, systems: Sequence[Atoms]) -> list[dict]:
-        """ASE-style results (``energy``, ``free_energy`` eV; ``forces`` (n, 3) eV/A) of each system."""
-        if not systems:
-            return []
-        graph = self.graph(systems)
+        """ASE-style results (``energy``, ``free_energy`` eV; ``forces`` (n, 3) eV/A) of each system,
+        in one model call per ``max_atoms`` atoms."""
+        out, chunk, atoms_in_chunk = [], [], 0
+        for k, atoms in enumerate(systems):
+            if chunk and self.max_atoms is not None and atoms_in_chunk + len(atoms) > self.max_atoms:
+                out += self._call(chunk, offset=k - len(chunk))
+                chunk, atoms_in_chunk = [], 0
+            chunk.append(atoms)
+            atoms_in_chunk += len(atoms)
+        if chunk:
+            out += self._call(chunk, offset=len(systems) - len(chunk))
+        return out
+
+    def _call(self, systems: Sequence[Atoms], offset: int) -> list[dict]:
+        """One model call on ``systems`` (``systems[0]`` is entry ``offset`` of the caller's list)."""
+        try:
+            graph = self.graph(systems)
+        except SystemEvaluationError as exc:
+            raise SystemEvaluationError(exc.index + offset, exc.error) from None
         prediction = self.model(graph, forces=True)
         energies = prediction.energy.detach().cpu().double().numpy()
         forces = prediction.forces.detach().cpu().double().numpy()
