@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,8 @@ def run_page(page: Path, folder: Path, monkeypatch) -> None:
     (work / "experiments").symlink_to(ROOT / "experiments")
     (folder / "shared").symlink_to(ROOT.parent / "shared")
     monkeypatch.chdir(work)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    scripts = sysconfig.get_path("scripts")  # i-pi and ffpt of this Python, whatever PATH holds
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
     background: list[subprocess.Popen] = []
     namespace: dict = {"__name__": "__tutorial__"}
     try:
