@@ -57,8 +57,8 @@ def stacking_obstacle(models: Sequence[nn.Module]) -> str | None:
 
 class StackedNewtonNet(nn.Module):
     """K NewtonNet members (same hyper-parameters, float type and device) as one model: energies (K, G) eV,
-    forces (K, N, 3) eV/A and stress (K, G, 3, 3) eV/A^3 of a graph in one call. Inference only (the
-    stacked weights are copies without gradients)."""
+    forces (K, N, 3) eV/A and stress (K, G, 3, 3) eV/A^3 of a graph in one call. Inference only: the
+    stacked weights are copies, without gradients, of the members' weights when it was made."""
 
     def __init__(self, models: Sequence[NewtonNet]):
         super().__init__()
@@ -68,15 +68,15 @@ class StackedNewtonNet(nn.Module):
             raise ValueError(f"cannot stack these models: {obstacle}")
         first = models[0]
         self.n_members = len(models)
-        self.template = first  # spin check, basis, envelope and repulsion prior (equal in every member)
+        # equal in every member (checked): the radial basis, envelope and repulsion prior, the spin check
+        self.basis, self.envelope, self.repulsion = first.basis, first.envelope, first.repulsion
+        self._check_spin = first._check_graph_spin
         self.norm = first.layers[0].norm
         self.exclusive_core = first.exclusive_core
         self.spin_states = first.spin_states
         states = [m.state_dict() for m in models]
         stacked = {key: torch.stack([s[key] for s in states]).detach() for key in states[0]
                    if not key.startswith(SHARED_BUFFERS)}
-        self._names: list[str] = []
-
         def keep(name: str, tensor: torch.Tensor) -> None:
             self.register_buffer(name, tensor.contiguous(), persistent=False)
 
@@ -143,12 +143,11 @@ class StackedNewtonNet(nn.Module):
     def energy(self, graph: AtomicGraph, vectors: torch.Tensor) -> torch.Tensor:
         """Energy per member and graph (K, G), eV, from per-member edge vectors (K, E, 3) A: network,
         repulsion prior and per-element references (as :meth:`InteratomicPotential.forward`)."""
-        template = self.template
         r = torch.linalg.norm(vectors, dim=-1)  # (K, E)
         unit = vectors / r.unsqueeze(-1)
-        rbf, envelope = template.basis(r), template.envelope(r)
+        rbf, envelope = self.basis(r), self.envelope(r)
         if self.exclusive_core:
-            envelope = envelope * template.repulsion.network_weight(graph, r)
+            envelope = envelope * self.repulsion.network_weight(graph, r)
         s = self.embedding.index_select(1, graph.species)
         if self.spin_states > 0:
             s = s + self.spin_embedding.index_select(1, graph.spin).index_select(1, graph.batch)
@@ -158,8 +157,8 @@ class StackedNewtonNet(nn.Module):
             s, v = self._layer(n, s, v, i, j, rbf, envelope, unit)
         atomic = self._mlp(s, "head").squeeze(-1) * self.energy_scale.unsqueeze(-1)  # (K, N)
         energy = _scatter_sum(atomic, graph.batch, graph.n_graphs)
-        if template.repulsion is not None:
-            energy = energy + torch.stack([template.repulsion(graph, vec) for vec in vectors])
+        if self.repulsion is not None:
+            energy = energy + torch.stack([self.repulsion(graph, vec) for vec in vectors])
         references = self.references.index_select(1, graph.species)
         return energy + _scatter_sum(references, graph.batch, graph.n_graphs)
 
@@ -167,7 +166,7 @@ class StackedNewtonNet(nn.Module):
         """Every member's energy (K, G) eV, forces (K, N, 3) eV/A and, if ``stress``, stress (K, G, 3, 3)
         eV/A^3 (zero for cells without volume). ``check``: refuse spins the members cannot take."""
         if check:
-            self.template._check_graph_spin(graph)
+            self._check_spin(graph)
         K = self.n_members
         positions = graph.positions.detach().unsqueeze(0).repeat(K, 1, 1).requires_grad_(True)
         moved, cell = positions, graph.cell
