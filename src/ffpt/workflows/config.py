@@ -93,9 +93,8 @@ class StabilityConfig(Strict):
     # only: the mace_run_train arm (mace-cli) runs eagerly through MACE's own calculator
     exported: bool = False
     budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
-    # run each model's n_runs seeds as batched replicas, this many per model call (ffpt.dynamics.batched):
-    # the same runs to rounding, one model call per step for the batch; not part of the stage key
-    batch: int | None = Field(None, ge=1)
+    # the same runs to rounding (ffpt.dynamics.batched); not part of the stage key, so cached batches stand
+    batch: int | None = Field(None, ge=1)  # run each model's MD seeds as batched replicas, this many together
     md: MDConfig = MDConfig()
 
     @model_validator(mode="after")
