@@ -28,27 +28,32 @@ from typing import Any, Iterator, Literal, Union
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-# The config model of each verb (``resolve_config(MODEL, ...)`` in its cli module; the docs test checks
-# the pairs against the sources) and the models a key names by architecture or recipe.
-VERB_CONFIGS: dict[str, list[str]] = {
-    "al": ["ffpt.workflows.active_learning.ALConfig"],
-    "demo": ["ffpt.workflows.config.ExperimentConfig"],
-    "eval": ["ffpt.jobs.eval.EvalConfig"],
-    "export": [],
-    "label": ["ffpt.teachers.runner.LabelConfig"],
-    "md": ["ffpt.simulate.config.MDConfig"],
-    "metad": ["ffpt.jobs.metad.MetadConfig"],
-    "run": ["ffpt.workflows.config.ExperimentConfig"],
-    "sample": ["ffpt.sampling.config.SamplingConfig"],
-    "scan": ["ffpt.observables.pair_scan.PairScanConfig"],
-    "serve": ["ffpt.cli.serve.ServeConfig"],
-    "train": ["ffpt.training.config.TrainConfig"],
-}
+# The models a key names by architecture or recipe (no verb resolves them itself).
 OPTION_MODELS: dict[str, str] = {
     "model.options (architecture newtonnet)": "ffpt.models.options.NewtonNetOptions",
     "model.options (architecture mace)": "ffpt.models.options.MACEOptions",
     "mace_reference (ffpt run)": "ffpt.training.mace_cli.MaceCliRecipe",
 }
+
+
+def verb_configs(verb: str) -> list[str]:
+    """Dotted names of the config models a verb's module resolves (``resolve_config(MODEL, ...)``), each
+    found where the module imports it from (or in the module itself): read from the source, so a new verb
+    or a new model appears in the reference without an edit here."""
+    module = importlib.import_module(f"ffpt.cli.{verb.replace('-', '_')}")
+    tree = ast.parse(inspect.getsource(module))
+    used = [node.args[0].id for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "resolve_config"
+            and node.args and isinstance(node.args[0], ast.Name)]
+    origin = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+    return [origin.get(name, f"{module.__name__}.{name}") for name in dict.fromkeys(used)]
+
+
+def all_verb_configs() -> dict[str, list[str]]:
+    from ffpt.cli import build_parser
+
+    return {verb: verb_configs(verb) for verb in subparsers(build_parser())}
 
 
 def load_class(dotted: str) -> type:
@@ -118,7 +123,7 @@ def cli_markdown() -> str:
             lines += ["```text", epilog[1].strip("\n"), "```", ""]
         if sub.epilog:
             lines += ["```text", sub.epilog.strip("\n"), "```", ""]
-        configs = VERB_CONFIGS.get(name, [])
+        configs = verb_configs(name)
         if configs:
             links = ", ".join(f"[`{c.rsplit('.', 1)[1]}`](config.md#{anchor(c)})" for c in configs)
             lines += [f"Config keys: {links}.", ""]
@@ -262,7 +267,7 @@ def config_markdown() -> str:
              "dotted override after it (`training.lr=5e-4`, values read as YAML) or by the verb's flag;",
              "unknown keys and wrong types are errors naming the key. `[]` marks a list of sections.", ""]
     done: set[str] = set()
-    sections = [(c, f"`ffpt {v}`") for v, classes in VERB_CONFIGS.items() for c in classes]
+    sections = [(c, f"`ffpt {v}`") for v, classes in all_verb_configs().items() for c in classes]
     for dotted, _ in sections:
         if dotted in done:
             continue
