@@ -45,7 +45,7 @@ CONFIGS = gen.all_verb_configs()
 def test_site_builds_strict_with_the_generated_reference(tmp_path):
     """``mkdocs build --strict`` (warnings, broken links and anchors are errors) holds every page, every
     verb on the command-line page and the API of the main modules; one build per session (it takes
-    about 20 s on two loaded cores)."""
+    20-40 s on two loaded cores)."""
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300,

@@ -139,10 +139,10 @@ def test_calculator_state_checks_and_forces_equal_a_fresh_calculation_every_step
 # ----------------------------------------------------------------- monitors
 
 
-@pytest.mark.parametrize("pbc", [False, True, (True, False, True)])
-def test_close_pairs_are_ase_neighbour_list_pairs(pbc):
+@pytest.mark.parametrize("pbc, n", [(False, 40), (False, 80), (True, 40), ((True, False, True), 40)])
+def test_close_pairs_are_ase_neighbour_list_pairs(pbc, n):
     rng = np.random.default_rng(4)
-    atoms = Atoms("H40", positions=rng.uniform(0, 6, (40, 3)), cell=[6.0, 6.0, 6.0], pbc=pbc)
+    atoms = Atoms(f"H{n}", positions=rng.uniform(0, 6, (n, 3)), cell=[6.0, 6.0, 6.0], pbc=pbc)
     for cutoff in (0.5, 1.3, 2.9):
         i, j, d = ClosePairs(cutoff)(atoms)
         ai, aj, ad = neighbor_list("ijd", atoms, cutoff)
