@@ -11,13 +11,14 @@ within stage two).
     arm mace_cli: mace_run_train itself (ffpt.training.mace_cli), model served by MACECalculator
     arm ffpt:     ffpt train with model.architecture mace and the training options above
 
-Each arm runs in its own process with one thread and its own folder under ``--out``, is skipped when
-its result exists and resumes from its checkpoints when killed (run the same command again).
-``--arm report`` evaluates both on the test frames and writes ``parity.json`` and ``parity.png``
-(validation force MAE per epoch).
+Each arm and seed runs in its own process with one thread and its own folder ``--out/seedN/ARM``, is
+skipped when its result exists and resumes from its checkpoints when killed (run the same command again).
+The seed sets both trainers' initial weights and batch order (by different generators, so equal seeds
+do not give equal runs: compare the spread over seeds). ``--arm report`` evaluates every finished arm
+on the test frames and writes ``parity.json`` and ``parity.png`` (validation force MAE per epoch).
 
-    OMP_NUM_THREADS=1 nohup python benchmarks/mace_parity.py --arm mace_cli &
-    OMP_NUM_THREADS=1 nohup python benchmarks/mace_parity.py --arm ffpt &
+    for s in 0 1 2; do OMP_NUM_THREADS=1 nohup python benchmarks/mace_parity.py --arm mace_cli --seed $s & done
+    for s in 0 1 2; do OMP_NUM_THREADS=1 nohup python benchmarks/mace_parity.py --arm ffpt --seed $s & done
     python benchmarks/mace_parity.py --arm report
 """
 
@@ -147,43 +148,53 @@ def test_errors(args, records: dict) -> dict:
     return errors
 
 
-def report(args) -> None:
-    """parity.json and parity.png; while an arm still runs, its validation curve so far (and no test
-    errors for it)."""
-    records = {name: json.loads((args.out / f"{name}.json").read_text())
-               for name in ("mace_cli", "ffpt") if (args.out / f"{name}.json").exists()}
-    errors = test_errors(args, records)
-    curves = {"mace_cli": mace_cli_curve(args.out / "mace_cli"), "ffpt": ffpt_curve(args.out / "ffpt")}
+def seed_report(args, folder: Path) -> dict:
+    """One seed's records, test errors and validation curves (an arm still running: its curve so far)."""
+    records = {name: json.loads((folder / f"{name}.json").read_text())
+               for name in ("mace_cli", "ffpt") if (folder / f"{name}.json").exists()}
+    curves = {"mace_cli": mace_cli_curve(folder / "mace_cli"), "ffpt": ffpt_curve(folder / "ffpt")}
     common = sorted(set(curves["mace_cli"][0]) & set(curves["ffpt"][0]))
     at = {name: dict(zip(*curve)) for name, curve in curves.items()}
-    result = {
-        "molecule": "ethanol", "data": str(args.data), "epochs": args.epochs, "swa_start": args.swa_start,
-        "seed": args.seed, "recipe": recipe(args).model_dump(), "finished_arms": sorted(records), "arms": records,
-        "test_errors": errors, "loadavg_at_report": os.getloadavg(),
+    return {
+        "finished_arms": sorted(records), "arms": records, "test_errors": test_errors(args, records),
         "val_forces_mae_at_last_common_epoch": {"epoch": common[-1], **{n: at[n][common[-1]] for n in at}}
         if common else None,
         "curves": {k: {"epoch": e, "val_forces_mae_mev_per_a": m} for k, (e, m) in curves.items()},
     }
-    if len(errors) == 2:
-        result["ffpt_over_mace_cli_test_forces_mae"] = (errors["ffpt"]["forces_mae_mev_per_a"]
-                                                         / errors["mace_cli"]["forces_mae_mev_per_a"])
+
+
+def report(args) -> None:
+    """parity.json and parity.png over the seed folders under ``--out``: per seed and arm the test errors
+    and validation curves; the ratio ffpt / mace_cli of the test force MAE per seed where both finished."""
+    seeds = {int(f.name[4:]): seed_report(args, f) for f in sorted(args.out.glob("seed*")) if f.is_dir()}
+    ratios = {s: r["test_errors"]["ffpt"]["forces_mae_mev_per_a"] / r["test_errors"]["mace_cli"]["forces_mae_mev_per_a"]
+              for s, r in seeds.items() if len(r["test_errors"]) == 2}
+    result = {"molecule": "ethanol", "data": str(args.data), "epochs": args.epochs, "swa_start": args.swa_start,
+              "recipe": recipe(args).model_dump(), "loadavg_at_report": os.getloadavg(), "seeds": seeds,
+              "ffpt_over_mace_cli_test_forces_mae": ratios}
     atomic_write_json(args.out / "parity.json", result)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, (epochs, mae) in curves.items():
-        label = f"{name} (test {errors[name]['forces_mae_mev_per_a']:.0f} meV/A)" if name in errors else name
-        ax.plot(epochs, mae, label=label)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    colours = {"mace_cli": "tab:blue", "ffpt": "tab:orange"}
+    for seed, r in seeds.items():
+        for name, curve in r["curves"].items():
+            errors = r["test_errors"].get(name)
+            label = f"{name} seed {seed}" + (f" (test {errors['forces_mae_mev_per_a']:.0f})" if errors else "")
+            ax.plot(curve["epoch"], curve["val_forces_mae_mev_per_a"], color=colours[name],
+                    ls=["-", "--", ":", "-."][seed % 4], lw=1, label=label)
     ax.axvline(args.swa_start, color="grey", ls=":", lw=1)
-    ax.set(xlabel="epoch", ylabel="validation force MAE (meV/A)", yscale="log", title="ethanol, 50 frames")
-    ax.legend()
+    ax.set(xlabel="epoch", ylabel="validation force MAE (meV/A)", yscale="log",
+           title="MACE on ethanol, 50 PBE frames: mace_run_train vs ffpt")
+    ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(args.out / "parity.png", dpi=120)
-    print(json.dumps({k: result[k] for k in ("finished_arms", "test_errors", "val_forces_mae_at_last_common_epoch")},
-                     indent=1))
+    fig.savefig(args.out / "parity.png", dpi=150)
+    print(json.dumps({"test_errors": {s: r["test_errors"] for s, r in seeds.items()},
+                      "val_at_last_common_epoch": {s: r["val_forces_mae_at_last_common_epoch"] for s, r in seeds.items()},
+                      "ratios": ratios}, indent=1))
 
 
 def main() -> None:
@@ -195,10 +206,11 @@ def main() -> None:
     parser.add_argument("--swa-start", type=int, default=75)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.arm == "report":
         report(args)
     else:
+        args.out = args.out / f"seed{args.seed}"
+        args.out.mkdir(parents=True, exist_ok=True)
         run_arm(args, args.arm, {"mace_cli": run_mace_cli, "ffpt": run_ffpt}[args.arm])
 
 
