@@ -200,7 +200,7 @@ def report(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arm", choices=["mace_cli", "ffpt", "report"], required=True)
-    parser.add_argument("--data", type=Path, default=Path("/work/runs/eth_mace/abinitio"))
+    parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data" / "ethanol_pbe_def2svp")
     parser.add_argument("--out", type=Path, default=Path("/work/runs/training/parity"))
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--swa-start", type=int, default=75)
