@@ -9,8 +9,9 @@ Every row runs what ``ffpt md --seeds ...`` runs (``ffpt.jobs.md``: Langevin, 30
 checkpoint every 10 steps, each replica into its own folder): one at a time (``run_md`` per seed, as
 without ``--batch``; the eager ``.pt`` model and its exported ``.pt2``) or as one batch of R replicas
 (``--batch R``; one model call per 256 atoms, ``ModelBatch``'s CPU default, and for comparison one call
-for all 64). A clock observer times the stepping alone, from step 1 to the last step (start-up,
-relaxation and the first evaluation left out); the rate is replica-steps per second of that wall time.
+for all 64). A clock observer times the stepping alone, from step 10 to the last step (start-up,
+relaxation, first evaluation and torch.compile's first calls left out); the rates are replica-steps per second of that wall time and of the process's CPU time (one thread:
+steadier than wall time on a shared machine).
 Rounds alternate every mode, so machine load hits all alike; the load average is recorded per row.
 
 The model's cost does not depend on its weights: an untrained model (``benchmarks/speed_systems.py``'s
@@ -28,6 +29,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ffpt.dynamics.batched import ReplicaSpec, run_replicas
@@ -43,18 +45,20 @@ SMILES = {"ethanol": "CCO", "aspirin": "CC(=O)Oc1ccccc1C(=O)O"}
 
 
 class Clock(Observer):
-    """perf_counter at step 1 and at the last step (s)."""
+    """Wall and CPU time (s) at step ``every`` and at the last step; ``every`` also tells the batch that
+    it acts on no other step (batched replicas observe a replica only where an observer acts)."""
 
     name = "clock"
 
-    def __init__(self):
+    def __init__(self, every: int = 10):
+        self.every = every
         self.first = self.last = None
 
     def on_step(self, state):
-        if state.step == 1:
-            self.first = time.perf_counter()
+        if state.step == self.every:
+            self.first = np.array([time.perf_counter(), time.process_time()])
         if state.last:
-            self.last = time.perf_counter()
+            self.last = np.array([time.perf_counter(), time.process_time()])
 
 
 def config_for(steps: int) -> MDConfig:
@@ -62,20 +66,20 @@ def config_for(steps: int) -> MDConfig:
                     monitors={"min_distance": None})
 
 
-def one_at_a_time(structure, model: str, replicas: int, steps: int, out: Path) -> float:
-    """Replica-steps per second of ``replicas`` seeds run one after another (``run_md``)."""
-    stepping = 0.0
+def one_at_a_time(structure, model: str, replicas: int, steps: int, out: Path) -> np.ndarray:
+    """Replica-steps per second (wall, CPU) of ``replicas`` seeds run one after another (``run_md``)."""
+    stepping = np.zeros(2)
     for seed in range(replicas):
         clock = Clock()
         config = config_for(steps).model_copy(update={"seed": seed})
         result = run_md(structure, resolve(model), config, out / f"seed_{seed}", observers=[clock], progress=False)
         assert result.steps == steps, result.reason
         stepping += clock.last - clock.first
-    return replicas * (steps - 1) / stepping
+    return replicas * (steps - clock.every) / stepping
 
 
 def batched(structure, model: str, replicas: int, steps: int, out: Path, compile: bool = False,
-            max_atoms: int | None = None) -> float:
+            max_atoms: int | None = None) -> np.ndarray:
     """Replica-steps per second of ``replicas`` seeds as one batch (what ``run_replica_group`` runs);
     ``compile``: the model through ``torch.compile`` (``ffpt md --compile``; compiled before step 1);
     ``max_atoms``: atoms per model call (default: ``ModelBatch``'s)."""
@@ -91,7 +95,9 @@ def batched(structure, model: str, replicas: int, steps: int, out: Path, compile
     results = run_replicas(specs, lambda systems: evaluate_each(evaluator, systems), integrator(config_for(steps)),
                            steps=steps, config_name=CONFIG_FILE, checkpoint_every=10, progress=False)
     assert all(r.steps == steps for r in results), [r.reason for r in results]
-    return replicas * (steps - 1) / (max(c.last for c in clocks) - min(c.first for c in clocks))
+    first = np.min([c.first for c in clocks], axis=0)
+    last = np.max([c.last for c in clocks], axis=0)
+    return replicas * (steps - clocks[0].every) / (last - first)
 
 
 def main() -> None:
@@ -122,7 +128,8 @@ def main() -> None:
                 shutil.rmtree(folder, ignore_errors=True)
                 value = run(structure, model, replicas, args.steps, folder)
                 row = {"round": round_index, "molecule": name, "atoms": len(structure), "mode": mode,
-                       "replicas": replicas, "replica_steps_per_s": round(value, 1),
+                       "replicas": replicas, "replica_steps_per_s": round(float(value[0]), 1),
+                       "replica_steps_per_cpu_s": round(float(value[1]), 1),
                        "load_1min": os.getloadavg()[0]}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
