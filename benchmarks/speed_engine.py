@@ -9,7 +9,9 @@ For ethanol and aspirin (RDKit embeddings) and each calculator (the eager ``.pt`
   ASE calculator call per step, as a plain ASE loop makes it: neighbour list, graph, model);
 - ``package`` (exported only): the package alone on one prepared input (no neighbour list, no graph).
 
-Engine overhead = 1 - md/bare, paired per round; the median and the range over rounds are reported.
+A round alternates md and bare ``--repeats`` times; engine overhead = 1 - md/bare, paired per
+alternation, its median per round; the table gives the median and range over rounds, by wall clock
+and by the process's CPU time (steadier on a machine shared with other jobs).
 MD settings are those of the stability stage of ``experiments/ethanol.yaml`` (Langevin, 500 K, 0.5 fs,
 frames every 100 steps, checks every 20, bond and minimum-distance monitors; bond references from the
 start frame so that no relaxation runs) unless ``--ensemble``/``--save-every``/``--check-every`` say
@@ -34,11 +36,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-SYSTEMS = {"ethanol": ("CCO", 1500), "aspirin": ("CC(=O)Oc1ccccc1C(=O)O", 500)}  # SMILES, steps per measurement
+SYSTEMS = {"ethanol": "CCO", "aspirin": "CC(=O)Oc1ccccc1C(=O)O"}  # SMILES
+STEPS = {("ethanol", "eager"): 300, ("ethanol", "exported"): 1500,  # steps per measurement
+         ("aspirin", "eager"): 150, ("aspirin", "exported"): 600}
 
 
 def measure(args) -> dict:
-    """One round in this process: per system and calculator the md, bare and package rates (steps/s)."""
+    """One round in this process: per system and calculator, ``--repeats`` alternations of an md run
+    and a bare loop, then the package alone; steps/s by wall clock and by this process's CPU time."""
     import ase.io
     import numpy as np
     import torch
@@ -53,8 +58,11 @@ def measure(args) -> dict:
 
     torch.set_num_threads(1)
 
+    def clocks() -> np.ndarray:
+        return np.array([time.perf_counter(), time.process_time()])
+
     class Clock(Observer):
-        """Wall time from step ``first`` to the last step observed."""
+        """Wall and CPU time from step ``first`` to the last step observed."""
 
         name = "clock"
 
@@ -63,44 +71,52 @@ def measure(args) -> dict:
 
         def on_step(self, state):
             if state.step == self.first:
-                self.t0 = time.perf_counter()
-            self.t1, self.steps = time.perf_counter(), state.step - self.first
+                self.t0 = clocks()
+            self.t1, self.steps = clocks(), state.step - self.first
             return None
 
     calcs = {"eager": ffpt.load_calculator(args.model)}
     if args.package:
         calcs["exported"] = ffpt.load_calculator(args.package)
     rates = {}
-    for name, (smiles, steps) in SYSTEMS.items():
-        steps = max(1, int(steps * args.scale))
+    for name, smiles in SYSTEMS.items():
         atoms = from_smiles(smiles, seed=0).atoms
         for label, calc in calcs.items():
+            steps = max(1, int(STEPS[name, label] * args.scale))
             config = MDConfig(steps=args.warmup + steps, timestep_fs=0.5, temperature_K=args.temperature,
                               ensemble=args.ensemble, seed=args.seed, save_every=args.save_every,
                               check_every=args.check_every,
                               monitors={"max_bond_deviation": 0.5, "min_distance": 0.5, "bond_reference": "start"})
-            with tempfile.TemporaryDirectory() as out:
-                clock = Clock(args.warmup)
-                result = run_md(atoms, calc, config, out, observers=[clock], progress=True)
-                md = clock.steps / (clock.t1 - clock.t0)
-                frames = [f.positions.copy() for f in ase.io.read(Path(out) / "trajectory.extxyz", ":")]
-            moving = atoms.copy()
-            moving.calc = calc
-            moving.get_forces()
-            start = time.perf_counter()
-            for k in range(steps):
-                moving.positions[:] = frames[k % len(frames)]
+            md, bare, stable = [], [], True
+            for _ in range(args.repeats):
+                with tempfile.TemporaryDirectory() as out:
+                    clock = Clock(args.warmup)
+                    result = run_md(atoms, calc, config, out, observers=[clock], progress=True)
+                    md.append(clock.steps / (clock.t1 - clock.t0))
+                    stable &= result.stable
+                    frames = [f.positions.copy() for f in ase.io.read(Path(out) / "trajectory.extxyz", ":")]
+                moving = atoms.copy()
+                moving.calc = calc
                 moving.get_forces()
-            bare = steps / (time.perf_counter() - start)
-            entry = {"md": md, "bare": bare, "stable": result.stable, "md_steps": clock.steps}
+                start = clocks()
+                for k in range(steps):
+                    moving.positions[:] = frames[k % len(frames)]
+                    moving.get_forces()
+                bare.append(steps / (clocks() - start))
+            entry = {"stable": stable, "md_steps": clock.steps}
+            for kind, values in (("md", md), ("bare", bare)):
+                entry[kind] = float(np.median([v[0] for v in values]))
+                entry[f"{kind}_cpu"] = float(np.median([v[1] for v in values]))
+            entry["overhead"] = float(np.median([1 - m[0] / b[0] for m, b in zip(md, bare)]))
+            entry["overhead_cpu"] = float(np.median([1 - m[1] / b[1] for m, b in zip(md, bare)]))
             if label == "exported":
                 graph = graph_from_atoms(atoms, calc.elements, calc.neighbors, dtype=calc.dtype)
                 inputs = flat_inputs(graph)
                 calc.compiled(*inputs)
-                start = time.perf_counter()
+                start = clocks()
                 for _ in range(steps):
                     calc.compiled(*inputs)
-                entry["package"] = steps / (time.perf_counter() - start)
+                entry["package"], entry["package_cpu"] = (steps / (clocks() - start)).tolist()
             rates[f"{name}/{label}"] = entry
     return rates
 
@@ -116,6 +132,7 @@ def main() -> None:
     parser.add_argument("--before", help="another ffpt source tree (its src folder) to time alternately")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the steps per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="md / bare alternations per round")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps at the start of each md run")
     parser.add_argument("--ensemble", default="langevin", choices=["nve", "langevin", "bussi"])
     parser.add_argument("--temperature", type=float, default=500.0)
@@ -142,14 +159,15 @@ def main() -> None:
             if done.returncode != 0:
                 raise SystemExit(f"{tree} round {r} failed:\n{done.stderr[-3000:]}")
             rounds[tree].append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(tree, r, {k: {m: round(v, 1) for m, v in e.items() if isinstance(v, float)}
+            print(tree, r, {k: {m: round(v, 3) for m, v in e.items() if isinstance(v, float)}
                             for k, e in rounds[tree][-1].items()}, flush=True)
     results = {}
+    kinds = ("md", "bare", "package", "overhead")
     for tree, measured in rounds.items():
         for key in measured[0]:
             entries = [m[key] for m in measured]
-            row = {kind: spread([e[kind] for e in entries]) for kind in ("md", "bare", "package") if kind in entries[0]}
-            row["overhead"] = spread([1 - e["md"] / e["bare"] for e in entries])
+            row = {f"{kind}{clock}": spread([e[f"{kind}{clock}"] for e in entries])
+                   for kind in kinds for clock in ("", "_cpu") if f"{kind}{clock}" in entries[0]}
             row["all_stable"] = all(e["stable"] for e in entries)
             results.setdefault(key, {})[tree] = row
     record = {
@@ -158,20 +176,27 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread",
         "load_average_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "settings": {k: getattr(args, k) for k in ("ensemble", "temperature", "save_every", "check_every", "warmup",
-                                                     "seed", "rounds", "scale")},
+                                                     "seed", "rounds", "repeats", "scale")},
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
-    print("| system / model | tree | ffpt md steps/s | bare calls/s | package calls/s | engine overhead |")
-    print("|---|---|---|---|---|---|")
+    print("| system / model | tree | ffpt md steps/s (CPU) | bare calls/s (CPU) | package calls/s (CPU) | "
+          "engine overhead, wall | engine overhead, CPU |")
+    print("|---|---|---|---|---|---|---|")
     for key, trees_rows in results.items():
         for tree, row in trees_rows.items():
-            cell = lambda k: (f"{row[k]['median']:.0f} ({row[k]['min']:.0f}-{row[k]['max']:.0f})"  # noqa: E731
-                              if k in row else "")
-            o = row["overhead"]
-            print(f"| {key} | {tree} | {cell('md')} | {cell('bare')} | {cell('package')} | "
-                  f"{100 * o['median']:.1f} % ({100 * o['min']:.1f} to {100 * o['max']:.1f}) |")
+            rates = [rate_cell(row.get(k)) for k in ("md_cpu", "bare_cpu", "package_cpu")]
+            shares = [share_cell(row[k]) for k in ("overhead", "overhead_cpu")]
+            print(f"| {key} | {tree} | " + " | ".join(rates + shares) + " |")
+
+
+def rate_cell(s: dict | None) -> str:
+    return "" if s is None else f"{s['median']:.0f} ({s['min']:.0f} to {s['max']:.0f})"
+
+
+def share_cell(s: dict) -> str:
+    return f"{100 * s['median']:.1f} % ({100 * s['min']:.1f} to {100 * s['max']:.1f})"
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class _Arrays:
         self.atoms = atoms
         self.masses = atoms.get_masses()  # (N,), amu, as ASE's get_masses() returns them
         self.column = self.masses[:, None]
+        self.total_mass = self.masses.sum()  # FixCom sums the same masses on every call
         self.fix_com = bool(atoms.constraints)  # only FixCom gets here (see lean_step)
 
     @property
@@ -45,15 +46,15 @@ class _Arrays:
         """``atoms.set_positions(new)`` (``new`` is a fresh array and may be changed)."""
         if self.fix_com:  # FixCom.adjust_positions: keep the old centre of mass
             masses = self.masses
-            old_cm = masses @ self.positions / masses.sum()
-            new_cm = masses @ new / masses.sum()
+            old_cm = masses @ self.positions / self.total_mass
+            new_cm = masses @ new / self.total_mass
             new += old_cm - new_cm
         self.positions[:] = new
 
     def set_momenta(self, new: np.ndarray, apply_constraint: bool = True) -> None:
         """``atoms.set_momenta(new, apply_constraint)`` (``new`` is a fresh array and may be changed)."""
         if apply_constraint and self.fix_com:  # FixCom.adjust_momenta: zero centre-of-mass velocity
-            velocity_com = new.sum(axis=0) / self.masses.sum()
+            velocity_com = new.sum(axis=0) / self.total_mass
             new -= self.column * velocity_com
         self.momenta[:] = new
 
@@ -93,13 +94,12 @@ def _bussi(dyn: Bussi, arrays: _Arrays) -> Callable[[], None]:
 
 def _langevin(dyn: Langevin, arrays: _Arrays) -> Callable[[], None]:
     atoms = dyn.atoms
-    shape = (len(atoms), 3)
+    shape = (2, len(atoms), 3)  # xi and eta in one draw: the generator fills arrays element by element
 
     def step() -> None:  # Langevin.step with fix_com False (FixCom, if any, acts as a constraint)
         forces = atoms.get_forces(md=True)
         v = arrays.momenta / arrays.column
-        xi = dyn.rng.standard_normal(size=shape)
-        eta = dyn.rng.standard_normal(size=shape)
+        xi, eta = dyn.rng.standard_normal(size=shape)
         rnd_pos = dyn.c5 * eta
         rnd_vel = dyn.c3 * xi - dyn.c4 * eta
         v += dyn.c1 * forces / dyn.masses - dyn.c2 * v + rnd_vel

@@ -7,7 +7,9 @@ Units: fs, K, eV, A.
 Integrators (:class:`Integrator`): ``nve`` (velocity Verlet), ``langevin`` (ASE Langevin, NVT),
 ``bussi`` (canonical velocity rescaling, NVT) and ``npt`` (ASE's isotropic Martyna-Tobias-Klein
 barostat with Nose-Hoover chains, deterministic; periodic cells), all ASE's, the stochastic ones
-drawing noise from one ``numpy.random.Generator``.
+drawing noise from one ``numpy.random.Generator``. The first three step through
+:func:`ffpt.dynamics.ase_steps.lean_step`: ASE's arithmetic and draws on the atoms' own arrays, bit
+for bit ASE's positions and momenta without its per-call copies.
 
 Observers
 ---------
@@ -316,7 +318,9 @@ class ProgressBar(Observer):
 
 def nonfinite_coordinates(atoms: Atoms) -> str | None:
     """``None`` if every position and momentum of ``atoms`` is finite, else which one is not."""
-    for label, values in (("position", atoms.positions), ("momentum", atoms.get_momenta())):
+    for label, values in (("position", atoms.positions), ("momentum", atoms.arrays.get("momenta"))):
+        if values is None or np.isfinite(values).all():
+            continue
         bad = np.argwhere(~np.isfinite(values))
         if len(bad):
             return f"non-finite {label} of atom {bad[0, 0]}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ffpt.fileio import atomic_path, located_os_error
@@ -36,7 +36,7 @@ def md_frame(state: MDState) -> Atoms:
     frame.calc = SinglePointCalculator(frame, energy=epot, forces=atoms.get_forces(apply_constraint=False))
     frame.info.update(
         step=state.step, time_fs=state.time_fs, epot=epot, ekin=ekin, etot=epot + ekin,
-        temperature_K=float(atoms.get_temperature()), wall_s=state.wall_s,
+        temperature_K=float(2 * ekin / (atoms.get_number_of_degrees_of_freedom() * units.kB)), wall_s=state.wall_s,
     )
     if state.bath_energy is not None:
         frame.info["bath_energy"] = state.bath_energy  # energy put in by the thermostat (eV)

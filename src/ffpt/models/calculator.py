@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import torch
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
@@ -49,16 +50,20 @@ def check_structure(model, atoms, source: str, where: str | None = None) -> None
 FRAME_INFO = (keys.SPIN, keys.CHARGE)  # info keys that are model inputs
 
 
-def _same(a, b) -> bool:
-    """Exactly equal arrays (NaN never equals: ASE then decides)."""
-    return a.shape == b.shape and bool((a == b).all())
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same array bit for bit (a byte comparison: several times faster than ``(a == b).all()`` on a
+    molecule's arrays; a NaN equals the same NaN, so a repeated frame is answered from the cache)."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def same_frame(atoms, other) -> bool:
-    """Whether ``atoms`` and ``other`` hold exactly the same model inputs: positions, numbers, cell,
-    periodicity, initial charges and magnetic moments (ASE's ``all_changes``) and info spin and charge."""
+def same_frame(atoms, other, positions: bool = True) -> bool:
+    """Whether ``atoms`` and ``other`` hold bit for bit the same model inputs: positions (unless
+    ``positions`` is false), numbers, cell, periodicity, initial charges and magnetic moments (ASE's
+    ``all_changes``) and info spin and charge."""
     arrays, others = atoms.arrays, other.arrays
-    if not _same(arrays["positions"], others["positions"]) or not _same(arrays["numbers"], others["numbers"]):
+    if positions and not _same(arrays["positions"], others["positions"]):
+        return False
+    if not _same(arrays["numbers"], others["numbers"]):
         return False
     if not _same(atoms.cell.array, other.cell.array) or not _same(atoms.pbc, other.pbc):
         return False
@@ -74,9 +79,9 @@ def _close(a, b, tol: float) -> bool:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         return False
-    equal = a == b
-    if equal.all():
+    if _same(a, b):
         return True
+    equal = a == b
     if a.dtype.kind != "f" or b.dtype.kind != "f":
         return bool(np.allclose(a, b, rtol=0, atol=tol))
     return bool(((np.abs(a - b) <= tol) | equal).all())
@@ -92,6 +97,18 @@ def changed_inputs(old, new, tol: float = 1e-15, ignored: set = frozenset()) -> 
     changes += sorted(names ^ others)
     changes += [name for name in sorted(names & others) if not _close(old.arrays[name], new.arrays[name], tol)]
     return changes + [key for key in FRAME_INFO if old.info.get(key) != new.info.get(key)]
+
+
+INPUT_ARRAYS = ("numbers", "positions", "initial_charges", "initial_magmoms")  # ASE's all_changes arrays
+
+
+def input_copy(atoms) -> Atoms:
+    """What the calculator keeps of the frame it evaluated (``self.atoms``): ASE's ``Atoms.copy`` without
+    constraints and without arrays the model does not read (momenta, labels); cell, pbc and ``info``
+    as ASE copies them. A copy per step, so the constraint's deep copy is worth leaving out."""
+    copy = Atoms(cell=atoms.cell, pbc=atoms.pbc, info=atoms.info)
+    copy.arrays = {name: atoms.arrays[name].copy() for name in INPUT_ARRAYS if name in atoms.arrays}
+    return copy
 
 
 class _FixedInputs:
@@ -132,6 +149,7 @@ class GraphCalculator(Calculator):
     device: torch.device
     source: str
     _fixed: _FixedInputs | None = None  # of the last frame that passed the checks
+    _record: Atoms | None = None  # the last input_copy, reused while only positions change
 
     def evaluate(self, graph, stress: bool) -> tuple[float, np.ndarray, np.ndarray | None]:  # pragma: no cover
         """Energy (eV), forces (N, 3) eV/A and, if ``stress``, the stress (3, 3) eV/A^3 of a one-frame graph."""
@@ -147,17 +165,31 @@ class GraphCalculator(Calculator):
         (inputs of the model). Properties exactly equal are passed without ASE's ``allclose``."""
         if self.atoms is None:
             return list(all_changes)
-        if same_frame(atoms, self.atoms):
-            return []
+        if same_frame(atoms, self.atoms, positions=False) and "positions" not in self.ignored_changes:
+            moved = not _close(self.atoms.arrays["positions"], atoms.arrays["positions"], tol)
+            return ["positions"] if moved else []  # an MD step: only positions can have changed
         return changed_inputs(self.atoms, atoms, tol, set(self.ignored_changes))
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         if atoms is not None and (self.atoms is None or not same_frame(atoms, self.atoms)):
-            self.atoms = atoms.copy()  # ASE's get_property has just copied it otherwise
+            self.atoms = self.record(atoms)
         want_stress = "stress" in properties and bool(self.atoms.pbc.all())
         if "stress" in properties and not want_stress:
             raise NotImplementedError("stress needs a cell periodic in all three directions")
         self.results = self.graph_results(self.graph(self.atoms), want_stress)
+
+    def record(self, atoms) -> Atoms:
+        """The calculator's record of the frame it evaluates (``self.atoms``): :func:`input_copy` of
+        ``atoms``, or, when only positions and ``info`` changed since the last, the last record with
+        the new positions copied into it (MD: a step costs no new ``Atoms``). A record held from an
+        earlier step therefore shows the latest positions."""
+        record = self._record
+        if record is not None and same_frame(atoms, record, positions=False):
+            record.arrays["positions"][:] = atoms.arrays["positions"]
+            record.info = dict(atoms.info)
+        else:
+            record = self._record = input_copy(atoms)
+        return record
 
     def fixed_inputs(self, atoms) -> _FixedInputs:
         """The checked fixed tensors of ``atoms`` (the frame checks run when numbers, cell, pbc, spin or

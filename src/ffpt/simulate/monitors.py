@@ -60,7 +60,10 @@ class FiniteMonitor(Monitor):
         energy = atoms.get_potential_energy()
         if not np.isfinite(energy):
             return f"non-finite potential energy ({energy})"
-        bad = np.argwhere(~np.isfinite(atoms.get_forces(apply_constraint=False)))
+        forces = atoms.get_forces(apply_constraint=False)
+        if np.isfinite(forces).all():
+            return None
+        bad = np.argwhere(~np.isfinite(forces))
         if len(bad):
             return f"non-finite force on atom {bad[0, 0]}"
         return None
@@ -68,24 +71,38 @@ class FiniteMonitor(Monitor):
 
 class ClosePairs:
     """Pairs of atoms (periodic images included) closer than ``cutoff`` (A), as ASE's
-    ``neighbor_list("ijd", atoms, cutoff)`` lists them (both orders; distances computed as ASE does,
-    the strict ``d < cutoff``), found by vesin's cell list: a few microseconds for a molecule where
-    ASE's pure-Python search takes a millisecond. Periodic distances may differ from ASE's in the last
-    bit (ASE measures from wrapped positions)."""
+    ``neighbor_list("ijd", atoms, cutoff)`` lists them (both orders, here sorted by ``i`` then ``j``;
+    distances computed as ASE does, the strict ``d < cutoff``): every pair of a small molecule at once,
+    else vesin's cell list, where ASE's pure-Python search takes about a millisecond. Periodic
+    distances may differ from ASE's in the last bit (ASE measures from wrapped positions)."""
 
+    ALL_PAIRS_UP_TO = 64  # atoms of a non-periodic system whose pairs are all measured
     SEARCH_MARGIN = 1e-6  # A: vesin searches a little wider; the cutoff itself is applied here
 
     def __init__(self, cutoff: float):
         self.cutoff = float(cutoff)
         self._search = NeighborListBuilder(self.cutoff + self.SEARCH_MARGIN)
+        self._all_pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _pairs(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if n not in self._all_pairs:
+            i, j = np.nonzero(~np.eye(n, dtype=bool))
+            self._all_pairs[n] = (i, j)
+        return self._all_pairs[n]
 
     def __call__(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(i, j, d): atom indices and distances (A) of the close pairs."""
-        cell = atoms.cell.array
-        (i, j), shifts = self._search(atoms.positions, cell, atoms.pbc)
-        vectors = atoms.positions[j] - atoms.positions[i] + shifts.dot(cell)
+        positions = atoms.positions
+        if not atoms.pbc.any() and len(atoms) <= self.ALL_PAIRS_UP_TO:
+            i, j = self._pairs(len(atoms))
+            vectors = positions[j] - positions[i]
+        else:
+            cell = atoms.cell.array
+            (i, j), shifts = self._search(positions, cell, atoms.pbc)
+            vectors = positions[j] - positions[i] + shifts.dot(cell)
         d = np.sqrt(np.sum(vectors * vectors, axis=1))
-        keep = d < self.cutoff
+        keep = np.flatnonzero(d < self.cutoff)
+        keep = keep[np.lexsort((j[keep], i[keep]))]
         return i[keep], j[keep], d[keep]
 
 
