@@ -203,3 +203,12 @@ def test_long_titles_are_wrapped_inside_the_figure(tmp_path):
     assert text.get_text().count("\n") >= 1
     assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
     assert box.y0 >= ax.get_window_extent().y1  # above the plot, not over it
+
+
+def test_a_flat_surface_plots(tmp_path):
+    """A run too short to lay a hill has F = 0 everywhere: its 1-D and 2-D plots are written, not an error."""
+    x, y = np.linspace(0, 1, 5), np.linspace(0, 2, 4)
+    flat = FreeEnergySurface(("a", "b"), (x, y), np.zeros((5, 4)), time=10.0)
+    assert plot_fes(flat, tmp_path / "flat2d.png", history=[flat]).stat().st_size > 0
+    line = FreeEnergySurface(("a",), (x,), np.zeros(5), time=10.0)
+    assert plot_fes(line, tmp_path / "flat1d.png", history=[line]).stat().st_size > 0

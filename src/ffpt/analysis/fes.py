@@ -240,7 +240,8 @@ def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequen
     """PNG of a 1-D FES (with earlier estimates in ``history``) or a 2-D FES as filled contours.
 
     ``marks`` labels CV points (e.g. reactant, TS and product geometries) on the plot; ``max_level``
-    (``unit``) tops the energy axis or colour scale (default the highest finite value).
+    (``unit``) tops the energy axis or colour scale (default the highest finite value; 1 for a flat
+    surface, e.g. of a run too short to lay a hill).
 
     For 2-D, a second panel shows the convergence: RMS difference of each earlier estimate from
     ``fes`` over the region below ``max_level``. With ``barriers``, a last panel draws the barrier
@@ -253,6 +254,8 @@ def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequen
     scale = PLOT_UNITS[unit]
     values = fes.values / scale
     top = float(np.nanmax(values)) if max_level is None else max_level
+    if not top > 0:  # a flat surface (no hill laid yet): any positive scale shows it
+        top = 1.0
     panels = 1 + (fes.ndim == 2 and bool(history)) + (barriers is not None)
     fig, axs = pyplot().subplots(1, panels, figsize=(5 * panels + 0.5, 4), squeeze=False)
     if fes.ndim == 1:
