@@ -74,7 +74,7 @@ def run(evaluator, replica_specs, config: MDConfig, evaluate=None):
 
 def test_batched_evaluation_equals_the_calculator(model_file):
     """Energies and forces of systems of different sizes (and a periodic box) from one model call, or
-    from calls of at most 12 atoms, equal the ASE calculator's one frame at a time (1e-10 eV, eV/A)."""
+    from calls of at most 30 neighbour pairs, equal the ASE calculator's one frame at a time (1e-10 eV, eV/A)."""
     calculator = MLIPCalculator.from_file(model_file)
     box = molecule("H2O")
     box.set_cell([3.0, 3.2, 3.4])
@@ -82,8 +82,8 @@ def test_batched_evaluation_equals_the_calculator(model_file):
     systems = [ethanol(), molecule("CH4"), box, molecule("H2O"), ethanol()]
     for k, atoms in enumerate(systems):
         atoms.rattle(0.05, seed=k)
-    for max_atoms in (None, 10**6, 12):
-        results = ModelBatch(calculator.model, max_atoms=max_atoms).evaluate(systems)
+    for max_edges in (None, 10**6, 30):
+        results = ModelBatch(calculator.model, max_edges=max_edges).evaluate(systems)
         assert len(results) == len(systems)
         for atoms, result in zip(systems, results):
             reference = atoms.copy()

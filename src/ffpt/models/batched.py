@@ -31,7 +31,7 @@ from ffpt.models.potential import InteratomicPotential, check_spin
 
 
 DENSE_MAX_ATOMS = 64  # molecules up to this size get their neighbour lists from batched distance matrices
-CPU_MAX_ATOMS = 256  # atoms per model call on a CPU (see ModelBatch)
+CPU_MAX_EDGES = 2048  # neighbour pairs per model call on a CPU (see ModelBatch)
 
 
 class SystemEvaluationError(Exception):
@@ -56,16 +56,16 @@ class _Static:
 class ModelBatch:
     """One forward pass of ``model`` over a disjoint-graph batch of systems (on ``model``'s device)."""
 
-    def __init__(self, model: InteratomicPotential, source: str = "in memory", max_atoms: int | None = None):
-        """``max_atoms``: at most this many atoms per model call (consecutive systems; a larger system
-        alone); default ``CPU_MAX_ATOMS`` on a CPU, where a batch that outgrows the caches costs more per
-        atom (BENCHMARKS.md, "Batched replicas"), and no limit on a GPU."""
+    def __init__(self, model: InteratomicPotential, source: str = "in memory", max_edges: int | None = None):
+        """``max_edges``: at most this many neighbour pairs per model call (consecutive systems; a larger
+        system alone); default ``CPU_MAX_EDGES`` on a CPU, where a batch whose edge tensors outgrow the
+        caches costs more per atom (BENCHMARKS.md, "Batched replicas"), and no limit on a GPU."""
         self.model = model
         self.source = source
         parameter = next(model.parameters())
         self.device, self.dtype = parameter.device, parameter.dtype
-        self.max_atoms = max_atoms if max_atoms is not None else (
-            CPU_MAX_ATOMS if self.device.type == "cpu" else None)
+        self.max_edges = max_edges if max_edges is not None else (
+            CPU_MAX_EDGES if self.device.type == "cpu" else None)
         self.neighbors = NeighborListBuilder(model.cutoff)
         self._static: dict[int, tuple[weakref.ref, _Static]] = {}
 
@@ -111,12 +111,15 @@ class ModelBatch:
                 out[k] = (pairs, np.zeros((pairs.shape[1], 3), dtype=np.int64))
         return out
 
-    def graph(self, systems: Sequence[Atoms]) -> AtomicGraph:
-        """The batched graph of ``systems`` at their current positions (edges of each within the cutoff)."""
+    def graph(self, systems: Sequence[Atoms], pairs: Sequence[tuple[np.ndarray, np.ndarray]] | None = None
+              ) -> AtomicGraph:
+        """The batched graph of ``systems`` at their current positions (edges of each within the cutoff;
+        ``pairs``: their neighbour lists, if known)."""
         statics = [self._describe(atoms) for atoms in systems]
+        pairs = self._pairs(systems, statics) if pairs is None else pairs
         edges, shifts, offset = [], [], 0
-        for atoms, (pairs, shift) in zip(systems, self._pairs(systems, statics)):
-            edges.append(pairs + offset)
+        for atoms, (pair, shift) in zip(systems, pairs):
+            edges.append(pair + offset)
             shifts.append(shift)
             offset += len(atoms)
         n_atoms = torch.tensor([len(a) for a in systems], dtype=torch.long)
@@ -134,24 +137,22 @@ class ModelBatch:
 
     def evaluate(self, systems: Sequence[Atoms]) -> list[dict]:
         """ASE-style results (``energy``, ``free_energy`` eV; ``forces`` (n, 3) eV/A) of each system,
-        in one model call per ``max_atoms`` atoms."""
-        out, chunk, atoms_in_chunk = [], [], 0
-        for k, atoms in enumerate(systems):
-            if chunk and self.max_atoms is not None and atoms_in_chunk + len(atoms) > self.max_atoms:
-                out += self._call(chunk, offset=k - len(chunk))
-                chunk, atoms_in_chunk = [], 0
-            chunk.append(atoms)
-            atoms_in_chunk += len(atoms)
-        if chunk:
-            out += self._call(chunk, offset=len(systems) - len(chunk))
+        in one model call per ``max_edges`` neighbour pairs."""
+        statics = [self._describe(atoms) for atoms in systems]
+        pairs = self._pairs(systems, statics)
+        out, start, edges = [], 0, 0
+        for k, (pair, _) in enumerate(pairs):
+            if k > start and self.max_edges is not None and edges + pair.shape[1] > self.max_edges:
+                out += self._call(systems[start:k], pairs[start:k])
+                start, edges = k, 0
+            edges += pair.shape[1]
+        if start < len(systems):
+            out += self._call(systems[start:], pairs[start:])
         return out
 
-    def _call(self, systems: Sequence[Atoms], offset: int) -> list[dict]:
-        """One model call on ``systems`` (``systems[0]`` is entry ``offset`` of the caller's list)."""
-        try:
-            graph = self.graph(systems)
-        except SystemEvaluationError as exc:
-            raise SystemEvaluationError(exc.index + offset, exc.error) from None
+    def _call(self, systems: Sequence[Atoms], pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+        """One model call on ``systems`` with their neighbour lists ``pairs``."""
+        graph = self.graph(systems, pairs)
         prediction = self.model(graph, forces=True)
         energies = prediction.energy.detach().cpu().double().numpy()
         forces = prediction.forces.detach().cpu().double().numpy()
