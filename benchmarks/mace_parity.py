@@ -54,7 +54,8 @@ def ffpt_config(args, out: Path) -> dict:
         "data": {"train": str(args.data / "pool.extxyz"), "valid": str(args.data / "valid.extxyz")},
         "model": {"architecture": "mace", "cutoff": r.r_max, "n_features": HIDDEN, "n_layers": r.num_interactions,
                   "n_basis": r.num_radial_basis, "dtype": r.default_dtype,
-                  "options": {"max_ell": r.max_ell, "max_L": 1, "correlation": r.correlation}},
+                  "options": {"max_ell": r.max_ell, "max_L": 1, "correlation": r.correlation,
+                              "residual_first": False}},  # mace_run_train --model=MACE: plain first block
         "training": {
             "max_epochs": r.max_num_epochs, "batch_size": r.batch_size, "lr": r.lr, "optimizer": r.optimizer,
             "amsgrad": r.amsgrad, "weight_decay": r.weight_decay, "weight_decay_groups": "mace",

@@ -58,7 +58,7 @@ def test_atomic_energies_equal_mace_torch_own_model(model, ethanol):
     """Our graph fed to MACE's blocks gives MACE's own node energies (its data pipeline, its forward)."""
     from e3nn import o3
     from mace.data import AtomicData, config_from_atoms
-    from mace.modules import MACE, RealAgnosticResidualInteractionBlock
+    from mace.modules import MACE, RealAgnosticInteractionBlock, RealAgnosticResidualInteractionBlock
     from mace.tools import AtomicNumberTable, torch_geometric
 
     h = model.hparams()
@@ -66,7 +66,8 @@ def test_atomic_energies_equal_mace_torch_own_model(model, ethanol):
     reference = MACE(
         r_max=h["cutoff"], num_bessel=h["n_basis"], num_polynomial_cutoff=h["num_polynomial_cutoff"],
         max_ell=h["max_ell"], interaction_cls=RealAgnosticResidualInteractionBlock,
-        interaction_cls_first=RealAgnosticResidualInteractionBlock, num_interactions=h["n_layers"],
+        interaction_cls_first=RealAgnosticInteractionBlock,  # as mace_run_train --model=MACE
+        num_interactions=h["n_layers"],
         num_elements=3, hidden_irreps=o3.Irreps(f"{h['n_features']}x0e+{h['n_features']}x1o"),
         MLP_irreps=o3.Irreps(f"{h['mlp_irreps']}x0e"), atomic_energies=np.zeros(3),
         avg_num_neighbors=h["avg_num_neighbors"], atomic_numbers=[1, 6, 8], correlation=h["correlation"],

@@ -22,6 +22,7 @@ from mace.tools import scripts_utils as mace_scripts
 from mace.tools.torch_geometric import Batch
 
 from ffpt import keys
+from ffpt.models import load_model, save_model
 from ffpt.models.graph import collate
 from ffpt.models.mace import MACEPotential, import_mace
 from ffpt.models.references import element_counts, fit_references, force_rms, frame_energies
@@ -65,7 +66,8 @@ def twins(frames):
         theirs = mace_modules.ScaleShiftMACE(
             r_max=HPARAMS["cutoff"], num_bessel=HPARAMS["n_basis"], num_polynomial_cutoff=5,
             max_ell=HPARAMS["max_ell"], interaction_cls=mace_modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-            interaction_cls_first=mace_modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+            # mace_run_train --model=MACE builds its first interaction without the residual path
+            interaction_cls_first=mace_modules.interaction_classes["RealAgnosticInteractionBlock"],
             num_interactions=HPARAMS["n_layers"], num_elements=len(ELEMENTS),
             hidden_irreps=o3.Irreps(f"{HPARAMS['n_features']}x0e + {HPARAMS['n_features']}x1o"),
             MLP_irreps=o3.Irreps(f"{HPARAMS['mlp_irreps']}x0e"), atomic_energies=refs,
@@ -157,3 +159,19 @@ def test_same_optimizer_groups_and_steps(frames):
     theirs_named = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         np.testing.assert_allclose(p.detach(), theirs_named[renamed(name)].detach(), rtol=1e-7, atol=1e-12, err_msg=name)
+
+
+def test_a_file_from_before_residual_first_loads_with_the_residual_block(tmp_path, frames):
+    """Model files written before the ``residual_first`` option (default now mace_run_train's plain first
+    block) hold a residual first interaction: they load as such, with the same energies."""
+    torch.manual_seed(1)
+    old = MACEPotential(ELEMENTS, **HPARAMS, residual_first=True).double()
+    assert "interactions.0.skip_tp.weight" in old.state_dict()
+    path = save_model(old, tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=False)
+    del payload["hparams"]["residual_first"]
+    torch.save(payload, path)
+    loaded = load_model(path)
+    batch = ffpt_batch(frames)
+    np.testing.assert_allclose(loaded(batch).energy.detach(), old(batch).energy.detach(), rtol=1e-12)
+    assert not MACEPotential(ELEMENTS, **HPARAMS).hparams()["residual_first"]

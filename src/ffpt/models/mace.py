@@ -20,6 +20,10 @@ options.correlation    body order of the symmetric contraction minus one [3]
 options.radial_mlp     hidden widths of the radial MLP [[64, 64, 64]]
 options.mlp_irreps     hidden scalars of the non-linear readout [16]
 options.num_polynomial_cutoff   order of the cutoff envelope [5]
+options.residual_first  first interaction with a residual (self-connection) path: mace_run_train's
+                       ``--model=MACE`` replaces its ``--interaction_first`` default by the plain
+                       RealAgnosticInteractionBlock, so [false]; model files written before this
+                       option existed have the residual block and load with true
 =====================  ==========================================================================
 
 Only atomic energies come from MACE (interactions, symmetric contractions, readouts summed over
@@ -127,9 +131,11 @@ class MACEPotential(InteratomicPotential):
         radial_mlp: list[int] | tuple[int, ...] = (64, 64, 64),
         mlp_irreps: int = 16,
         num_polynomial_cutoff: int = 5,
+        residual_first: bool = False,
     ):
         super().__init__(elements, cutoff)
         o3, MACE, Interaction = import_mace()
+        from mace.modules import RealAgnosticInteractionBlock
         if n_layers < 1 or n_features < 1 or not 0 <= max_L <= max_ell:
             raise ValueError(f"MACE needs n_layers >= 1, n_features >= 1 and 0 <= max_L <= max_ell (got "
                              f"n_layers={n_layers}, n_features={n_features}, max_L={max_L}, max_ell={max_ell})")
@@ -138,6 +144,7 @@ class MACEPotential(InteratomicPotential):
             n_basis=int(n_basis), avg_num_neighbors=float(avg_num_neighbors), max_ell=int(max_ell),
             max_L=int(max_L), correlation=int(correlation), radial_mlp=[int(w) for w in radial_mlp],
             mlp_irreps=int(mlp_irreps), num_polynomial_cutoff=int(num_polynomial_cutoff),
+            residual_first=bool(residual_first),
         )
         hidden = o3.Irreps("+".join(f"{n_features}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(max_L + 1)))
         with warnings.catch_warnings():  # TorchScript chatter from e3nn's code generation
@@ -145,7 +152,8 @@ class MACEPotential(InteratomicPotential):
             warnings.simplefilter("ignore", DeprecationWarning)
             mace = MACE(
                 r_max=self.cutoff, num_bessel=n_basis, num_polynomial_cutoff=num_polynomial_cutoff,
-                max_ell=max_ell, interaction_cls=Interaction, interaction_cls_first=Interaction,
+                max_ell=max_ell, interaction_cls=Interaction,
+                interaction_cls_first=Interaction if residual_first else RealAgnosticInteractionBlock,
                 num_interactions=n_layers, num_elements=len(self.elements), hidden_irreps=hidden,
                 MLP_irreps=o3.Irreps(f"{mlp_irreps}x0e"), atomic_energies=torch.zeros(len(self.elements)).numpy(),
                 avg_num_neighbors=float(avg_num_neighbors), atomic_numbers=self.elements,
@@ -162,6 +170,11 @@ class MACEPotential(InteratomicPotential):
 
     def hparams(self) -> dict:
         return dict(self._hparams)
+
+    @classmethod
+    def saved_hparams(cls, hparams: dict) -> dict:
+        """Hyper-parameters of a model file: files from before ``residual_first`` have the residual block."""
+        return {"residual_first": True, **hparams}
 
     # the submodules built by mace-torch (everything else, e.g. a repulsion prior, is ffpt's own)
     MACE_PARTS = ("embedding", "radial", "spherical_harmonics", "interactions", "products", "head")

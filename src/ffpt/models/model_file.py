@@ -83,7 +83,9 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> InteratomicPoten
     try:
         # in the saved dtype before the weights arrive: float64 weights copied into float32 ones would round
         dtype = getattr(torch, payload.get("dtype", "float32"))
-        model = build_model(payload["architecture"], **payload["hparams"]).to(dtype)
+        architecture = _architectures().get(payload["architecture"])
+        hparams = architecture.saved_hparams(payload["hparams"]) if architecture else payload["hparams"]
+        model = build_model(payload["architecture"], **hparams).to(dtype)
         model.load_state_dict(payload["state_dict"])
     except (UserError, TypeError, RuntimeError) as exc:  # unknown architecture, hparams or weights
         reason = short_reason(exc)

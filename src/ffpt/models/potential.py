@@ -60,6 +60,12 @@ class InteratomicPotential(nn.Module):
     architecture: str = ""
     head_name: str = "head"  # the output part that fine-tuning may re-initialise
 
+    @classmethod
+    def saved_hparams(cls, hparams: dict) -> dict:
+        """The constructor arguments of a model file's ``hparams``: an architecture whose defaults changed
+        fills in what older files meant."""
+        return hparams
+
     def __init__(self, elements: list[int], cutoff: float):
         super().__init__()
         self.elements = [int(z) for z in elements]
