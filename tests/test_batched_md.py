@@ -376,3 +376,35 @@ def test_experiment_stability_batch(tmp_path, model_file):
                          ({"md": {"batch": 2}}, "stability.batch")):
         with pytest.raises(ValidationError, match=message):
             ExperimentConfig.model_validate({**toy, "stability": {**toy["stability"], **bad}})
+
+
+def test_active_learning_exploration_batches_its_seeds(tmp_path, model_file):
+    """``explore.md.batch``: a round's committee MD runs of one structure and temperature as batched
+    replicas; the same run folders and records (wall time aside) as one run per task."""
+    import torch as _torch
+
+    from ffpt.models.committee import write_committee_file
+    from ffpt.workflows.active_learning import ActiveLearningSettings, explore_round
+
+    _torch.manual_seed(1)
+    other = save_model(NewtonNet(elements=[1, 6, 8], cutoff=4.0, n_features=8, n_layers=1, n_basis=4).double(),
+                       tmp_path / "member1.pt")
+    committee = write_committee_file(tmp_path / "committee.json", [model_file, other])
+    start = tmp_path / "ethanol.xyz"
+    ase.io.write(start, ethanol())
+    explore = {"structures": [str(start)], "temperatures_K": [300.0, 500.0], "runs": 3,
+               "md": {"steps": 20, "save_every": 5}}
+    rounds = {}
+    for name, md in (("single", {}), ("batched", {"batch": 2})):
+        settings = ActiveLearningSettings.model_validate(
+            {"explore": {**explore, "md": {**explore["md"], **md}}})
+        rounds[name] = explore_round(settings, tmp_path / name, str(committee), 0, None)
+    single, batched = rounds["single"], rounds["batched"]
+    assert [r["name"] for r in single["runs"]] == [r["name"] for r in batched["runs"]]
+    assert len(single["runs"]) == 6 and single["n_stable"] == batched["n_stable"]
+    for a, b in zip(single["runs"], batched["runs"]):
+        assert {k: v for k, v in a.items() if k not in ("wall_s", "observed")} == \
+               {k: v for k, v in b.items() if k not in ("wall_s", "observed")}
+        assert a["observed"]["uncertainty"]["checks"] == b["observed"]["uncertainty"]["checks"]
+    assert single["spread"]["n_frames"] == batched["spread"]["n_frames"]
+    assert np.allclose(single["spread"]["values"], batched["spread"]["values"], atol=1e-4)

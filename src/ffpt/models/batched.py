@@ -186,7 +186,7 @@ def batch_evaluator(calculator: Calculator) -> ModelBatch | OneByOne:
         return ModelBatch(calculator.model, calculator.source)
     name = getattr(calculator, "source", None) or type(calculator).__name__
     warnings.warn(f"{name}: batched replicas call this calculator once per replica and step (one model call "
-                  "for the whole batch needs an ffpt model file, .pt)", stacklevel=2)
+                  "for the whole batch needs a single ffpt model file, .pt)", stacklevel=2)
     return OneByOne(calculator)
 
 

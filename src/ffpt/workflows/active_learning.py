@@ -8,7 +8,8 @@ Round r (every step a cached stage of the run folder, :class:`~ffpt.workflows.st
 2. **explore**: committee MD (or metadynamics) from every start structure and temperature, ``runs``
    seeds each, with the stability monitors; the stable fraction of these runs is the round's
    stability, reported with its 95 % interval and Kaplan-Meier median time to failure
-   (:func:`ffpt.analysis.survival.survival_curve`).
+   (:func:`ffpt.analysis.survival.survival_curve`). With ``explore.md.batch`` the seeds of a structure
+   and temperature run as batched replicas (:mod:`ffpt.dynamics.batched`), the same runs to rounding.
 3. **stop?** when the stable fraction reaches ``stop.stable_fraction``, the label budget is spent or
    ``rounds`` rounds of labels were added.
 4. **select** saved frames whose largest per-atom force spread lies in [lower, upper] eV/A, spaced in
@@ -211,11 +212,45 @@ def _explore_run(kind: str, job: dict, out: Path) -> dict:
     return json.loads((out / STABILITY_FILE).read_text())
 
 
+def _explore_group(jobs: list[dict], outs: list[Path]) -> list[dict]:
+    """Exploration MD runs of one structure and temperature as batched replicas (a task: ``explore.md.batch``);
+    returns their stability records."""
+    from ffpt.data.io import read_structure
+    from ffpt.jobs.md import CalculatorSpec, run_replica_group
+
+    configs = [MDConfig.model_validate(job) for job in jobs]
+    first = configs[0]
+    structure = read_structure(first.structure, first.structure_index)
+    results = run_replica_group([structure] * len(configs), CalculatorSpec(first.calculator), configs, outs)
+    return [r.as_dict() for r in results]
+
+
+def _explore_records(kind: str, calls: list[tuple], batch: int | None, executor: cf.Executor | None) -> list[dict]:
+    """Stability records of every exploration run of ``calls`` (kind, job, folder), one task per run, or
+    with ``batch`` (MD only) one task per group of at most ``batch`` runs of one structure and temperature."""
+    from ffpt.execution import InlineExecutor, completed
+
+    pool = executor or InlineExecutor()
+    records: list[dict] = [None] * len(calls)  # type: ignore[list-item]
+    if kind != "md" or batch is None:
+        for index, record in completed(pool, _explore_run, calls):
+            records[index] = record
+        return records
+    groups: dict[tuple, list[int]] = {}
+    for index, (_, job, _) in enumerate(calls):
+        groups.setdefault((job["structure"], job["temperature_K"]), []).append(index)
+    chunks = [members[k:k + batch] for members in groups.values() for k in range(0, len(members), batch)]
+    tasks = [([calls[i][1] for i in chunk], [calls[i][2] for i in chunk]) for chunk in chunks]
+    for index, group in completed(pool, _explore_group, tasks):
+        for i, record in zip(chunks[index], group):
+            records[i] = record
+    return records
+
+
 def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, round_index: int,
                   executor: cf.Executor | None) -> dict:
     """Committee MD from every structure and temperature; stability and the saved frames' spreads."""
     from ffpt.analysis.survival import survival_curve
-    from ffpt.execution import InlineExecutor, completed
     from ffpt.models.committee import read_committee_file
 
     e = config.explore
@@ -232,9 +267,8 @@ def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, 
                        "seed": 1000 * round_index + k}
                 calls.append((kind, job, folder / name))
                 names.append(name)
-    runs = [None] * len(calls)
-    for index, record in completed(executor or InlineExecutor(), _explore_run, calls):
-        runs[index] = {"name": names[index], **record}
+    records = _explore_records(kind, calls, e.md.batch if e.metad is None else None, executor)
+    runs = [{"name": name, **record} for name, record in zip(names, records)]
     survival = survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
     spreads = [v for r in runs for v in _spreads(folder / r["name"] / "trajectory.extxyz")]
     return {
