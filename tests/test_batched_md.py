@@ -4,8 +4,6 @@ A tiny NewtonNet (float64) serves as the potential; every replica of a batch is 
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import ase.io
@@ -335,15 +333,15 @@ def test_cli_batch_writes_what_the_seed_batch_writes(tmp_path, model_file, capsy
     (["--seeds", "0", "1", "--batch", "0"], "key 'batch'"),
     (["--seeds", "0", "1", "--batch", "2", "--ensemble", "npt"], "npt runs one replica at a time"),
 ])
-def test_cli_user_errors_exit_2_with_one_line(tmp_path, model_file, flags, message):
+def test_cli_user_errors_exit_2_with_one_line(tmp_path, model_file, flags, message, capsys):
     start = tmp_path / "ethanol.xyz"
     ase.io.write(start, ethanol())
-    proc = subprocess.run([sys.executable, "-m", "ffpt", "md", "--calculator", str(model_file), "--structure",
-                           str(start), "--out", str(tmp_path / "out"), "--steps", "5", *flags],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    status = main(["md", "--calculator", str(model_file), "--structure", str(start), "--out", str(tmp_path / "out"),
+                   "--steps", "5", *flags])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
 
 
 # ----------------------------------------------------------------- experiments
