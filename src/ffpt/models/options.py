@@ -55,6 +55,7 @@ class MACEOptions(Strict):
     radial_mlp: list[int] = Field([64, 64, 64], min_length=1)
     mlp_irreps: int = Field(16, ge=1)
     num_polynomial_cutoff: int = Field(5, ge=1)
+    residual_first: bool = False  # mace_run_train --model=MACE: the first interaction has no residual path
     # options of other architectures that MACE cannot honour: given, they are errors
     spin_states: int | None = Field(None, exclude=True)
     zbl: bool | None = Field(None, exclude=True)
