@@ -141,15 +141,15 @@ def test_warm_ema_follows_torch_ema():
     torch_ema = pytest.importorskip("torch_ema")
     from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 
-    from ffpt.training.module import warm_ema
+    from ffpt.training.module import ema
 
     torch.manual_seed(0)
     steps = [torch.randn(1, 5, dtype=torch.float64) for _ in range(20)]
     net = torch.nn.Linear(5, 1, bias=False).double()
     net.weight.data.copy_(steps[0])
     reference = torch_ema.ExponentialMovingAverage(net.parameters(), decay=0.99)
-    warm = AveragedModel(net, avg_fn=warm_ema(0.99))
-    plain = AveragedModel(net, avg_fn=get_ema_avg_fn(0.99))
+    warm = AveragedModel(net, avg_fn=ema(0.99, warmup=True))
+    plain = AveragedModel(net, avg_fn=ema(0.99))
     for values in steps:  # the first step does not move (torch_ema starts from the initial weights)
         net.weight.data.copy_(values)
         reference.update(net.parameters())
@@ -158,6 +158,39 @@ def test_warm_ema_follows_torch_ema():
     shadow = reference.shadow_params[0]
     assert torch.allclose(warm.module.weight, shadow, rtol=0, atol=1e-12)
     assert (plain.module.weight - shadow).abs().max() > 0.1
+    lightning = AveragedModel(net, avg_fn=get_ema_avg_fn(0.99))
+    for values in steps:
+        net.weight.data.copy_(values)
+        lightning.update_parameters(net)
+    assert torch.allclose(plain.module.weight, lightning.module.weight, rtol=0, atol=1e-14)  # Lightning's EMA
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # e3nn's TorchScript chatter
+def test_the_average_keeps_integer_buffers():
+    """MACE's cutoff-envelope order (int) and atomic numbers (long) are the model's, not averaged and
+    truncated (they were: order 5 became 4, so the validated and saved average was another function),
+    while the parameters are averaged."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from ffpt.models import build_model
+    from ffpt.training.module import ema
+
+    torch.manual_seed(0)
+    model = build_model("mace", elements=[1, 6, 8], cutoff=4.0, n_features=4, n_layers=1, max_ell=1,
+                        correlation=1, radial_mlp=[8]).double()
+    integers = {n: b.clone() for n, b in model.named_buffers() if not b.is_floating_point()}
+    assert integers["radial.cutoff_fn.p"].item() == 5
+    for warmup in (True, False):
+        average = AveragedModel(model, use_buffers=True, avg_fn=ema(0.99, warmup=warmup))
+        for _ in range(60):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(0.01 * torch.randn_like(p))
+            average.update_parameters(model)
+        kept = dict(average.module.named_buffers())
+        assert all(torch.equal(kept[n], b) for n, b in integers.items())
+        first = next(model.parameters())
+        assert not torch.equal(next(average.module.parameters()), first)
 
 
 def test_committee_stopping_sums_up_its_members():

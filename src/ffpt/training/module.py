@@ -281,21 +281,27 @@ class StageTwo(Callback):
                 callback.best_score = torch.tensor(torch.inf if callback.mode == "min" else -torch.inf)
 
 
-def warm_ema(decay: float):
-    """Average of :class:`torch.optim.swa_utils.AveragedModel` with torch_ema's (MACE's) warm-up: the
-    k-th update keeps a share min(decay, (1 + k) / (10 + k)) of the average, so that the average
-    follows the first steps instead of holding the initial weights for ~1/(1 - decay) steps."""
+def ema(decay: float, warmup: bool = False):
+    """Average of :class:`torch.optim.swa_utils.AveragedModel`: each update keeps a share ``decay`` of the
+    average; with ``warmup`` torch_ema's (MACE's) warm-up, the k-th update keeping min(decay, (1 + k) /
+    (10 + k)), so that the average follows the first steps instead of holding the initial weights for
+    ~1/(1 - decay) steps. Integer and boolean tensors (buffers such as MACE's cutoff-envelope order or
+    atomic numbers) are taken from the model, not averaged: an average truncated back to an integer
+    would change them (an order 5 became 4)."""
 
     def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        if not averaged.is_floating_point():
+            return current
         k = float(num_averaged) + 1  # the first update copies the weights (torch_ema's: its k = 1)
-        kept = min(decay, (1 + k) / (10 + k))
+        kept = min(decay, (1 + k) / (10 + k)) if warmup else decay
         return kept * averaged + (1 - kept) * current
 
     return average
 
 
-class WarmEMAWeightAveraging(WeightAveraging):
-    """Lightning's EMA weight averaging (after every optimizer step) with :func:`warm_ema`'s warm-up."""
+class EMAWeights(WeightAveraging):
+    """Lightning's weight averaging after every optimizer step with :func:`ema`'s average (the model's
+    parameters and floating-point buffers; validation and the saved model use the average)."""
 
-    def __init__(self, decay: float):
-        super().__init__(avg_fn=warm_ema(decay))
+    def __init__(self, decay: float, warmup: bool = False):
+        super().__init__(avg_fn=ema(decay, warmup))

@@ -27,7 +27,7 @@ from ffpt.models.references import element_counts, fit_references, force_rms, fr
 from ffpt.config import ConfigError
 from ffpt.training.config import TrainConfig
 from ffpt.training.dataset import GraphDataset, ReplayEpoch, ReplayMix, loader, replay_count
-from ffpt.training.module import PlateauStep, PotentialModule, StageTwo, WarmEMAWeightAveraging
+from ffpt.training.module import EMAWeights, PlateauStep, PotentialModule, StageTwo
 from ffpt.training.run_folder import run_record, start_run
 
 # Fewer frames leave nothing to learn beyond the per-element references fitted to them.
@@ -312,7 +312,7 @@ def _save_best(config: TrainConfig, module: PotentialModule, best_path, train_fr
 def _callbacks(t, ckpt_dir: Path) -> list:
     """The Lightning callbacks of a run: MACE's stage two (``swa_start``), plateau LR steps, best/last
     checkpoints, early stopping, EMA."""
-    from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     # (no version counter: after stage two restarts the selection, its first best overwrites best.ckpt)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", save_top_k=1,
@@ -325,8 +325,7 @@ def _callbacks(t, ckpt_dir: Path) -> list:
     if t.swa_start is not None:
         callbacks.insert(0, StageTwo(t.swa_start, t.swa_lr, t.swa_energy_weight, t.swa_forces_weight))
     if t.ema_decay > 0:
-        ema = WarmEMAWeightAveraging(t.ema_decay) if t.ema_warmup else EMAWeightAveraging(decay=t.ema_decay)
-        callbacks.append(ema)
+        callbacks.append(EMAWeights(t.ema_decay, warmup=t.ema_warmup))
     return callbacks
 
 
