@@ -10,7 +10,7 @@ import pytest
 import torch
 from ase import Atoms, units
 from ase.build import molecule
-from ase.calculators.calculator import Calculator, all_changes, compare_atoms
+from ase.calculators.calculator import compare_atoms
 from ase.calculators.emt import EMT
 from ase.constraints import FixBondLengths, FixCom
 from ase.md.bussi import Bussi
@@ -28,6 +28,7 @@ from ffpt.models.graph import graph_from_atoms
 from ffpt.simulate.config import MDConfig, MonitorConfig
 from ffpt.simulate.md import run_md
 from ffpt.simulate.monitors import ClosePairs
+from test_engine import Attraction  # two atoms pulled together: they pass through each other and part again
 from test_md import ShiftedForceLJ, argon
 
 STEPS = 60
@@ -212,17 +213,6 @@ def test_frames_reach_the_disk_before_the_checkpoint_that_counts_them(tmp_path, 
     run_argon(tmp_path, "langevin", steps=20)
     assert events == [("fsync", "trajectory.extxyz"), ("checkpoint", 0), ("fsync", "trajectory.extxyz"),
                       ("checkpoint", 10), ("fsync", "trajectory.extxyz"), ("checkpoint", 20)]
-
-
-class Attraction(Calculator):
-    """Two atoms pulled together: U = k |r|^2 (eV, A); they pass through each other and part again."""
-
-    implemented_properties = ["energy", "forces"]
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        d = self.atoms.positions[1] - self.atoms.positions[0]
-        self.results = {"energy": float(2.0 * d @ d), "forces": np.array([4.0 * d, -4.0 * d])}
 
 
 class Distances(Observer):
