@@ -40,7 +40,7 @@ from ase.constraints import FixCom
 from ffpt.config import ConfigError
 from ffpt.dynamics.engine import (CHECKPOINT_FILE, CHECKPOINT_FORMAT, STABILITY_FILE, Integrator, MDResult,
                                   MDState, Observer, ProgressBar, Stop, check_resumable, nonfinite_coordinates,
-                                  read_checkpoint)
+                                  notify, read_checkpoint)
 from ffpt.fileio import atomic_write_json, atomic_write_text, located_os_error
 
 BATCHED_ENSEMBLES = ("nve", "langevin", "bussi")
@@ -102,11 +102,7 @@ class Replica:
         return MDState(self.atoms, self.step, self.step * dt, last, self.wall_s(), self.dynamics, self.stop)
 
     def observe(self, state: MDState) -> None:
-        for observer in self.observers:
-            stop = observer.on_step(state)
-            if stop is not None and state.stop is None:
-                state.stop = stop
-        self.stop = state.stop
+        self.stop = notify(self.observers, state)
 
     def checkpoint(self, dt: float) -> dict:
         """The engine's checkpoint of this replica (:meth:`ffpt.dynamics.engine.Dynamics.checkpoint`)."""

@@ -316,6 +316,16 @@ class ProgressBar(Observer):
 # --------------------------------------------------------------------------- the stepping loop
 
 
+def notify(observers: Sequence[Observer], state: MDState) -> Stop | None:
+    """Call every observer on ``state`` in order; the first :class:`Stop` is kept in ``state.stop``
+    (later observers still see it) and returned."""
+    for observer in observers:
+        stop = observer.on_step(state)
+        if stop is not None and state.stop is None:
+            state.stop = stop
+    return state.stop
+
+
 def nonfinite_coordinates(atoms: Atoms) -> str | None:
     """``None`` if every position and momentum of ``atoms`` is finite, else which one is not."""
     for label, values in (("position", atoms.positions), ("momentum", atoms.arrays.get("momenta"))):
@@ -404,11 +414,7 @@ class Dynamics:
         return MDState(self.atoms, self.step, self.time_fs, last, self.wall_s, self._dynamics(), self.stop)
 
     def _observe(self, state: MDState) -> None:
-        for observer in self.observers:
-            stop = observer.on_step(state)
-            if stop is not None and state.stop is None:
-                state.stop = stop
-        self.stop = state.stop
+        self.stop = notify(self.observers, state)
 
     def advance(self, last: bool) -> bool:
         """One step and its observers; ``False`` (and ``stop`` set) if the calculator raised and
