@@ -3,7 +3,9 @@
 Every tutorial page (``docs/tutorials/*.md`` but the index) has a ``!!! tip "Tiny settings"`` box listing
 replacements ``- `A` → `B```. The test checks that every ``A`` occurs in the page's code, applies the
 replacements, and then runs the page's top-level code blocks in order in a fresh folder (with
-``experiments/`` linked into it and ``../shared/`` beside it, as in a clone of the repository):
+``experiments/`` linked into it and a stand-in for ``../shared/data/h2combustion`` beside it, as in a clone
+of the repository; the stand-in holds channel 09's three hand-made HO2 geometries and its reactions.json
+entry, so a fresh clone without the data set runs every page):
 
 - ``yaml`` / ``xml`` blocks with ``title="NAME"`` are written to the file NAME;
 - ``bash`` blocks run line by line (continuation lines joined): ``ffpt ...`` in this process through
@@ -23,6 +25,8 @@ import shlex
 import subprocess
 import sysconfig
 from pathlib import Path
+
+import json
 
 import pytest
 
@@ -66,13 +70,31 @@ def shell_lines(body: str) -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
+# Channel 09 (HO2 -> H + O2, a doublet) in the data set's formats: xyz geometries (A) and reactions.json.
+# Hand-made HO2 geometries (O-O 1.3 A; O-H 0.97 A in the reactant, stretched towards H + O2 after it).
+CHANNEL_09 = {"reaction": "HO2 -> H + O2", "multiplicity": 2, "natoms": 3,
+              "cv": [["O1_H1"], ["O2_H1"]], "r0": [0.96, 1.84]}
+HO2 = {"reactant": [[0.0, 0.0, 0.0], [1.30, 0.0, 0.0], [-0.30, 0.92, 0.0]],
+       "TS": [[0.0, 0.0, 0.0], [1.25, 0.0, 0.0], [-0.75, 1.45, 0.0]],
+       "product": [[0.0, 0.0, 0.0], [1.21, 0.0, 0.0], [-1.40, 2.30, 0.0]]}
+
+
+def write_combustion_stand_in(root: Path) -> None:
+    """``root/geometries/{kind}_09.xyz`` and ``root/reactions.json``, as the data set lays them out."""
+    (root / "geometries").mkdir(parents=True)
+    (root / "reactions.json").write_text(json.dumps({"09": CHANNEL_09}))
+    for kind, positions in HO2.items():
+        atoms = "\n".join(f"{s} {x:.4f} {y:.4f} {z:.4f}" for s, (x, y, z) in zip("OOH", positions))
+        (root / "geometries" / f"{kind}_09.xyz").write_text(f"3\nStep 0 E= -150.8\n{atoms}\n")
+
+
 def run_page(page: Path, folder: Path, monkeypatch) -> None:
     text = page.read_text()
     blocks = apply_tiny(code_blocks(text), tiny_replacements(text))
     work = folder / "ffpt"  # as a clone: experiments/ inside, ../shared/ beside it
     work.mkdir()
     (work / "experiments").symlink_to(ROOT / "experiments")
-    (folder / "shared").symlink_to(ROOT.parent / "shared")
+    write_combustion_stand_in(folder / "shared/data/h2combustion")
     monkeypatch.chdir(work)
     scripts = sysconfig.get_path("scripts")  # i-pi and ffpt of this Python, whatever PATH holds
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
