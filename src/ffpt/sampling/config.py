@@ -32,9 +32,13 @@ class SeedSpec(Strict):
 
 
 class MDConfig(Strict):
-    """Langevin MD with the teacher: ``frames`` per seed and temperature (K), one every ``stride`` steps."""
+    """Langevin MD with the teacher: ``frames`` per seed and temperature (K), one every ``stride`` steps.
+    With ``densities`` (g/cm^3) each periodic seed box is first rescaled rigidly to each density
+    (:mod:`ffpt.sampling.density_range`) and the frames of a temperature are split evenly over them."""
 
     temperatures: list[PositiveFloat] = [300.0, 1000.0, 3000.0]
+    # g/cm^3: sample each periodic seed box at these mass densities (molecules moved rigidly, cell scaled)
+    densities: list[PositiveFloat] | None = Field(None, min_length=1)
     frames: int = Field(100, ge=0)
     stride: PositiveInt = 10
     timestep: PositiveFloat = 0.5  # fs

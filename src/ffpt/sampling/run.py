@@ -1,4 +1,4 @@
-"""Run a :class:`SamplingConfig`: every (seed, sampler, temperature or width) is one task.
+"""Run a :class:`SamplingConfig`: every (seed, sampler, temperature or width, density) is one task.
 
 Tasks run on :func:`ffpt.execution.executor` (in this process, an embedded Dask cluster of
 ``workers`` processes, or a running ``scheduler``) or on any ``concurrent.futures.Executor``.
@@ -37,7 +37,7 @@ from ase import Atoms
 from tqdm import tqdm
 
 from ffpt import execution
-from ffpt.config import save_config
+from ffpt.config import ConfigError, save_config
 from ffpt.data.frames import DataError, validate_frame
 from ffpt.data.io import read_frames, write_frames
 from ffpt.errors import UserError
@@ -45,6 +45,7 @@ from ffpt.fileio import absolute_paths, atomic_write_text, check_name_lengths, l
 from ffpt.sampling.config import SamplingConfig, SeedSpec
 from ffpt.sampling.compressed import compressed_frames
 from ffpt.sampling.crowded import crowded_frames, crowded_rng
+from ffpt.sampling.density_range import DENSITY_KEY, frames_per_density, rescale_to_density
 from ffpt.sampling.displacements import random_frames
 from ffpt.sampling.md import md_frames
 from ffpt.sampling.normal_modes import normal_mode_frames, normal_modes
@@ -54,18 +55,21 @@ from ffpt.teachers.base import LabelFailure
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: ``n_frames`` from sampler ``kind`` at ``value`` (K or A) around seed ``seed_index``."""
+    """One unit of work: ``n_frames`` from sampler ``kind`` at ``value`` (K or A) around seed
+    ``seed_index``, rescaled to mass density ``density`` (g/cm^3) first when given."""
 
     seed_index: int
     seed_name: str
     kind: str  # "md", "nm", "random" or "compressed"
     value: float
     n_frames: int
+    density: float | None = None
 
     @property
     def id(self) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.seed_name)
-        return f"{self.seed_index:04d}_{safe}_{self.kind}_{self.value:g}"
+        rho = "" if self.density is None else f"_rho{self.density:g}"
+        return f"{self.seed_index:04d}_{safe}_{self.kind}_{self.value:g}{rho}"
 
     def rng(self, seed: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(self.id.encode())]))
@@ -104,11 +108,26 @@ def sampled_seeds(seeds: list[Seed], split: bool = True) -> list[Seed]:
 
 
 def plan(config: SamplingConfig, seeds: list[Seed]) -> list[Task]:
-    """All tasks of ``config`` for ``seeds`` that ask for frames, in output order."""
+    """All tasks of ``config`` for ``seeds`` that ask for frames, in output order.
+
+    With ``md.densities`` every seed must be periodic in all three directions (else a
+    :class:`ConfigError` naming the key) and each temperature's frames are split over the densities.
+    """
+    densities = None if config.md is None else config.md.densities
+    if densities:
+        flat = [s.name for s in seeds if not s.atoms.pbc.all()]
+        if flat:
+            raise ConfigError(f"md.densities: seed {flat[0]} is not a periodic box; a density range rescales "
+                              "periodic boxes (give the box with isolate: false and split: false)")
     tasks = []
     for k, s in enumerate(seeds):
         if config.md is not None:
-            tasks += [Task(k, s.name, "md", t, config.md.frames) for t in config.md.temperatures]
+            for t in config.md.temperatures:
+                if densities:
+                    counts = frames_per_density(config.md.frames, len(densities))
+                    tasks += [Task(k, s.name, "md", t, n, rho) for rho, n in zip(densities, counts)]
+                else:
+                    tasks.append(Task(k, s.name, "md", t, config.md.frames))
         if config.normal_modes is not None:
             nm = config.normal_modes
             tasks += [Task(k, s.name, "nm", t, nm.frames) for t in nm.temperatures]
@@ -257,10 +276,16 @@ def _run_task(task: Task, seed: Seed, teacher, config: SamplingConfig) -> list[A
     rng = task.rng(config.seed)
     if task.kind == "md":
         md = config.md
-        return md_frames(
-            seed.atoms, teacher, task.value, task.n_frames, rng, reference=seed.reference, stride=md.stride,
+        box = seed.atoms if task.density is None else rescale_to_density(seed.atoms, task.density, seed.reference)
+        frames = md_frames(
+            box, teacher, task.value, task.n_frames, rng, reference=seed.reference, stride=md.stride,
             timestep=md.timestep, friction=md.friction, equilibration=md.equilibration, overlap=md.overlap,
         )
+        if task.density is not None:
+            for frame in frames:
+                frame.info[DENSITY_KEY] = task.density
+                frame.info["config_type"] += f"_rho{task.density:g}"
+        return frames
     if task.kind == "nm":
         return normal_mode_frames(
             _seed_modes(seed, teacher, config), teacher, task.value, task.n_frames, rng,
