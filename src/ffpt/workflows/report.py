@@ -403,14 +403,20 @@ def _comparison_table(entry: dict) -> list[str]:
 
 def _density_table(density: dict) -> list[str]:
     from ffpt.analysis.survival import format_p
+    from ffpt.observables.density import N_BLOCKS
 
-    from_ps = next(iter(density["arms"].values()))["from_fs"] / 1000
+    first = next(iter(density["arms"].values()))
+    from_ps, tolerance = first["from_fs"] / 1000, first["plateau_tolerance"]
     lines = ["", f"### NPT density (g/cm³; each run averaged from {from_ps:g} ps to its end)", "",
-             "| arm | runs averaged | density | 95 % interval (t, over runs) | runs that ended earlier |",
-             "|---|---|---|---|---|"]
+             "| arm | runs averaged | density | 95 % interval (t, over runs) | runs that ended earlier |"
+             " drift (g/cm³/ps, 95 % interval) | plateau |",
+             "|---|---|---|---|---|---|---|"]
     for arm, d in density["arms"].items():
+        plateau = {True: "yes", False: "no", None: "—"}[d["plateau"]]
         lines.append(f"| {arm} | {len(d['run_means'])} | {_fmt(d['mean'], 4)} | {_interval(d['ci95'], 4)} |"
-                     f" {d['n_ended_before']} |")
+                     f" {d['n_ended_before']} | {_fmt(d['drift'], 4)} {_interval(d['drift_ci95'], 4)} | {plateau} |")
+    lines += ["", f"Plateau: yes when the drift's 95 % interval lies within ±{tolerance:g} g/cm³/ps (drift: each run's"
+                  f" line through {N_BLOCKS} block means of its averaged part, mean over runs, t interval over runs)."]
     if density["reference"]:
         lines += ["", f"Reference configurations (fixed cells, {density['reference']['n_frames']} frames): "
                       f"{density['reference']['mean']:.4f} g/cm³."]
