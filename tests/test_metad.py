@@ -234,6 +234,11 @@ def test_cli_metad_writes_hills_fes_and_plots(tmp_path):
     assert hills.center[0] == pytest.approx([0.5, 0.5], abs=0.05)  # HO2: both distances near r0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["outcome"] == "reactants" and summary["final_species"] == {"HO2": 1}
+    assert summary["ends_unphysical"] is False
+    change = summary["fes_convergence"]  # 5 estimates at 6, 12, ..., 30 fs hold the hills laid every 5 fs up to then
+    assert change["time_fs"] == pytest.approx([10.0, 15.0, 20.0, 30.0]) and change["last_interval_fs"] == pytest.approx(10.0)
+    assert change["tolerance_kj_mol"] == 2.0 and change["converged"] == (change["rms_change_kj_mol"][-1] <= 2.0)
+    assert all(m >= r > 0 for m, r in zip(change["max_change_kj_mol"], change["rms_change_kj_mol"]))
     assert summary["stability"] == {"stable": True, "simulated_fs": 30.0, "failed_at_fs": None, "reason": None,
                                     "monitor": None}
     assert main(args[:-3] + ["--steps", "80", "--pace", "20", "--out", str(out), "--no-progress"]) == 2  # changed

@@ -86,6 +86,96 @@ def fes_convergence(hills: Hills, n_estimates: int = 5, bins=101, ranges=None) -
     return [fes_from_hills(hills, bins, ranges, time=t) for t in times]
 
 
+@dataclass(frozen=True)
+class FesChange:
+    """How much a FES estimate changed since the one before it (eV), for successive estimates on one
+    grid (:func:`fes_change`): ``rms`` and ``max`` of the aligned difference over ``region_points``
+    grid points below ``level`` (eV above the last estimate's minimum), at ``time`` (fs, the later
+    estimate of each pair)."""
+
+    time: tuple[float, ...]
+    rms: tuple[float, ...]
+    max: tuple[float, ...]
+    level: float
+    region_points: int
+    interval: float  # fs between the last two estimates: the span of the last change
+
+    def converged(self, tolerance: float) -> bool:
+        """The last RMS change is at most ``tolerance`` (eV)."""
+        return bool(self.rms[-1] <= tolerance)
+
+
+def fes_change(estimates: Sequence[FreeEnergySurface], level: float | None = None) -> FesChange:
+    """Change of the FES between successive ``estimates`` (same grid, in time order), as a
+    function of simulated time: a convergence measure of metadynamics.
+
+    The region is the last estimate's grid points at most ``level`` (eV above its minimum; default
+    every finite point) and finite in every estimate: where the run went and the FES matters. A
+    free energy is defined up to a constant, and well-tempered metadynamics raises the bias
+    everywhere it has filled (c(t)), so each difference is aligned by its mean over the region (the
+    least-squares constant shift; the minimum's value would carry the noise of a single grid
+    point) before its RMS and maximum absolute value are taken. A surface that only shifts by a
+    constant has zero change.
+    """
+    if len(estimates) < 2:
+        raise ValueError(f"need at least 2 FES estimates, got {len(estimates)}")
+    last = estimates[-1].values
+    if any(e.values.shape != last.shape for e in estimates):
+        raise ValueError("FES estimates must share one grid")
+    region = np.logical_and.reduce([np.isfinite(e.values) for e in estimates])
+    if level is not None:
+        region &= last - np.nanmin(last) <= level
+    if not region.any():
+        raise ValueError(f"no grid point below the level {level} eV")
+    rms, top = [], []
+    for before, after in zip(estimates[:-1], estimates[1:]):
+        diff = (after.values - before.values)[region]
+        diff = diff - diff.mean()
+        rms.append(float(np.sqrt(np.mean(diff * diff))))
+        top.append(float(np.abs(diff).max()))
+    times = [float(e.time) if e.time is not None else float("nan") for e in estimates]
+    return FesChange(tuple(times[1:]), tuple(rms), tuple(top),
+                     float(np.nanmax(last[region]) if level is None else level), int(region.sum()),
+                     times[-1] - times[-2])
+
+
+def path_profile(fes: FreeEnergySurface, start, end, temperature: float, bins: int = 61,
+                 extend: float = 0.5) -> FreeEnergySurface:
+    """1-D free energy along the straight line from CV point ``start`` (lambda = 0) to ``end`` (1),
+    at ``bins`` values of lambda on [-extend, 1 + extend]: for a 2-D FES, F(lambda) =
+    -kT ln integral exp(-F/kT) across the line (linear interpolation of the grid on lines
+    perpendicular to it, in the CVs' units, as fine as the grid), so a bin's value does not depend
+    on how many grid points fall into it; for a 1-D FES, F interpolated. eV, minimum 0, NaN where
+    the line leaves the grid (or meets only unsampled points)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    if fes.ndim not in (1, 2):
+        raise ValueError(f"a profile of a 1-D or 2-D FES, got {fes.ndim}-D")
+    start, end = (np.atleast_1d(np.asarray(p, float)) for p in (start, end))
+    direction = end - start
+    length = float(np.sqrt(direction @ direction))
+    if not length > 0:
+        raise ValueError("start and end must differ")
+    lam = np.linspace(-extend, 1 + extend, bins)
+    grid = RegularGridInterpolator(fes.axes, fes.values, bounds_error=False, fill_value=np.nan)
+    if fes.ndim == 1:
+        f = grid(start + lam[:, None] * direction)
+    else:
+        normal = np.array([-direction[1], direction[0]]) / length
+        spans = [ax[-1] - ax[0] for ax in fes.axes]
+        step = min(float(np.min(np.diff(ax))) for ax in fes.axes)
+        reach = float(np.hypot(*spans))
+        mu = np.arange(-reach, reach + step, step)
+        points = start + lam[:, None, None] * direction + mu[None, :, None] * normal
+        beta = 1.0 / (units.kB * temperature)
+        a = -beta * grid(points.reshape(-1, 2)).reshape(len(lam), len(mu))
+        a[~np.isfinite(a)] = -np.inf
+        with np.errstate(divide="ignore"):
+            f = -(logsumexp(a, axis=1) + np.log(step)) / beta
+    f = np.where(np.isfinite(f), f, np.nan)
+    return FreeEnergySurface(("lambda",), (lam,), f - np.nanmin(f), fes.time)
+
+
 def rct(hills: Hills, temperature: float, bins=101, ranges=None, block: int = 64) -> np.ndarray:
     """Tiwary-Parrinello c(t) (eV) after each hill: array of len(hills) + 1, c[0] = 0 (no bias)."""
     ranges = hills_ranges(hills) if ranges is None else ranges
@@ -236,16 +326,19 @@ def write_fes(path: str | os.PathLike, fes: FreeEnergySurface) -> Path:
 
 def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequence[FreeEnergySurface] = (),
              unit: str = "kcal/mol", title: str | None = None, max_level: float | None = None,
-             marks: dict[str, Sequence[float]] | None = None, barriers: BarrierTrace | None = None) -> Path:
+             marks: dict[str, Sequence[float]] | None = None, barriers: BarrierTrace | None = None,
+             change: FesChange | None = None, tolerance: float | None = None) -> Path:
     """PNG of a 1-D FES (with earlier estimates in ``history``) or a 2-D FES as filled contours.
 
     ``marks`` labels CV points (e.g. reactant, TS and product geometries) on the plot; ``max_level``
     (``unit``) tops the energy axis or colour scale (default the highest finite value; 1 for a flat
     surface, e.g. of a run too short to lay a hill).
 
-    For 2-D, a second panel shows the convergence: RMS difference of each earlier estimate from
-    ``fes`` over the region below ``max_level``. With ``barriers``, a last panel draws the barrier
-    estimates against simulated time and the reference barrier as a horizontal line.
+    A second panel shows the convergence: with ``change`` (:func:`fes_change`), the RMS and maximum
+    change between successive estimates against simulated time and ``tolerance`` (eV) as a line;
+    else, for 2-D, the RMS difference of each earlier estimate from ``fes`` over the region below
+    ``max_level``. With ``barriers``, a last panel draws the barrier estimates against simulated
+    time and the reference barrier as a horizontal line.
     """
     from ffpt.analysis.plotting import pyplot, save_figure
 
@@ -256,12 +349,15 @@ def plot_fes(fes: FreeEnergySurface, path: str | os.PathLike, *, history: Sequen
     top = float(np.nanmax(values)) if max_level is None else max_level
     if not top > 0:  # a flat surface (no hill laid yet): any positive scale shows it
         top = 1.0
-    panels = 1 + (fes.ndim == 2 and bool(history)) + (barriers is not None)
+    panels = 1 + (change is not None or (fes.ndim == 2 and bool(history))) + (barriers is not None)
     fig, axs = pyplot().subplots(1, panels, figsize=(5 * panels + 0.5, 4), squeeze=False)
     if fes.ndim == 1:
         _plot_profile(axs[0, 0], fes, history, scale, unit, top, marks)
     else:
         _plot_surface(axs[0, 0], fes, values, unit, top, marks)
+    if change is not None:
+        _plot_change(axs[0, 1], change, tolerance, scale, unit)
+    elif fes.ndim == 2:
         if history:
             region = np.isfinite(values) & (values <= top)
             rms = [np.sqrt(np.nanmean((h.values / scale - values)[region] ** 2)) for h in history]
@@ -305,6 +401,21 @@ def _plot_surface(ax, fes: FreeEnergySurface, values: np.ndarray, unit: str, top
                     path_effects=outline)
     ax.set_xlabel(fes.names[0])
     ax.set_ylabel(fes.names[1])
+
+
+def _plot_change(ax, change: FesChange, tolerance: float | None, scale: float, unit: str) -> None:
+    """RMS and maximum FES change between successive estimates against simulated time (ps), the
+    tolerance as a dashed line."""
+    t = np.asarray(change.time) / FS_PER_PS
+    ax.plot(t, np.asarray(change.rms) / scale, "o-", label="RMS")
+    ax.plot(t, np.asarray(change.max) / scale, "s--", label="max")
+    if tolerance is not None:
+        ax.axhline(tolerance / scale, color="k", ls=":", lw=1, label="tolerance (RMS)")
+    ax.set_yscale("log")
+    ax.set_xlabel("simulated time (ps)")
+    ax.set_ylabel(f"change since previous estimate ({unit})")
+    ax.set_title(f"below {change.level / scale:.3g} {unit}, {change.region_points} grid points", fontsize=8)
+    ax.legend(fontsize=8)
 
 
 def _plot_barriers(ax, trace: BarrierTrace, scale: float, unit: str) -> None:

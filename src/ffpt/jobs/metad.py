@@ -16,7 +16,7 @@ from ffpt.simulate.config import MonitorConfig, UncertaintyConfig
 from ffpt.units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
 
 if TYPE_CHECKING:
-    from ffpt.analysis.fes import BarrierTrace
+    from ffpt.analysis.fes import BarrierTrace, FesChange
 
 CONFIG_NAME = "metad_config.yaml"
 
@@ -67,6 +67,15 @@ class MetadConfig(Strict):
     multiplicity: int | None = Field(None, ge=1, description="spin multiplicity (default: the channel's)")
     upper_walls: list[WallConfig] = Field(default_factory=list)
     fes_bins: int = Field(101, ge=5)
+    fes_estimates: int = Field(
+        5, ge=2, description="FES estimates at equally spaced times (convergence, barrier history): the last change "
+                             "spans the last 1/fes_estimates of the run")
+    fes_tolerance_kj_mol: float = Field(
+        2.0, gt=0, description="FES convergence tolerance (kJ/mol): the run counts as converged when the RMS change "
+                               "of the FES between the last two estimates (aligned by their mean) is at most this")
+    fes_region_kj_mol: float | None = Field(
+        None, gt=0, description="the FES change is measured where the final FES is at most this (kJ/mol above its "
+                                "minimum); default: the top of the region the hills visited")
     allowed_species: list[str] | None = Field(None, description="Hill formulas; default: the channel's species")
 
     @field_validator("channel", mode="before")
@@ -168,10 +177,31 @@ def barriers(config: MetadConfig, cvs, fes, history, calculator) -> dict | None:
         except ValueError as exc:  # a stationary point in an unsampled region
             estimates.append({"time_fs": surface.time, "error": str(exc)})
     out["fes_barrier_history_kcal_per_mol"] = estimates
+    out["profile"] = reaction_profile(fes, points, config.temperature_K)
     final = estimates[-1]
     out["fes_barrier_kcal_per_mol"] = final.get("forward")
     out["fes_reverse_barrier_kcal_per_mol"] = final.get("backward")
     return out
+
+
+def reaction_profile(fes, points: dict, temperature: float) -> dict:
+    """The final FES along the straight line from the reactant's CV point (lambda 0) to the product's
+    (1), Boltzmann-integrated across it (:func:`~ffpt.analysis.fes.path_profile`; kJ/mol, minimum 0,
+    None where no grid point falls), with the TS's lambda: runs and arms on one axis. None when the
+    CVs put reactant and product on one point."""
+    import numpy as np
+
+    from ffpt.analysis.fes import path_profile
+
+    start, end, ts = (np.asarray(points[k], float) for k in ("reactant", "product", "TS"))
+    if np.allclose(start, end):  # the CVs do not tell reactant from product
+        return None
+    profile = path_profile(fes, start, end, temperature)
+    values = profile.values / KJ_PER_MOL
+    return {"lambda": profile.axes[0].round(6).tolist(),
+            "free_energy_kj_mol": [None if not np.isfinite(v) else float(v) for v in values],
+            "ts_lambda": float((ts - start) @ (end - start) / ((end - start) @ (end - start))),
+            "temperature_K": temperature}
 
 
 def barrier_trace(found: dict) -> BarrierTrace:
@@ -203,18 +233,32 @@ def fes_title(config: MetadConfig, name: str, reaction: str | None, n_hills: int
 
 
 def plot_run_fes(path: Path, config: MetadConfig, fes, history, hills, found: dict | None, name: str | None,
-                 reaction: str | None) -> Path:
+                 reaction: str | None, change: FesChange | None = None) -> Path:
     """The run's FES figure in kcal/mol, titled with ``name`` (default the calculator's), the colour
     scale clipped to the visited region (:func:`~ffpt.analysis.fes.visited_level` of the hill
-    centres) and, with the :func:`barriers` ``found``, the reactant, TS and product marked and the
-    barrier estimates against simulated time next to the reference barrier."""
+    centres), with ``change`` the FES change against simulated time and the tolerance and, with the
+    :func:`barriers` ``found``, the reactant, TS and product marked and the barrier estimates
+    against simulated time next to the reference barrier."""
     from ffpt.analysis.fes import plot_fes, visited_level
 
     return plot_fes(fes, path, history=history, unit="kcal/mol",
                     title=fes_title(config, name or calculator_name(config.calculator), reaction, len(hills)),
                     max_level=visited_level(fes, hills.center) / KCAL_PER_MOL,
                     marks=None if found is None else found["cv_points"],
-                    barriers=None if found is None else barrier_trace(found))
+                    barriers=None if found is None else barrier_trace(found),
+                    change=change, tolerance=config.fes_tolerance_kj_mol * KJ_PER_MOL)
+
+
+def convergence_record(change: FesChange, tolerance_kj_mol: float) -> dict:
+    """A :class:`~ffpt.analysis.fes.FesChange` for summary.json (kJ/mol, fs) with its verdict: the
+    run is converged when the last RMS change is at most ``tolerance_kj_mol``."""
+    return {"time_fs": list(change.time),
+            "rms_change_kj_mol": [x / KJ_PER_MOL for x in change.rms],
+            "max_change_kj_mol": [x / KJ_PER_MOL for x in change.max],
+            "region_kj_mol": change.level / KJ_PER_MOL, "region_points": change.region_points,
+            "last_interval_fs": change.interval, "tolerance_kj_mol": tolerance_kj_mol,
+            "criterion": "RMS change between the last two FES estimates, aligned by their mean",
+            "converged": change.converged(tolerance_kj_mol * KJ_PER_MOL)}
 
 
 def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=None, calculator=None,
@@ -223,22 +267,26 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
     with its stationary geometries, barriers of a finished run (figure: :func:`plot_run_fes`)."""
     import ase.io
 
-    from ffpt.analysis.fes import fes_convergence, fes_from_hills, write_fes
+    from ffpt.analysis.fes import fes_change, fes_convergence, fes_from_hills, visited_level, write_fes
     from ffpt.analysis.species import plot_species
     from ffpt.observables.species import identify_outcome, species_timeline
     from ffpt.systems.h2combustion import COMBUSTION_SPECIES, parse_reaction
 
     hills = result.hills
     stability = {k: getattr(result.stability, k) for k in ("stable", "simulated_fs", "failed_at_fs", "reason", "monitor")}
-    history = fes_convergence(hills, n_estimates=5, bins=config.fes_bins)
+    history = fes_convergence(hills, n_estimates=config.fes_estimates, bins=config.fes_bins)
     fes = fes_from_hills(hills, bins=config.fes_bins)
     write_fes(out / "fes.dat", fes)
+    level = visited_level(fes, hills.center) if config.fes_region_kj_mol is None \
+        else config.fes_region_kj_mol * KJ_PER_MOL
+    change = fes_change(history, level)
     found = barriers(config, cvs, fes, history[:-1], calculator) if cvs is not None and calculator is not None else None
-    plot_run_fes(out / "fes.png", config, fes, history[:-1], hills, found, name, reaction)
+    plot_run_fes(out / "fes.png", config, fes, history[:-1], hills, found, name, reaction, change)
     frames = ase.io.read(result.trajectory_file, ":", format="extxyz")
     timeline = species_timeline(frames)
     summary: dict[str, Any] = {"steps": result.steps, "hills": len(hills), "stability": stability,
-                               "final_species": dict(timeline.frame_species(len(frames) - 1))}
+                               "final_species": dict(timeline.frame_species(len(frames) - 1)),
+                               "fes_convergence": convergence_record(change, config.fes_tolerance_kj_mol)}
     allowed = config.allowed_species
     if reaction is not None:
         parsed = parse_reaction(reaction)
@@ -249,6 +297,7 @@ def analyse(out: Path, result, config: MetadConfig, reaction: str | None, cvs=No
     allowed = allowed or sorted(COMBUSTION_SPECIES)
     unphysical = timeline.unphysical(allowed)
     summary.setdefault("unphysical_frames", int(unphysical.sum()))
+    summary["ends_unphysical"] = bool(unphysical[-1])  # the last frame holds a species outside the allowed
     plot_species(timeline, out / "species.png", unphysical=unphysical, title=reaction)
     if found is not None:
         summary["barriers"] = found
