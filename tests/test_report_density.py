@@ -23,3 +23,25 @@ def test_the_density_table_says_which_arm_has_plateaued():
     assert rows["ffpt-ft"].endswith("| yes |") and rows["scratch"].endswith("| no |")
     assert rows["short"].endswith("| — |")  # too few frames to test
     assert any("within ±0.01 g/cm³/ps" in line for line in lines)
+
+
+def test_the_rdf_reference_is_the_sampled_density_nearest_the_md_box(tmp_path):
+    """Configurations sampled over a density range: the arms' RDFs are compared with those at the
+    density of the MD's start box, not with a mixture of densities."""
+    from ffpt.data.frames import set_labels
+    from ffpt.data.io import write_frames
+    from ffpt.observables.rdf import compute_rdf
+    from ffpt.sampling.density_range import rescale_to_density
+    from ffpt.workflows.report import rdf_comparison
+
+    from test_teachers_forcefield import water_box
+
+    boxes = [water_box(n_side=2, spacing=3.1, seed=s) for s in range(4)]
+    configs = [set_labels(rescale_to_density(b, rho), 0.0, np.zeros((len(b), 3))) for b in boxes for rho in (0.6, 1.0)]
+    write_frames(tmp_path / "configs.extxyz", configs)
+    dense = [c for c in configs if c.info["density_g_cm3"] == 1.0]
+    compute_rdf(dense, rmax=3.0, bins=30, pairs=["O-O", "O-H"]).save(tmp_path / "rdf.json")
+    stability = {"arm": {"rdf": str(tmp_path / "rdf.json")}}
+    matched = rdf_comparison(stability, str(tmp_path / "configs.extxyz"), tmp_path / "a.png", "t", density=0.997)
+    mixed = rdf_comparison(stability, str(tmp_path / "configs.extxyz"), tmp_path / "b.png", "t")
+    assert matched["arm"] < 1e-12 < mixed["arm"]

@@ -11,7 +11,7 @@ from ffpt.data import read_frames
 from ffpt.data.molecules import molecules
 from ffpt.observables.density import mass_density
 from ffpt.sampling import SamplingConfig, sample
-from ffpt.sampling.density_range import frames_per_density, rescale_to_density
+from ffpt.sampling.density_range import frames_per_density, nearest_density, rescale_to_density
 
 from test_teachers_forcefield import water_box
 
@@ -104,3 +104,11 @@ def test_a_density_range_needs_periodic_seeds(tmp_path):
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="md.densities"):
         config(tmp_path, densities=[])
+
+
+def test_nearest_density_picks_the_frames_of_one_sampled_density():
+    box = water_box(n_side=2, spacing=3.1, seed=3)
+    frames = [rescale_to_density(box, rho) for rho in (0.8, 0.9, 0.9, 1.0)]
+    assert [f.info["density_g_cm3"] for f in nearest_density(frames, 0.88)] == [0.9, 0.9]
+    assert nearest_density(frames, 2.0)[0].info["density_g_cm3"] == 1.0
+    assert nearest_density([box], 0.5) == [box]  # untagged: a sample at one density, kept whole

@@ -50,3 +50,13 @@ def frames_per_density(n_frames: int, n_densities: int) -> list[int]:
     """``n_frames`` split as evenly as possible over ``n_densities`` (the first ones get the remainder)."""
     base, extra = divmod(n_frames, n_densities)
     return [base + (k < extra) for k in range(n_densities)]
+
+
+def nearest_density(frames: list[Atoms], density_g_cm3: float) -> list[Atoms]:
+    """The frames sampled at the tagged density (``density_g_cm3`` info) nearest ``density_g_cm3``;
+    all ``frames`` when none is tagged (a sample at one density)."""
+    tagged = [f for f in frames if DENSITY_KEY in f.info]
+    if not tagged:
+        return frames
+    nearest = min({float(f.info[DENSITY_KEY]) for f in tagged}, key=lambda d: abs(d - density_g_cm3))
+    return [f for f in tagged if float(f.info[DENSITY_KEY]) == nearest]

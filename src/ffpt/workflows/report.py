@@ -197,11 +197,15 @@ def survival_plot(entry: dict, path: Path, title: str, conditions: str | None = 
     return plot_survival(curves, path, title, conditions)
 
 
-def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, title: str) -> dict[str, float]:
-    """RDFs of each arm's MD against the reference configurations (plot); returns each arm's RDF error (A)."""
+def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, title: str,
+                   density: float | None = None) -> dict[str, float]:
+    """RDFs of each arm's MD against the reference configurations (plot); returns each arm's RDF error (A).
+    Configurations sampled over a density range are taken at the sampled density nearest ``density``
+    (g/cm^3, the MD's start box)."""
     from ffpt.analysis.rdf import plot_rdf
     from ffpt.observables.rdf import RDF, compute_rdf
     from ffpt.data.io import read_frames
+    from ffpt.sampling.density_range import nearest_density
 
     rdfs = {arm: RDF.load(batch["rdf"]) for arm, batch in stability.items() if batch.get("rdf")}
     if not rdfs:
@@ -209,8 +213,10 @@ def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, ti
     errors = {}
     if reference_frames is not None:
         first = next(iter(rdfs.values()))
-        reference = compute_rdf(read_frames(reference_frames), rmax=float(first.edges[-1]), bins=len(first.edges) - 1,
-                                pairs=sorted(first.g))
+        frames = read_frames(reference_frames)
+        if density is not None:
+            frames = nearest_density(frames, density)
+        reference = compute_rdf(frames, rmax=float(first.edges[-1]), bins=len(first.edges) - 1, pairs=sorted(first.g))
         errors = {arm: rdf.error(reference) for arm, rdf in rdfs.items()}
         rdfs = {"reference": reference, **rdfs}
     plot_rdf(rdfs, path, title)
@@ -251,6 +257,20 @@ def density_comparison(config, stability: dict, budget: int, reference_frames: s
                  "reference configurations")
     entry["figure"] = path.name
     return entry
+
+
+def _start_density(config) -> float | None:
+    """Mass density (g/cm^3) of the stability MD's start box (``stability.structure``, else the first
+    seed file); ``None`` when it is not a periodic box."""
+    import ase.io
+
+    from ffpt.observables.density import mass_density
+
+    path = config.stability.structure or config.seeds[0].file
+    if path is None:
+        return None
+    frame = ase.io.read(path, index=0)
+    return mass_density(frame) if frame.pbc.all() else None
 
 
 def stop_reason(model_path: str | Path) -> str | None:
@@ -329,7 +349,8 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
                         results["arms"][arm]["density_g_cm3"] = {k: summary[k] for k in ("mean", "ci95")}
         final = {arm: batch for (arm, budget, seed), batch in stability.items() if budget == largest and seed == 0}
         if any(batch.get("rdf") for batch in final.values()):
-            rdf_errors = rdf_comparison(final, data.get("configs"), out / "rdf.png", f"{config.name}: RDF of the MD")
+            rdf_errors = rdf_comparison(final, data.get("configs"), out / "rdf.png", f"{config.name}: RDF of the MD",
+                                        _start_density(config))
             for arm, error in rdf_errors.items():
                 results["arms"][arm]["rdf_error_A"] = error
             figures.append("rdf.png")
