@@ -84,6 +84,10 @@ def test_stationary_points_and_their_energies(tmp_path):
         stationary_point_path(folder, "transition", "09")
     (folder / "product_09.xyz").write_text("2\nno energy here\nH 0 0 0\nO 0 0 0.97\n")
     assert stationary_energy_hartree(folder / "product_09.xyz") is None
+    for comment, energy in (("E-14 = -76.234952", -76.234952), ("E0 =  -76.220436", -76.220436),
+                            ("E14 = -76.231659", -76.231659), ("PES scan, value:    0.6000 energy:  -76.09", None)):
+        (folder / "irc.xyz").write_text(f"2\n{comment}\nH 0 0 0\nO 0 0 0.97\n")  # channel 02's IRC end points
+        assert stationary_energy_hartree(folder / "irc.xyz") == (None if energy is None else pytest.approx(energy))
     with pytest.raises(DataError, match="product_09.xyz: 2 atoms, channel 09 has 3"):
         read_stationary_point(folder, "product", channel)
 

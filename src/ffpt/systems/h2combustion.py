@@ -164,9 +164,10 @@ def stationary_point_path(folder: str | Path, kind: str, channel: str) -> Path:
 
 
 def stationary_energy_hartree(path: str | Path) -> float | None:
-    """Optimizer energy (Eh) from an xyz comment line like ``Step 0 E= -150.826492 |G|= ...``; None if absent."""
+    """Energy (Eh) from an xyz comment line: the optimizer's ``Step 0 E= -150.826492 |G|= ...`` or the IRC
+    point's ``E0 =  -76.220436`` / ``E-14 = -76.234952`` (channel 02); None if absent."""
     lines = Path(path).read_text().splitlines()
-    match = re.search(r"\bE=\s*(-?\d+\.\d+)", lines[1]) if len(lines) > 1 else None
+    match = re.search(r"\bE(?:-?\d+)?\s*=\s*(-?\d+\.\d+)", lines[1]) if len(lines) > 1 else None
     return float(match.group(1)) if match else None
 
 
