@@ -113,31 +113,69 @@ class StabilityConfig(Strict):
 
 
 class MetadStageConfig(Strict):
-    """Well-tempered metadynamics from a combustion channel's TS with each arm's model."""
+    """Well-tempered metadynamics from combustion channels' TS with each arm's model: ``runs``
+    independent runs (MD seeds ``options.seed`` + 0, 1, ...) per arm and channel, compared across
+    runs and arms (barrier, reaction free energy, FES convergence, unphysical products)."""
 
-    channel: str
-    geometries: Path  # folder with TS_<channel>.xyz
+    channel: ChannelId | None = None  # one channel, or:
+    channels: list[ChannelId] | None = Field(None, min_length=1)  # several (exactly one of channel, channels)
+    runs: int = Field(1, ge=1)  # independent runs per arm and channel (their spread is the error bar)
+    budget: int | None = Field(None, ge=1)  # whose models: arm seed 0 at this budget (default the largest)
+    geometries: Path  # folder with TS_<channel>.xyz (and reactant_/product_ for the reference barriers)
     reactions: Path  # reactions.json (CV definitions)
     options: MetadConfig = MetadConfig()  # further run options (steps, temperature_K, upper_walls, ...)
+    # per channel: option keys that replace those of ``options`` there (e.g. upper_walls on its atoms)
+    channel_options: dict[ChannelId, MetadConfig] = {}
 
     @model_validator(mode="after")
     def _stage_sets_the_source(self):
-        given = sorted({"calculator", "teacher_options", "structure", "channel", "reactions", "cv"}
-                       & self.options.model_fields_set)
-        if given:
-            raise ValueError(f"options: {given} are set by the stage (model, geometries, channel, reactions)")
+        for where, options in [("options", self.options),
+                               *((f"channel_options.{c}", o) for c, o in self.channel_options.items())]:
+            given = sorted({"calculator", "teacher_options", "structure", "channel", "reactions", "cv"}
+                           & options.model_fields_set)
+            if given:
+                raise ValueError(f"{where}: {given} are set by the stage (model, geometries, channel, reactions)")
+        if (self.channel is None) == (self.channels is None):
+            raise ValueError("give exactly one of channel, channels")
+        if self.channels is not None and len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"channels {self.channels}: each channel once")
+        unknown = sorted(set(self.channel_options) - set(self.channel_list))
+        if unknown:
+            raise ValueError(f"channel_options {unknown}: not among the channels {self.channel_list}")
         return self
 
-    def job_config(self, model_path: str | Path) -> MetadConfig:
-        """The metadynamics job of one arm's model from the channel's TS geometry."""
+    @property
+    def channel_list(self) -> list[str]:
+        return [self.channel] if self.channel is not None else list(self.channels)
+
+    def run_seed(self, run: int) -> int:
+        """The MD seed of run ``run`` (0, 1, ...)."""
+        return self.options.seed + run
+
+    def given_options(self, channel: str) -> dict:
+        """The option keys given for ``channel`` (JSON values): ``options`` with its ``channel_options``
+        laid over them."""
+        over = self.channel_options.get(channel)
+        return {**self.options.model_dump(mode="json", exclude_unset=True),
+                **(over.model_dump(mode="json", exclude_unset=True) if over is not None else {})}
+
+    def resolved_options(self, channel: str) -> MetadConfig:
+        """Every option of ``channel``'s runs (defaults filled in)."""
+        return MetadConfig.model_validate(self.given_options(channel))
+
+    def job_config(self, model_path: str | Path, channel: str | None = None, run: int = 0) -> MetadConfig:
+        """The metadynamics job of one arm's model from ``channel``'s TS geometry (default the first
+        channel), run ``run`` (its own MD seed)."""
         from ffpt.config import parse_config
         from ffpt.systems.h2combustion import stationary_point_path
 
+        channel = channel or self.channel_list[0]
+        seed = {"seed": self.run_seed(run)} if run else {}
         return parse_config(MetadConfig, {
-            **self.options.model_dump(exclude_unset=True),
+            **self.given_options(channel), **seed,
             "calculator": str(model_path),
-            "structure": str(stationary_point_path(self.geometries, "TS", self.channel)),
-            "channel": self.channel,
+            "structure": str(stationary_point_path(self.geometries, "TS", channel)),
+            "channel": channel,
             "reactions": str(self.reactions),
         }, source="metad")
 
@@ -353,6 +391,12 @@ class ExperimentConfig(Strict):
             unknown = sorted(set(self.stability.budgets) - set(self.budgets))
             if unknown:
                 raise ValueError(f"stability.budgets {unknown} are not among budgets {sorted(self.budgets)}")
+        return self
+
+    @model_validator(mode="after")
+    def _metad_budget_is_a_budget(self):
+        if self.metad is not None and self.metad.budget is not None and self.metad.budget not in self.budgets:
+            raise ValueError(f"metad.budget {self.metad.budget} is not one of budgets {sorted(self.budgets)}")
         return self
 
     @property

@@ -413,6 +413,10 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     from ffpt.workflows.report import write_report
 
     starts = stability_starts(config)  # a bad start is an input error before hours of training, not after
+    if config.metad is not None:
+        from ffpt.workflows.reactive import check_metad
+
+        check_metad(config.metad)
     run = RunDirectory(out)
     ff = run.stage("ff_sampling", ff_sampling_inputs(config),
                    lambda d: ff_sampling(config, d, progress, pool() if shared else None))
@@ -450,7 +454,6 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     active = active_learning_stages(config, run, data, {seed: pretrained[(runs[0].architecture, seed)]
                                                         for seed in range(config.arm_seeds)}, progress, pool)
     arms = [arm.name for arm in config.arms]
-    final = {arm: models[(arm, max(config.budgets), 0)] for arm in arms}  # metadynamics: largest budget, seed 0
     stability = {}
     if config.stability is not None:
         settings = stability_settings(config)
@@ -480,16 +483,18 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                                 config, d, a, p, data, progress, pool(), m, structure=s),
                         )
                     stability[(arm, budget, seed)] = merge_start_batches(batches)
-    metad = {}
+    metad = {}  # (arm, channel, run) -> run summary
     if config.metad is not None:
-        from ffpt.workflows.reactive import metad_stage
+        from ffpt.workflows.reactive import metad_inputs, metad_runs, metad_stage
 
-        for arm, path in final.items():
-            metad[arm] = run.stage(
-                f"metad_{arm}", {"model": path, "metad": {**config.metad.model_dump(mode="json"),
-                                                          "options": _given(config.metad.options)}},
-                lambda d, p=path, a=arm: metad_stage(config.metad, d, p, progress, a),
-            )
+        budget = config.metad.budget or max(config.budgets)  # arm seed 0's model at this budget
+        for arm in arms:
+            path = models[(arm, budget, 0)]
+            for m in metad_runs(config.metad, arm):
+                metad[(arm, m.channel, m.run)] = run.stage(
+                    m.stage, metad_inputs(config.metad, path, m),
+                    lambda d, p=path, m=m: metad_stage(config.metad, d, p, progress, m,
+                                                       f"model at {budget} labels (arm seed 0)"))
     results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad,
                            groups=start_groups(config, list(starts)), models=models)
     if active:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ffpt.fileio import atomic_write_json, atomic_write_text
+from ffpt.workflows.metad_summary import add_metad
+from ffpt.workflows.metad_summary import markdown as metad_markdown
 
 
 def _mean(rows, key):
@@ -293,7 +295,8 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
                  groups: dict[str, list[str]] | None = None, models: dict | None = None) -> dict:
     """results.json, report.md and figures. ``stability`` maps (arm, budget, seed) to MD batch
     outputs; ``groups`` names sets of starts compared on their own (:func:`stability_by_budget`);
-    ``models`` maps (arm, budget, seed) to model files (how each training stopped: :func:`stop_reason`)."""
+    ``models`` maps (arm, budget, seed) to model files (how each training stopped: :func:`stop_reason`);
+    ``metad`` maps (arm, channel, run) to metadynamics run summaries (:mod:`ffpt.workflows.metad_summary`)."""
     largest = max(config.budgets)
     arm_list = _arm_order(config, rows, stability)
     by_budget_stability = stability_by_budget(stability, groups, arm_list, rows)
@@ -316,8 +319,6 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
             "median_time_to_failure_fs": md.get("median_time_to_failure_fs"),
             "by_budget": {b: _budget_row(rows, arm, b, by_budget_stability, stops) for b in sorted(config.budgets)},
         }
-        if arm in metad:
-            arms[arm]["metad"] = metad[arm]
     results = {
         "experiment": config.name,
         "n_ff_frames": ff["n_frames"],
@@ -329,6 +330,8 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
         "time_guard_fired": sorted([arm, budget, seed] for (arm, budget, seed), why in stops.items()
                                    if why == "max_time"),
     }
+    if metad:  # (arm, channel, run) -> run summary
+        add_metad(results, config, metad, out)
     figures = [learning_curve(rows, out / "learning_curve.png", config.name).name]
     if stability:
         conditions = run_conditions(config)
@@ -516,10 +519,7 @@ def _markdown(config, results: dict, figures: list[str], out: Path) -> str:
               + ", ".join(f"{a} at {b} labels, seed {s}" for a, b, s in fired) + "; those models are not converged."
               if fired else "The time guard (training.max_time_minutes) fired for no model."]
     lines += _stability_tables(config, results)
-    for arm in results["arms"]:
-        if "metad" in results["arms"][arm]:
-            m = results["arms"][arm]["metad"]
-            lines += ["", f"## Metadynamics ({arm})", "", "```", json.dumps(m, indent=1, default=str)[:1500], "```"]
+    lines += metad_markdown(results)
     lines += ["", "## Figures", ""]
     lines += [f"![{f}]({f})" for f in figures]
     for budget in results["budgets"]:
