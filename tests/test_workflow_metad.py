@@ -15,7 +15,7 @@ from ffpt.systems.h2combustion import write_npz
 from ffpt.units import KCAL_PER_MOL, KJ_PER_MOL
 from ffpt.workflows.config import ExperimentConfig
 from ffpt.workflows.experiment import run_experiment
-from ffpt.workflows.metad_summary import channel_summary, spread
+from ffpt.workflows.metad_summary import aligned_profile, channel_summary, plot_channel, spread
 
 KJ_PER_KCAL = KCAL_PER_MOL / KJ_PER_MOL
 CHANNEL_09 = {"reaction": "HO2 -> H + O2", "multiplicity": 2, "natoms": 3, "cv": [["O1_H1"], ["O2_H1"]],
@@ -176,3 +176,25 @@ def test_channel_summary_of_hand_made_runs():
     earlier = {k: v for k, v in _run(10.0, 6.0).items() if k not in ("fes_convergence", "ends_unphysical")}
     s = channel_summary([earlier])  # a cached run of an earlier version: not judged, not counted as fine
     assert (s["n_converged"], s["fraction_converged"], s["n_ending_unphysical"]) == (None, None, None)
+
+
+def test_profiles_are_aligned_at_the_reactant_and_drawn_per_arm(tmp_path):
+    """An exergonic profile (product 10 kJ/mol below the reactant, about 70 kJ/mol of barrier between)
+    comes out with the reactant's basin at zero, the product at -10 and the TS at 70; the figure is
+    written, and none without a profile."""
+    lam = np.linspace(-0.5, 1.5, 41)
+    f = 40 + 30 * np.exp(-((lam - 0.5) / 0.15) ** 2) - 40 * np.exp(-(lam / 0.2) ** 2) - 50 * np.exp(-((lam - 1) / 0.2) ** 2)
+    f -= f.min()
+    run = {**_run(7.0, 9.0), "stability": {"stable": True}}
+    run["barriers"]["profile"] = {"lambda": lam.tolist(), "free_energy_kj_mol": [None, *f[1:].tolist()],
+                                  "ts_lambda": 0.5, "temperature_K": 1000.0}
+    x, aligned = aligned_profile(run)
+    assert np.isnan(aligned[0]) and np.nanmin(aligned[x <= 0.5]) == 0.0
+    assert aligned[np.argmin(np.abs(x - 1))] == pytest.approx(-10, abs=0.5)
+    assert aligned[np.argmin(np.abs(x - 0.5))] == pytest.approx(30 + 40 * (1 - np.exp(-6.25)), abs=0.5)
+    assert aligned_profile(_run(7.0, 9.0)) is None
+    entry = {"runs": [run, run], "summary": channel_summary([run, run])}
+    path = plot_channel("09", {"ffpt-ft": entry, "scratch": entry}, tmp_path / "metad_09.png", "title")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert plot_channel("09", {"ffpt-ft": {"runs": [_run(7.0, 9.0)], "summary": entry["summary"]}},
+                        tmp_path / "none.png", "title") is None and not (tmp_path / "none.png").exists()

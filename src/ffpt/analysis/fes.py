@@ -411,7 +411,8 @@ def _plot_change(ax, change: FesChange, tolerance: float | None, scale: float, u
     ax.plot(t, np.asarray(change.max) / scale, "s--", label="max")
     if tolerance is not None:
         ax.axhline(tolerance / scale, color="k", ls=":", lw=1, label="tolerance (RMS)")
-    ax.set_yscale("log")
+    if min(change.rms) > 0:  # a surface that has not changed at all has nothing to show on a log scale
+        ax.set_yscale("log")
     ax.set_xlabel("simulated time (ps)")
     ax.set_ylabel(f"change since previous estimate ({unit})")
     ax.set_title(f"below {change.level / scale:.3g} {unit}, {change.region_points} grid points", fontsize=8)
