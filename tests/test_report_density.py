@@ -45,3 +45,16 @@ def test_the_rdf_reference_is_the_sampled_density_nearest_the_md_box(tmp_path):
     matched = rdf_comparison(stability, str(tmp_path / "configs.extxyz"), tmp_path / "a.png", "t", density=0.997)
     mixed = rdf_comparison(stability, str(tmp_path / "configs.extxyz"), tmp_path / "b.png", "t")
     assert matched["arm"] < 1e-12 < mixed["arm"]
+
+
+def test_configurations_over_a_density_range_give_no_single_reference_density():
+    rng = np.random.default_rng(1)
+    time = np.arange(0.0, 2001.0, 20.0)
+    arms = {"ffpt-ft": summarize_density([RunDensity(time.tolist(), (0.9 + rng.normal(0, 0.01, len(time))).tolist())],
+                                         from_fs=1000)}
+    density = {"arms": {arm: s.as_dict() for arm, s in arms.items()}, "welch": None,
+               "reference": {"mean": 0.78, "n_frames": 144, "sampled_densities": [0.5, 0.65, 1.0]}}
+    text = "\n".join(_density_table(density))
+    assert "144 fixed cells sampled at 0.5, 0.65, 1 g/cm³ (no reference density)" in text and "0.78" not in text
+    density["reference"] = {"mean": 0.997, "n_frames": 30}
+    assert "(fixed cells, 30 frames): 0.9970 g/cm³" in "\n".join(_density_table(density))

@@ -229,12 +229,14 @@ def density_comparison(config, stability: dict, budget: int, reference_frames: s
     """NPT density of each arm at ``budget``, runs pooled over arm seeds: each run's mean over the
     second half of its time under the barostat (after ``nvt_steps``), their mean and 95 % t interval,
     Welch's t-test between the arms, the density of the reference configurations (fixed cells: the
-    sampled density, not the teacher's NPT density) and a figure."""
+    sampled density, not the teacher's NPT density; configurations sampled over a density range give
+    their densities instead) and a figure."""
     from scipy import stats
 
     from ffpt.analysis.density import plot_density
     from ffpt.data.io import read_frames
     from ffpt.observables.density import RunDensity, mass_density, summarize_density
+    from ffpt.sampling.density_range import DENSITY_KEY
 
     runs = {}
     for (arm, b, _), batch in sorted(stability.items()):
@@ -250,11 +252,14 @@ def density_comparison(config, stability: dict, budget: int, reference_frames: s
         frames = [f for f in read_frames(reference_frames) if f.pbc.all()]
         if frames:
             entry["reference"] = {"mean": float(np.mean([mass_density(f) for f in frames])), "n_frames": len(frames)}
+            sampled = sorted({float(f.info[DENSITY_KEY]) for f in frames if DENSITY_KEY in f.info})
+            if sampled:  # a density range: their mean is no reference density
+                entry["reference"]["sampled_densities"] = sampled
     means = [s.run_means for s in summaries.values()]
     if len(means) == 2 and all(len(m) > 1 for m in means):
         test = stats.ttest_ind(*means, equal_var=False)
         entry["welch"] = {"arms": list(summaries), "statistic": float(test.statistic), "pvalue": float(test.pvalue)}
-    reference = entry["reference"]["mean"] if entry["reference"] else None
+    reference = entry["reference"]["mean"] if entry["reference"] and "sampled_densities" not in entry["reference"] else None
     plot_density(runs, path, f"{config.name}: NPT density, {budget} labels", from_fs, reference,
                  "reference configurations")
     entry["figure"] = path.name
@@ -437,13 +442,18 @@ def _density_table(density: dict) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for arm, d in density["arms"].items():
         plateau = {True: "yes", False: "no", None: "—"}[d["plateau"]]
+        drift = "n/a" if d["drift_ci95"] is None else f"{_fmt(d['drift'], 4)} {_interval(d['drift_ci95'], 4)}"
         lines.append(f"| {arm} | {len(d['run_means'])} | {_fmt(d['mean'], 4)} | {_interval(d['ci95'], 4)} |"
-                     f" {d['n_ended_before']} | {_fmt(d['drift'], 4)} {_interval(d['drift_ci95'], 4)} | {plateau} |")
+                     f" {d['n_ended_before']} | {drift} | {plateau} |")
     lines += ["", f"Plateau: yes when the drift's 95 % interval lies within ±{tolerance:g} g/cm³/ps (drift: each run's"
                   f" line through {N_BLOCKS} block means of its averaged part, mean over runs, t interval over runs)."]
-    if density["reference"]:
-        lines += ["", f"Reference configurations (fixed cells, {density['reference']['n_frames']} frames): "
-                      f"{density['reference']['mean']:.4f} g/cm³."]
+    reference = density["reference"]
+    if reference and "sampled_densities" in reference:
+        lines += ["", f"Reference configurations: {reference['n_frames']} fixed cells sampled at "
+                      f"{', '.join(f'{d:g}' for d in reference['sampled_densities'])} g/cm³ (no reference density)."]
+    elif reference:
+        lines += ["", f"Reference configurations (fixed cells, {reference['n_frames']} frames): "
+                      f"{reference['mean']:.4f} g/cm³."]
     if density["welch"]:
         lines += [f"Welch's t-test ({' vs '.join(density['welch']['arms'])}): p = {format_p(density['welch']['pvalue'])}."]
     return lines
