@@ -4,18 +4,20 @@ convergence, unphysical products) in results.json and report.md; the single-run 
 versions keeps its stage."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from ase import Atoms
+from scipy import stats
 
 from ffpt import keys, teachers
 from ffpt.config import ConfigError, parse_config
 from ffpt.systems.h2combustion import write_npz
 from ffpt.units import KCAL_PER_MOL, KJ_PER_MOL
-from ffpt.workflows.config import ExperimentConfig
+from ffpt.workflows.config import Arm, ExperimentConfig
 from ffpt.workflows.experiment import run_experiment
-from ffpt.workflows.metad_summary import aligned_profile, channel_summary, plot_channel, spread
+from ffpt.workflows.metad_summary import aligned_profile, arm_tests, channel_summary, plot_channel, spread
 
 KJ_PER_KCAL = KCAL_PER_MOL / KJ_PER_MOL
 CHANNEL_09 = {"reaction": "HO2 -> H + O2", "multiplicity": 2, "natoms": 3, "cv": [["O1_H1"], ["O2_H1"]],
@@ -125,6 +127,7 @@ def test_runs_are_stages_and_results_compare_them(channel_root, tmp_path):
         assert s["n_ending_unphysical"] == sum(r["ends_unphysical"] for r in entry["runs"])
         assert "metad" not in results["arms"][arm]  # the single-run key belongs to the single-run layout
     assert results["metad"]["channels"]["09"]["runs"] == 2 and results["metad"]["channels"]["09"]["figure"] == "metad_09.png"
+    assert [t["arms"] for t in results["metad"]["channels"]["09"]["tests"]] == [["ffpt-ft", "scratch"]]
     assert (out / "metad_09.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "## Metadynamics: channel 09 (HO2 -> H + O2)" in report and "| ffpt-ft | 2 |" in report
@@ -176,6 +179,23 @@ def test_channel_summary_of_hand_made_runs():
     earlier = {k: v for k, v in _run(10.0, 6.0).items() if k not in ("fes_convergence", "ends_unphysical")}
     s = channel_summary([earlier])  # a cached run of an earlier version: not judged, not counted as fine
     assert (s["n_converged"], s["fraction_converged"], s["n_ending_unphysical"]) == (None, None, None)
+
+
+def test_arms_are_compared_by_welch_and_fisher():
+    """FFPT-FT barriers 10, 11, 12 kcal/mol against scratch 20, 22, 24: Welch's p as scipy's from the
+    values; all three scratch runs end unphysical, none of FFPT-FT's: Fisher's p = 0.1 (one of
+    C(6, 3) = 20 tables, both tails); fewer than two runs give no barrier test."""
+    config = SimpleNamespace(arms=[Arm("ffpt-ft", "newtonnet", "ffpt-ft"), Arm("scratch", "newtonnet", "scratch")])
+    ft = {"summary": channel_summary([_run(b, 1.0) for b in (10.0, 11.0, 12.0)])}
+    scratch = {"summary": channel_summary([_run(b, 1.0, ends=True) for b in (20.0, 22.0, 24.0)])}
+    (test,) = arm_tests(config, {"ffpt-ft": ft, "scratch": scratch})
+    welch = stats.ttest_ind(np.array([10, 11, 12]) * KJ_PER_KCAL, np.array([20, 22, 24]) * KJ_PER_KCAL, equal_var=False)
+    assert test["arms"] == ["ffpt-ft", "scratch"] and test["barrier_welch_p"] == pytest.approx(welch.pvalue)
+    assert test["barrier_difference_kj_mol"] == pytest.approx(-11 * KJ_PER_KCAL)
+    assert test["unphysical_fisher_p"] == pytest.approx(0.1)
+    one = {"summary": channel_summary([_run(10.0, 1.0)])}
+    assert arm_tests(config, {"ffpt-ft": one, "scratch": scratch})[0]["barrier_welch_p"] is None
+    assert arm_tests(config, {"ffpt-ft": ft}) == []  # no scratch arm ran: nothing to compare
 
 
 def test_profiles_are_aligned_at_the_reactant_and_drawn_per_arm(tmp_path):

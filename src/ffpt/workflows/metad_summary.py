@@ -74,6 +74,30 @@ def channel_summary(runs: list[dict]) -> dict:
     }
 
 
+def arm_tests(config, per_arm: dict[str, dict]) -> list[dict]:
+    """Each FFPT-FT arm against its own architecture's scratch arm on one channel (``per_arm``: arm ->
+    :func:`metad_results` entry): Welch's t-test of the FES barriers over runs (p ``None`` with fewer
+    than two values in an arm) and Fisher's exact test of the runs ending in unphysical species."""
+    tests = []
+    for arm in config.arms:
+        other = arm.own_scratch
+        if other is None or arm.name not in per_arm or other not in per_arm:
+            continue
+        a, b = (per_arm[name]["summary"] for name in (arm.name, other))
+        x, y = a["barrier_kj_mol"]["values"], b["barrier_kj_mol"]["values"]
+        welch = stats.ttest_ind(x, y, equal_var=False) if min(len(x), len(y)) > 1 else None
+        p_barrier = None if welch is None or not np.isfinite(welch.pvalue) else float(welch.pvalue)
+        ends = [a["n_ending_unphysical"], b["n_ending_unphysical"]]
+        p_products = None
+        if None not in ends:
+            table = [[ends[0], a["n_runs"] - ends[0]], [ends[1], b["n_runs"] - ends[1]]]
+            p_products = float(stats.fisher_exact(table).pvalue)
+        tests.append({"arms": [arm.name, other], "barrier_welch_p": p_barrier,
+                      "barrier_difference_kj_mol": _difference(a["barrier_kj_mol"]["mean"], b["barrier_kj_mol"]["mean"]),
+                      "unphysical_fisher_p": p_products})
+    return tests
+
+
 def metad_results(config, metad: dict) -> dict:
     """Per arm and channel (config order) the run summaries (``metad``: (arm, channel, run) ->
     summary), each with its run, MD seed and stage folder, and their :func:`channel_summary`."""
@@ -194,6 +218,7 @@ def add_metad(results: dict, config, metad: dict, out: Path) -> None:
         path = plot_channel(channel, per_arm, out / f"metad_{channel}.png",
                             figure_title(config, channel, reaction, list(per_arm)))
         entry["channels"][channel] = {**conditions(config, channel), "reaction": reaction,
+                                      "tests": arm_tests(config, per_arm),
                                       "reference_barrier_kj_mol": first["reference_barrier_kj_mol"],
                                       "reference_reaction_energy_kj_mol": first["reference_reaction_energy_kj_mol"],
                                       "figure": None if path is None else path.name}
@@ -212,6 +237,10 @@ def _ci(s: dict) -> str:
 
 def _num(x) -> str:
     return "n/a" if x is None else f"{x:.1f}"
+
+
+def _p(p) -> str:
+    return "n/a (too few runs)" if p is None else f"{p:.2g}"
 
 
 def markdown(results: dict) -> list[str]:
@@ -249,6 +278,10 @@ def markdown(results: dict) -> list[str]:
                          f" {_num(s['model_barrier_kj_mol'])} | {_num(s['model_reaction_energy_kj_mol'])} |"
                          f" {converged}/{s['n_runs']} | {ends}/{s['n_runs']} | {s['n_stopped']}/{s['n_runs']} |"
                          f" {outcomes} |")
+        for t in info.get("tests", []):
+            lines.append(f"- {t['arms'][0]} against {t['arms'][1]}: barrier difference "
+                         f"{_num(t['barrier_difference_kj_mol'])} kJ/mol, Welch's t-test p = {_p(t['barrier_welch_p'])}; "
+                         f"runs ending in unphysical species, Fisher's exact test p = {_p(t['unphysical_fisher_p'])}.")
         lines += ["", "kJ/mol. FES barrier: the lowest saddle between the reactant's and the product's CV points of "
                       "each run's final FES, above the reactant's basin; reaction free energy: product basin minus "
                       "reactant basin (free energies at the run's temperature along the channel's two CVs, so not the "
