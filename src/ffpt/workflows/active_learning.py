@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +43,7 @@ from ffpt.dynamics.engine import STABILITY_FILE
 from ffpt.jobs.metad import MetadConfig
 from ffpt.simulate.config import MDConfig
 from ffpt.training.config import CommitteeConfig, FinetuneConfig, ModelConfig, TrainingConfig
+from ffpt.workflows.combustion_starts import CombustionStarts, combustion_starts
 from ffpt.workflows.stages import RunDirectory
 
 ROUND = "round_{:02d}"
@@ -50,7 +52,9 @@ ROUND = "round_{:02d}"
 class ExploreConfig(Strict):
     """Committee MD (or metadynamics) that looks for where the committee is unsure."""
 
-    structures: list[Path] = Field(min_length=1, description="start structures (any ASE-readable file)")
+    structures: list[Path] | None = Field(None, min_length=1, description="start structures (any ASE-readable file)")
+    h2combustion: CombustionStarts | None = Field(
+        None, description="or: every listed combustion channel's stationary point, in the channel's spin state")
     temperatures_K: list[float] = Field([300.0], min_length=1)
     runs: int = Field(4, ge=1, description="seeds per structure and temperature")
     md: MDConfig = Field(default_factory=lambda: MDConfig(ensemble="langevin", steps=2000, save_every=10))
@@ -73,7 +77,25 @@ class ExploreConfig(Strict):
             if given:
                 raise ValueError(f"{name}: {given} are set by active learning (committee, structures, seeds, "
                                  "temperatures_K)")
+        if (self.structures is None) == (self.h2combustion is None):
+            raise ValueError("give exactly one of structures, h2combustion")
+        if self.h2combustion is not None and self.metad is not None:
+            raise ValueError("h2combustion: the starts explore by MD (metad explores one channel from its structure)")
+        if self.h2combustion is not None and self.h2combustion.groups:
+            raise ValueError("h2combustion.groups: groups of starts are compared in stability.h2combustion")
         return self
+
+    def starts(self, folder: Path) -> dict[str, Path]:
+        """Start name -> structure file: ``s0``, ``s1``, ... for ``structures``; for ``h2combustion``
+        (``TS_09``, ...) each stationary point with its spin written to ``folder``/starts/NAME.extxyz."""
+        if self.structures is not None:
+            return {f"s{k}": path for k, path in enumerate(self.structures)}
+        structures = combustion_starts(self.h2combustion, self.md.monitors.min_distance, "explore.h2combustion",
+                                       "explore.md.monitors.min_distance")
+        for atoms in structures.values():  # the start's name carries its channel; extxyz reads '01' back as 1
+            del atoms.info[keys.CHANNEL]
+        return {name: write_frames(Path(folder) / "starts" / f"{name}.extxyz", [atoms])
+                for name, atoms in structures.items()}
 
 
 class SelectConfig(Strict):
@@ -248,8 +270,9 @@ def _explore_records(kind: str, calls: list[tuple], batch: int | None, executor:
 
 
 def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, round_index: int,
-                  executor: cf.Executor | None) -> dict:
-    """Committee MD from every structure and temperature; stability and the saved frames' spreads."""
+                  executor: cf.Executor | None, starts: dict[str, Path] | None = None) -> dict:
+    """Committee MD from every start (name -> structure file; default ``explore.structures``) and
+    temperature; stability (pooled over starts, and per start) and the saved frames' spreads."""
     from ffpt.analysis.survival import survival_curve
     from ffpt.models.committee import read_committee_file
 
@@ -257,18 +280,19 @@ def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, 
     members = [str(p) for p in read_committee_file(committee)]
     kind = "metad" if e.metad is not None else "md"
     section = e.metad if e.metad is not None else e.md
-    calls, names = [], []
-    for s, structure in enumerate(e.structures):
+    calls, names, of_start = [], [], []
+    for start, structure in (starts if starts is not None else e.starts(folder)).items():
         for temperature in e.temperatures_K:
             for k in range(e.runs):
-                name = f"s{s}_T{temperature:g}_seed{k}"
+                name = f"{start}_T{temperature:g}_seed{k}"
+                of_start.append(start)
                 job = {**section.model_dump(mode="json", exclude_unset=True), "calculator": members,
                        "structure": str(structure), "temperature_K": temperature,
                        "seed": 1000 * round_index + k}
                 calls.append((kind, job, folder / name))
                 names.append(name)
     records = _explore_records(kind, calls, e.md.batch if e.metad is None else None, executor)
-    runs = [{"name": name, **record} for name, record in zip(names, records)]
+    runs = [{"name": name, "start": start, **record} for name, start, record in zip(names, of_start, records)]
     survival = survival_curve([r["simulated_fs"] for r in runs], [not r["stable"] for r in runs])
     spreads = [v for r in runs for v in _spreads(folder / r["name"] / "trajectory.extxyz")]
     return {
@@ -277,6 +301,8 @@ def explore_round(config: ActiveLearningSettings, folder: Path, committee: str, 
         "median_time_to_failure_fs": survival.median_fs,
         "simulated_fs": float(sum(r["simulated_fs"] for r in runs)),
         "failure_monitors": sorted({r["monitor"] for r in runs if r["monitor"]}),
+        "by_start": {start: {"n_runs": len(mine := [r for r in runs if r["start"] == start]),
+                             "n_stable": sum(r["stable"] for r in mine)} for start in dict.fromkeys(of_start)},
         "spread": {"n_frames": len(spreads), "median": float(np.median(spreads)) if spreads else None,
                    "p90": float(np.percentile(spreads, 90)) if spreads else None,
                    "values": [round(v, 5) for v in spreads]},
@@ -395,19 +421,20 @@ def run_active_learning(config: ALConfig, out: str | Path, progress: bool = True
 
     from ffpt.data.io import read_structure
 
-    for structure in config.explore.structures:  # input errors end here, before any training
-        read_structure(structure, config.explore.md.structure_index)
     with ExitStack() as stack:
         stack.enter_context(output_lock(out, "active-learning"))  # one loop at a time per folder
+        starts = config.explore.starts(out)
+        for structure in starts.values():  # input errors end here, before any training
+            read_structure(structure, config.explore.md.structure_index)
         if executor is None and (config.workers > 1 or scheduler is not None):
             from ffpt.execution import executor as open_executor
 
             executor = stack.enter_context(open_executor(config.workers, scheduler))
-        return _loop(config, Path(out), progress, executor, echo)
+        return _loop(config, Path(out), starts, progress, executor, echo)
 
 
-def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
-    from ffpt.workflows.al_report import AL_CONFIG_FILE, write_al_report
+def _loop(config: ALConfig, out: Path, starts: dict[str, Path], progress: bool, executor, echo) -> dict:
+    from ffpt.workflows.al_report import AL_CONFIG_FILE, first_at_target, write_al_report
 
     run = RunDirectory(out, echo=echo)
     given = config.model_dump(mode="json")
@@ -428,7 +455,7 @@ def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
                             lambda d: train_round(config, d, label_files, data, init, progress))
         explored = run.stage(f"{name}_explore", {"committee": trained["committee"], "explore": given["explore"],
                                                  "round": r},
-                             lambda d: explore_round(config, d, trained["committee"], r, executor))
+                             lambda d: explore_round(config, d, trained["committee"], r, executor, starts))
         record = {"round": r, "n_labels": trained["n_labels"], "n_added": added, "valid": trained["valid"],
                   "test": trained.get("test"), **{k: v for k, v in explored.items() if k not in ("runs", "spread")},
                   "spread": {k: v for k, v in explored["spread"].items() if k != "values"},
@@ -458,13 +485,30 @@ def _loop(config: ALConfig, out: Path, progress: bool, executor, echo) -> dict:
                                                "teacher_options": config.teacher_options},
                              lambda d: label_round(config, d, selected["frames"], executor, progress))
         record["labelled"] = labelled["n_labels"]
+        record["picked"] = picked_summary(read_frames(labelled["labels"]), explored["runs"])
         added += labelled["n_labels"]
         label_files = [*label_files, labelled["labels"]]
         init = trained["committee"]
     summary = {"name": config.name, "arm": "ffpt-ft+al" if config.pretrained else "scratch+al", "stop": stop,
                "rounds": rounds, "labels_added": added, "n_initial": data["n_initial"],
-               "final_committee": trained["committee"]}
+               "final_committee": trained["committee"], "starts": list(starts),
+               "picked_species": dict(sum((Counter(r["picked"]["species"]) for r in rounds if "picked" in r),
+                                          Counter()).most_common()),
+               "labels_to_stable": first_at_target(rounds, config.stop.stable_fraction)}
     return write_al_report(summary, out, given)
+
+
+def picked_summary(frames, runs: list[dict]) -> dict:
+    """What a round's labelled picks hold: per species (Hill formula, covalent connectivity of
+    :func:`ffpt.observables.species.species_of`) the number of frames containing it, and the picks per
+    start (``runs``: the round's exploration runs, whose names the frames' ``al_run`` give)."""
+    from ffpt.observables.species import species_of
+
+    start_of = {r["name"]: r.get("start", r["name"].split("_T")[0]) for r in runs}
+    species = Counter(name for atoms in frames for name in species_of(atoms))
+    by_start = Counter(start_of.get(atoms.info.get("al_run"), "unknown") for atoms in frames)
+    return {"species": dict(sorted(species.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "by_start": dict(sorted(by_start.items()))}
 
 
 def experiment_al_config(experiment, arm: str, labels: str, data: dict, pretrained: str | None) -> ALConfig:

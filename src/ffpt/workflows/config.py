@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from ffpt.config import Strict
 from ffpt.jobs.metad import MetadConfig
@@ -16,14 +16,7 @@ from ffpt.simulate.config import MDConfig
 from ffpt.training.config import FinetuneConfig, ModelConfig, TrainingConfig
 from ffpt.training.mace_cli import MaceCliRecipe
 from ffpt.workflows.active_learning import ActiveLearningSettings
-
-
-def _channel_id(value):
-    """A channel id as the data set spells it: YAML reads ``01`` or ``12`` as a number -> '01', '12'."""
-    return f"{value:02d}" if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-ChannelId = Annotated[str, BeforeValidator(_channel_id)]
+from ffpt.workflows.combustion_starts import ChannelId, CombustionStarts
 
 
 class CombustionSource(Strict):
@@ -64,19 +57,6 @@ class AbInitioConfig(Strict):
         if len(given) != 1:
             raise ValueError(f"needs exactly one of teacher, data, h2combustion (got {given or 'none'})")
         return self
-
-
-class CombustionStarts(Strict):
-    """MD starts at a stationary point of every listed hydrogen-combustion channel, each run in its
-    channel's spin state (multiplicity from ``reactions``)."""
-
-    geometries: Path  # folder with {kind}_{channel}.xyz
-    reactions: Path  # reactions.json
-    kind: Literal["reactant", "TS", "product"] = "TS"
-    channels: list[ChannelId] | None = None  # ids or numbers ("12" = 12a and 12b); default: every channel with a geometry
-    # named sets of channels with their own stable fractions and log-rank test, e.g. channels tuned on
-    # and channels kept as the check: {tune: ["01", ..., "13"], check: ["14", ..., "19"]}
-    groups: dict[str, list[ChannelId]] = {}
 
 
 class StabilityConfig(Strict):

@@ -22,7 +22,7 @@ from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
 from ffpt.fileio import atomic_write_json, output_lock
-from ffpt.simulate.monitors import MinDistanceMonitor
+from ffpt.workflows.combustion_starts import combustion_starts, groups_of, listed as _listed
 from ffpt.workflows.config import ARM_KINDS, REFERENCE_ARM, ArchitectureRun, ExperimentConfig
 from ffpt.workflows.stages import RunDirectory
 
@@ -129,12 +129,6 @@ def train_stage(config: ExperimentConfig, folder: Path, train_path: str, valid_p
     })
     result = train(cfg)
     return {"model": str(result.model_path), "valid": result.metrics}
-
-
-def _listed(channel: str, channels) -> bool:
-    """Channel id ``channel`` (e.g. '12a') is in ``channels``, itself or by its number ('12')."""
-    wanted = {str(c) for c in channels}
-    return channel in wanted or channel[:2] in wanted
 
 
 def _in_channels(channels):
@@ -264,45 +258,17 @@ def export_stage(folder: Path, model_path: str) -> dict:
 def stability_starts(config: ExperimentConfig) -> dict:
     """The starts of ``stability.h2combustion``: start name (e.g. ``TS_09``) -> structure with its
     channel's spin and id in ``info``; empty for a single-structure stability section."""
-    from ffpt.systems.h2combustion import load_channels, read_stationary_point, stationary_point_path
-
     starts = config.stability.h2combustion if config.stability is not None else None
     if starts is None:
         return {}
-    channels = load_channels(starts.reactions)
-    if starts.channels is None:
-        wanted = [c for c in channels if stationary_point_path(starts.geometries, starts.kind, c).exists()]
-    else:
-        wanted = [c for c in channels if _listed(c, starts.channels)]
-        unknown = sorted(c for c in starts.channels if not any(_listed(w, [c]) for w in channels))
-        if unknown:
-            raise ConfigError(f"key 'stability.h2combustion.channels': {unknown} not in {starts.reactions}")
-    for group, members in starts.groups.items():
-        unknown = sorted(c for c in members if not any(_listed(w, [c]) for w in wanted))
-        if unknown:
-            raise ConfigError(f"key 'stability.h2combustion.groups.{group}': {unknown} are not among the starts")
-    if not wanted:
-        raise ConfigError(f"key 'stability.h2combustion': no {starts.kind} geometry in {starts.geometries}")
-    structures = {f"{starts.kind}_{c}": read_stationary_point(starts.geometries, starts.kind, channels[c]) for c in wanted}
-    limit = config.stability.md.monitors.min_distance
-    collapse = MinDistanceMonitor(limit) if limit is not None else None
-    for name, atoms in structures.items():  # a start the collapse monitor flags would be an MD "failure" at 0 fs
-        problem = collapse.check(atoms, 0.0) if collapse is not None else None
-        if problem is not None:
-            raise ConfigError(f"{stationary_point_path(starts.geometries, starts.kind, name.split('_', 1)[1])}: "
-                              f"{problem} (key 'stability.md.monitors.min_distance'); leave the channel out "
-                              f"(key 'stability.h2combustion.channels')")
-    return structures
+    return combustion_starts(starts, config.stability.md.monitors.min_distance, "stability.h2combustion",
+                             "stability.md.monitors.min_distance")
 
 
 def start_groups(config: ExperimentConfig, names: list[str]) -> dict[str, list[str]]:
     """``stability.h2combustion.groups`` as start names (``TS_12a`` belongs to a group listing ``12``)."""
     starts = config.stability.h2combustion if config.stability is not None else None
-    if starts is None:
-        return {}
-    channel = {name: name.split("_", 1)[1] for name in names}
-    return {group: [n for n in names if _listed(channel[n], members)]
-            for group, members in starts.groups.items()}
+    return groups_of(starts, names) if starts is not None else {}
 
 
 def merge_start_batches(batches: dict[str, dict]) -> dict:
@@ -477,8 +443,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                         batches[name] = run.stage(
                             f"stability/{arm}_n{budget}_s{seed}/{name}",
                             {"model": path, "md": settings["md"], "n_runs": n, "md_seeds": md_seeds,
-                             "start": {"name": name, "info": atoms.info, "symbols": atoms.get_chemical_symbols(),
-                                       "positions": atoms.positions.round(8).tolist()}},
+                             "start": start_key(name, atoms)},
                             lambda d, a=arm, p=path, m=md_seeds, s=atoms: stability_stage(
                                 config, d, a, p, data, progress, pool(), m, structure=s),
                         )
@@ -495,13 +460,46 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                     m.stage, metad_inputs(config.metad, path, m),
                     lambda d, p=path, m=m: metad_stage(config.metad, d, p, progress, m,
                                                        f"model at {budget} labels (arm seed 0)"))
+    after = after_al_stability(config, run, active, starts, data, progress, pool)
     results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad,
                            groups=start_groups(config, list(starts)), models=models)
     if active:
         from ffpt.workflows.al_report import add_active_learning
 
-        results = add_active_learning(results, active, Path(out), config.active_learning.stop.stable_fraction)
+        a = config.active_learning
+        first = a.budget or min(config.budgets)
+        results = add_active_learning(results, active, Path(out), a.stop.stable_fraction, a.stop.max_labels,
+                                      before={k: v for k, v in stability.items() if k[1] == first}, after=after,
+                                      rows=[r for r in errors["rows"] if r["budget"] == first],
+                                      groups=start_groups(config, list(starts)))
     return results
+
+
+def start_key(name: str, atoms) -> dict:
+    """A start structure as part of a stability stage's key."""
+    return {"name": name, "info": atoms.info, "symbols": atoms.get_chemical_symbols(),
+            "positions": atoms.positions.round(8).tolist()}
+
+
+def after_al_stability(config: ExperimentConfig, run: RunDirectory, active: dict, starts: dict, data: dict,
+                       progress: bool, pool: Callable[[], cf.Executor]) -> dict:
+    """MD from every start of ``stability.h2combustion`` with each arm's final active-learning committee
+    (the members' mean; arm seed 0's MD seeds; one cached stage per start) -> (arm, 'after', 0) -> batch."""
+    if not active or not starts:
+        return {}
+    md, n = stability_settings(config)["md"], config.stability.n_runs
+    seeds = list(range(n))
+    after = {}
+    for summary in active.values():
+        arm, path = summary["arm"], summary["final_committee"]
+        batches = {name: run.stage(f"stability/{arm}_s0/{name}",
+                                   {"model": path, "md": md, "n_runs": n, "md_seeds": seeds,
+                                    "start": start_key(name, atoms)},
+                                   lambda d, a=arm, p=path, s=atoms: stability_stage(
+                                       config, d, a, p, data, progress, pool(), seeds, structure=s))
+                   for name, atoms in starts.items()}
+        after[(arm, "after", 0)] = merge_start_batches(batches)
+    return after
 
 
 def active_learning_stages(config: ExperimentConfig, run: RunDirectory, data: dict, pretrained: dict, progress: bool,
