@@ -79,8 +79,9 @@ def test_labels_to_stable_is_the_first_round_at_the_target():
     assert first_at_target(rounds, 0.95) == {"round": 1, "n_labels": 110, "n_added": 10}
     assert to_stable_text({"rounds": rounds}, 0.95, 50) == "10 added (round 1, 110 in all)"
     assert first_at_target(rounds, 0.97) is None and first_at_target(rounds, None) is None
-    assert to_stable_text({"rounds": rounds}, 0.97, 50) == "not reached within the budget of 50 labels"
-    assert to_stable_text({"rounds": rounds}, 0.97, None) == "not reached within 2 round(s)"
+    assert to_stable_text({"rounds": rounds}, 0.97, 18) == "not reached within the budget of 18 labels"
+    assert to_stable_text({"rounds": rounds}, 0.97, 50) == "not reached (18 added in 2 round(s))"  # rounds ran out
+    assert to_stable_text({"rounds": rounds}, 0.97, None) == "not reached (18 added in 2 round(s))"
     assert first_at_target([_round(0, 100, 0, 1.0)], 0.95)["n_added"] == 0  # stable before any new label
 
 

@@ -104,8 +104,10 @@ def to_stable_text(summary: dict, target: float | None, budget: int | None) -> s
     first = first_at_target(summary["rounds"], target)
     if first is not None:
         return f"{first['n_added']} added (round {first['round']}, {first['n_labels']} in all)"
-    return (f"not reached within the budget of {budget} labels" if budget is not None
-            else f"not reached within {len(summary['rounds']) - 1} round(s)")
+    added = summary["rounds"][-1]["n_added"]
+    if budget is not None and added >= budget:
+        return f"not reached within the budget of {budget} labels"
+    return f"not reached ({added} added in {len(summary['rounds']) - 1} round(s))"
 
 
 def picks_tables(rounds: list[dict], total: dict | None = None) -> list[str]:
@@ -195,6 +197,9 @@ def add_active_learning(results: dict, summaries: dict[str, dict], out: Path, ta
                   *_comparison_table(entry)]
         for group, part in entry.get("groups", {}).items():
             lines += ["", f"#### {group} starts ({', '.join(part['starts'])})", "", *_comparison_table(part)]
+        if not pairs:
+            lines += ["", "No MD stability before active learning to compare with: the starting budget is not "
+                          "among stability.budgets."]
         for arm, pair in pairs.items():
             lines += ["", f"#### {arm}: before (model at the starting budget, arm seed 0) and after", "",
                       *_comparison_table(pair)]
