@@ -461,8 +461,9 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                     lambda d, p=path, m=m: metad_stage(config.metad, d, p, progress, m,
                                                        f"model at {budget} labels (arm seed 0)"))
     after = after_al_stability(config, run, active, starts, data, progress, pool)
-    results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad,
-                           groups=start_groups(config, list(starts)), models=models)
+    groups = start_groups(config, list(starts))
+    results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad, groups=groups,
+                           models=models)
     if active:
         from ffpt.workflows.al_report import add_active_learning
 
@@ -471,7 +472,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
         results = add_active_learning(results, active, Path(out), a.stop.stable_fraction, a.stop.max_labels,
                                       before={k: v for k, v in stability.items() if k[1] == first}, after=after,
                                       rows=[r for r in errors["rows"] if r["budget"] == first],
-                                      groups=start_groups(config, list(starts)))
+                                      groups=groups)
     return results
 
 
