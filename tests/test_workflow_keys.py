@@ -107,3 +107,21 @@ def test_the_four_arm_experiments_share_the_labels_of_the_shipped_ones(molecule)
     assert mace.pretrain.max_epochs == 1 and mace.pretrain.swa_start is None
     assert mace.finetune.max_epochs == four.mace_reference.max_num_epochs
     assert mace.finetune.swa_start == four.mace_reference.start_swa and mace.finetune.amsgrad
+
+
+def test_packages_in_another_float_type_get_stages_of_their_own():
+    """``stability.export_dtype``: the exports and MD of float32 packages sit beside the model's own
+    (other folder names); the MD settings key is unchanged; it needs ``exported: true``."""
+    from ffpt.config import ConfigError
+
+    stability = {**TOY["stability"], "exported": True}
+    own = parse_config(ExperimentConfig, {**TOY, "stability": stability}, source="toy.yaml")
+    f32 = parse_config(ExperimentConfig, {**TOY, "stability": {**stability, "export_dtype": "float32"}},
+                       source="toy.yaml")
+    assert experiment.exported_stage_names(own, "ffpt-ft", 4, 0) == ("export_ffpt-ft_n4_s0", "stability_ffpt-ft_n4_s0")
+    assert experiment.exported_stage_names(f32, "ffpt-ft", 4, 0) == ("export_ffpt-ft_n4_s0_float32",
+                                                                     "stability_ffpt-ft_n4_s0_float32")
+    assert experiment.stability_settings(own) == experiment.stability_settings(f32)
+    with pytest.raises(ConfigError, match="export_dtype"):
+        parse_config(ExperimentConfig, {**TOY, "stability": {**TOY["stability"], "export_dtype": "float32"}},
+                     source="toy.yaml")

@@ -72,6 +72,9 @@ class StabilityConfig(Strict):
     # cached export stage per model): about 3x faster for small molecules (BENCHMARKS.md 10). ffpt's arms
     # only: the mace_run_train arm (mace-cli) runs eagerly through MACE's own calculator
     exported: bool = False
+    # the packages' float type (default: each model's own). MACE trains in float64 and runs MD in float32
+    # at about twice the speed (BENCHMARKS.md 13c); the export checks the package against the model file
+    export_dtype: Literal["float32", "float64"] | None = None
     budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
     # the same runs to rounding (ffpt.dynamics.batched); not part of the stage key, so cached batches stand
     batch: int | None = Field(None, ge=1)  # run each model's MD seeds as batched replicas, this many together
@@ -86,6 +89,8 @@ class StabilityConfig(Strict):
             raise ValueError("give structure or h2combustion, not both")
         if "batch" in self.md.model_fields_set:
             raise ValueError("md.batch: batched replicas of the stability runs are stability.batch")
+        if self.export_dtype is not None and not self.exported:
+            raise ValueError("export_dtype: the packages' float type needs exported: true")
         if self.batch is not None and self.exported:
             raise ValueError("batch: batched replicas evaluate the model file in one call per step; an exported "
                              "package takes one system per call (set exported: false)")

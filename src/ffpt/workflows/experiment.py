@@ -69,7 +69,7 @@ def abinitio_inputs(config: ExperimentConfig) -> dict:
 
 def stability_settings(config: ExperimentConfig) -> dict:
     """The stability section as part of each MD batch's key (the MD options as written)."""
-    return {**config.stability.model_dump(mode="json", exclude={"budgets", "exported", "batch"}),
+    return {**config.stability.model_dump(mode="json", exclude={"budgets", "exported", "export_dtype", "batch"}),
             "md": _given(config.stability.md)}
 
 
@@ -248,11 +248,20 @@ def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
     return {"rows": rows}
 
 
-def export_stage(folder: Path, model_path: str) -> dict:
-    """The model's AOTInductor package (checked against the model file) for fast MD."""
+def export_stage(folder: Path, model_path: str, dtype: str | None = None) -> dict:
+    """The model's AOTInductor package (checked against the model file) for fast MD, in ``dtype``
+    ("float32"/"float64"; default the model's)."""
     from ffpt.models.export import export_file
 
-    return {"package": export_file(model_path, folder / "model.pt2")["package"]}
+    return {"package": export_file(model_path, folder / "model.pt2", dtype)["package"]}
+
+
+def exported_stage_names(config: ExperimentConfig, arm: str, budget: int, seed: int) -> tuple[str, str]:
+    """The export and stability stage names of one model; a package float type other than the model's
+    (``stability.export_dtype``) gets folders of its own, so the model's own runs stay cached beside."""
+    dtype = config.stability.export_dtype if config.stability.exported else None
+    suffix = f"_{dtype}" if dtype else ""
+    return f"export_{arm}_n{budget}_s{seed}{suffix}", f"stability_{arm}_n{budget}_s{seed}{suffix}"
 
 
 def stability_starts(config: ExperimentConfig) -> dict:
@@ -429,12 +438,16 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                 md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
                 for arm in arms:
                     path = models[(arm, budget, seed)]
+                    export_name, stability_name = exported_stage_names(config, arm, budget, seed)
                     if config.stability.exported and arm != REFERENCE_ARM:  # mace_run_train's model runs eagerly
-                        path = run.stage(f"export_{arm}_n{budget}_s{seed}", {"model": path},
-                                         lambda d, p=path: export_stage(d, p))["package"]
+                        dtype = config.stability.export_dtype
+                        path = run.stage(export_name, {"model": path} | ({"dtype": dtype} if dtype else {}),
+                                         lambda d, p=path: export_stage(d, p, dtype))["package"]
+                    else:
+                        stability_name = f"stability_{arm}_n{budget}_s{seed}"
                     if not starts:
                         stability[(arm, budget, seed)] = run.stage(
-                            f"stability_{arm}_n{budget}_s{seed}", {"model": path, "stability": settings, "md_seeds": md_seeds},
+                            stability_name, {"model": path, "stability": settings, "md_seeds": md_seeds},
                             lambda d, a=arm, p=path, m=md_seeds: stability_stage(config, d, a, p, data, progress, pool(), m),
                         )
                         continue
