@@ -90,6 +90,21 @@ def test_every_stage_runs_then_rerun_skips_all(toy_yaml, tmp_path):
     assert all((out / "stability_ffpt-ft_n4_s0" / f"seed_{s}" / "stability.json").exists() for s in (0, 1))
 
 
+
+def test_models_train_as_parallel_chains_on_workers(toy_yaml, tmp_path):
+    """``--workers 2``: each arm's chain (pre-training, both budgets, MD stability) runs as one task on the
+    workers; the pass that follows finds every model and MD stage done, then evaluates and reports."""
+    out = tmp_path / "run"
+    run = ffpt("run", str(toy_yaml), "--out", str(out), "--quiet", "--workers", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    for stage in [s for s in STAGES[2:] if s != "evaluate"]:  # cached when the experiment's own pass gets there
+        assert f"[{stage}] up to date, skipped" in lines and f"[{stage}] running" not in lines, stage
+        assert (out / stage / "stage.json").exists()
+    assert "[evaluate] running" in run.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["stability"]) == {"4", "8"} and set(results["arms"]) == {"ffpt-ft", "scratch"}
+
 def test_killed_run_resumes(toy_yaml, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "ffpt", "run", str(toy_yaml), "pretrain.max_epochs=40", "--out", str(out), "--quiet"]

@@ -4,7 +4,8 @@ seeds -> FF sampling (isolated molecules) -> pretrain (per architecture and arm 
 labels -> for each budget and arm seed: for each architecture finetune (from its pre-trained model)
 and scratch, and optionally MACE trained by ``mace_run_train`` (arm ``mace-cli``), all on the same
 frames -> errors on a held-out ab initio test set -> MD stability batches (every arm seed's model at
-each stability budget) -> (metadynamics) -> report.
+each stability budget) -> (metadynamics) -> report. On a parallel executor each model's chain of
+stages runs as one task (:func:`run_chains`), chains side by side.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ffpt.config import ConfigError
 from ffpt.data.frames import DataError
 from ffpt.data.io import read_frames, write_frames
 from ffpt.data.splits import split, subset
+from ffpt.execution import InlineExecutor
 from ffpt.fileio import atomic_write_json, output_lock
 from ffpt.workflows.combustion_starts import combustion_starts, groups_of, listed as _listed
 from ffpt.workflows.config import ARM_KINDS, REFERENCE_ARM, ArchitectureRun, ExperimentConfig
@@ -362,7 +364,10 @@ def run_experiment(config: ExperimentConfig, out: str | Path, progress: bool = T
 
     The seeds of the stability batches run as parallel tasks: on ``executor`` if given, else on
     :func:`ffpt.execution.executor` ``(workers, scheduler)``, started only when a stage needs it.
-    Given any of the three, FF sampling and labelling run there too; else labelling uses
+    Given any of the three, FF sampling and labelling run there too, and on a parallel executor every
+    model's chain of stages (pre-training, training at each budget, export, MD stability:
+    :func:`model_chains`) runs as one task, chains side by side, before the stages that need all the
+    models (evaluation, active learning, metadynamics, the report); else labelling uses
     ``abinitio.workers`` of the config. One run at a time per folder: a second is refused
     (:func:`ffpt.fileio.output_lock` on ``<out>.lock``).
     """
@@ -398,31 +403,20 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     data = run.stage("abinitio", abinitio_inputs(config),
                      lambda d: abinitio_data(config, d, progress, pool() if shared else None))
     runs = config.architecture_runs
-    pretrained = {}  # (architecture, arm seed) -> pre-trained model file
-    for arch in runs:
-        for seed in range(config.arm_seeds):
-            pretrained[(arch.architecture, seed)] = run.stage(
-                arch.pretrain_stage(seed), pretrain_inputs(arch, ff),
-                lambda d, seed=seed, t=arch: train_stage(config, d, ff["frames"], None, "pretrain", seed,
-                                                             progress=progress, settings=t),
-            )["model"]
+    if shared and len(model_chains(config)) > 1 and not isinstance(pool(), InlineExecutor):
+        run_chains(config, out, ff, data, pool())  # every model's training, export and MD; cached below
+    pretrained = {(arch.architecture, seed): pretrained_model(config, run, arch, seed, ff, progress)
+                  for arch in runs for seed in range(config.arm_seeds)}
     models = {}
     for budget in sorted(config.budgets):
         for seed in range(config.arm_seeds):
             for arch in runs:
                 for kind in ARM_KINDS:
-                    arm = arch.arm(kind)
                     init = pretrained[(arch.architecture, seed)] if kind == "ffpt-ft" else None
-                    models[(arm, budget, seed)] = run.stage(
-                        f"{arm}_n{budget}_s{seed}", arm_inputs(arch, kind, budget, seed, data, init),
-                        lambda d, a=arm, b=budget, s=seed, i=init, t=arch: arm_stage(config, d, a, b, s, data, i,
-                                                                                         progress, settings=t),
-                    )["model"]
+                    models[(arch.arm(kind), budget, seed)] = arm_model(config, run, arch, kind, budget, seed, data,
+                                                                       init, progress)
             if config.mace_reference is not None:
-                models[(REFERENCE_ARM, budget, seed)] = run.stage(
-                    f"{REFERENCE_ARM}_n{budget}_s{seed}", reference_inputs(config, budget, seed, data),
-                    lambda d, b=budget, s=seed: reference_stage(config, d, b, s, data),
-                )["model"]
+                models[(REFERENCE_ARM, budget, seed)] = reference_model(config, run, budget, seed, data)
     model_list = [[arm, budget, seed, path] for (arm, budget, seed), path in models.items()]
     errors = run.stage("evaluate", {"models": model_list, "data": data},
                        lambda d: evaluate_stage(config, d, data, models))
@@ -431,36 +425,12 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     arms = [arm.name for arm in config.arms]
     stability = {}
     if config.stability is not None:
-        settings = stability_settings(config)
-        n = config.stability.n_runs
         for budget in config.stability_budgets:
             for seed in range(config.arm_seeds):
-                md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
                 for arm in arms:
-                    path = models[(arm, budget, seed)]
-                    export_name, stability_name = exported_stage_names(config, arm, budget, seed)
-                    if config.stability.exported and arm != REFERENCE_ARM:  # mace_run_train's model runs eagerly
-                        dtype = config.stability.export_dtype
-                        path = run.stage(export_name, {"model": path} | ({"dtype": dtype} if dtype else {}),
-                                         lambda d, p=path: export_stage(d, p, dtype))["package"]
-                    else:
-                        stability_name = f"stability_{arm}_n{budget}_s{seed}"
-                    if not starts:
-                        stability[(arm, budget, seed)] = run.stage(
-                            stability_name, {"model": path, "stability": settings, "md_seeds": md_seeds},
-                            lambda d, a=arm, p=path, m=md_seeds: stability_stage(config, d, a, p, data, progress, pool(), m),
-                        )
-                        continue
-                    batches = {}  # one stage per start: adding a channel reruns nothing else
-                    for name, atoms in starts.items():
-                        batches[name] = run.stage(
-                            f"stability/{arm}_n{budget}_s{seed}/{name}",
-                            {"model": path, "md": settings["md"], "n_runs": n, "md_seeds": md_seeds,
-                             "start": start_key(name, atoms)},
-                            lambda d, a=arm, p=path, m=md_seeds, s=atoms: stability_stage(
-                                config, d, a, p, data, progress, pool(), m, structure=s),
-                        )
-                    stability[(arm, budget, seed)] = merge_start_batches(batches)
+                    stability[(arm, budget, seed)] = model_stability(config, run, arm, budget, seed,
+                                                                     models[(arm, budget, seed)], data, starts,
+                                                                     progress, pool)
     metad = {}  # (arm, channel, run) -> run summary
     if config.metad is not None:
         from ffpt.workflows.reactive import metad_inputs, metad_runs, metad_stage
@@ -487,6 +457,92 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
                                       rows=[r for r in errors["rows"] if r["budget"] == first],
                                       groups=groups)
     return results
+
+
+def pretrained_model(config: ExperimentConfig, run: RunDirectory, arch: ArchitectureRun, seed: int, ff: dict,
+                     progress: bool) -> str:
+    """The stage of ``arch``'s model pre-trained on the force-field frames ``ff`` (arm seed ``seed``) -> model file."""
+    return run.stage(arch.pretrain_stage(seed), pretrain_inputs(arch, ff),
+                     lambda d: train_stage(config, d, ff["frames"], None, "pretrain", seed, progress=progress,
+                                           settings=arch))["model"]
+
+
+def arm_model(config: ExperimentConfig, run: RunDirectory, arch: ArchitectureRun, kind: str, budget: int, seed: int,
+              data: dict, init: str | None, progress: bool) -> str:
+    """The stage of one ffpt arm's model (``kind`` ffpt-ft from ``init``, or scratch) -> model file."""
+    arm = arch.arm(kind)
+    return run.stage(f"{arm}_n{budget}_s{seed}", arm_inputs(arch, kind, budget, seed, data, init),
+                     lambda d: arm_stage(config, d, arm, budget, seed, data, init, progress, settings=arch))["model"]
+
+
+def reference_model(config: ExperimentConfig, run: RunDirectory, budget: int, seed: int, data: dict) -> str:
+    """The stage of ``mace_run_train``'s model at ``budget`` and arm seed ``seed`` -> model file."""
+    return run.stage(f"{REFERENCE_ARM}_n{budget}_s{seed}", reference_inputs(config, budget, seed, data),
+                     lambda d: reference_stage(config, d, budget, seed, data))["model"]
+
+
+def model_stability(config: ExperimentConfig, run: RunDirectory, arm: str, budget: int, seed: int, path: str,
+                    data: dict, starts: dict, progress: bool, pool: Callable[[], cf.Executor]) -> dict:
+    """The MD stability stages of one model (its export first with ``stability.exported``): from the
+    stability structure, or one stage per combustion start merged into one batch."""
+    settings, n = stability_settings(config), config.stability.n_runs
+    md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
+    export_name, stability_name = exported_stage_names(config, arm, budget, seed)
+    if config.stability.exported and arm != REFERENCE_ARM:  # mace_run_train's model runs eagerly
+        dtype = config.stability.export_dtype
+        path = run.stage(export_name, {"model": path} | ({"dtype": dtype} if dtype else {}),
+                         lambda d: export_stage(d, path, dtype))["package"]
+    else:
+        stability_name = f"stability_{arm}_n{budget}_s{seed}"
+    if not starts:
+        return run.stage(stability_name, {"model": path, "stability": settings, "md_seeds": md_seeds},
+                         lambda d: stability_stage(config, d, arm, path, data, progress, pool(), md_seeds))
+    batches = {}  # one stage per start: adding a channel reruns nothing else
+    for name, atoms in starts.items():
+        batches[name] = run.stage(
+            f"stability/{arm}_n{budget}_s{seed}/{name}",
+            {"model": path, "md": settings["md"], "n_runs": n, "md_seeds": md_seeds, "start": start_key(name, atoms)},
+            lambda d, s=atoms: stability_stage(config, d, arm, path, data, progress, pool(), md_seeds, structure=s))
+    return merge_start_batches(batches)
+
+
+def model_chains(config: ExperimentConfig) -> list[tuple[int | None, str, int]]:
+    """The independent chains of an experiment's stages, (architecture index or ``None`` for the
+    ``mace_run_train`` arm, kind, arm seed): each pre-trains (FFPT-FT), trains its arm at every budget,
+    exports and runs its MD stability; the slowest kinds first (later architectures, FFPT-FT)."""
+    chains = [(k, kind, seed) for k in range(len(config.architecture_runs)) for kind in ARM_KINDS
+              for seed in range(config.arm_seeds)]
+    if config.mace_reference is not None:
+        chains += [(None, "scratch", seed) for seed in range(config.arm_seeds)]
+    return sorted(chains, key=lambda c: (c[0] == 0, c[1] != "ffpt-ft"))
+
+
+def run_chain(config: ExperimentConfig, out: Path, chain: tuple[int | None, str, int], ff: dict, data: dict) -> str:
+    """One chain of :func:`model_chains` in this process (its MD seeds one after another), as cached stages
+    of the run folder ``out``, its stage messages prefixed with the chain's name, which it returns."""
+    index, kind, seed = chain
+    arch = None if index is None else config.architecture_runs[index]
+    name = f"{REFERENCE_ARM if arch is None else arch.arm(kind)} s{seed}"
+    run = RunDirectory(out, echo=lambda line: print(f"({name}) {line}", flush=True))
+    starts = stability_starts(config)
+    init = pretrained_model(config, run, arch, seed, ff, False) if kind == "ffpt-ft" else None
+    for budget in sorted(config.budgets):
+        if arch is None:
+            arm, path = REFERENCE_ARM, reference_model(config, run, budget, seed, data)
+        else:
+            arm, path = arch.arm(kind), arm_model(config, run, arch, kind, budget, seed, data, init, False)
+        if config.stability is not None and budget in config.stability_budgets:
+            model_stability(config, run, arm, budget, seed, path, data, starts, False, InlineExecutor)
+    return name
+
+
+def run_chains(config: ExperimentConfig, out: Path, ff: dict, data: dict, pool: cf.Executor) -> None:
+    """Every chain of :func:`model_chains` as a task of ``pool``; all of them end (finished or failed)
+    before the first failure is raised, so every finished stage is cached."""
+    futures = [pool.submit(run_chain, config, out, chain, ff, data) for chain in model_chains(config)]
+    cf.wait(futures)
+    for future in futures:
+        future.result()
 
 
 def start_key(name: str, atoms) -> dict:
