@@ -8,7 +8,8 @@ HELP = "compile a model file into an AOTInductor package (.pt2) of energy, force
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="ffpt model file (model.pt)")
+    parser.add_argument("model", help="ffpt model file (model.pt), or a committee file (committee.json) whose "
+                        "members stack: one package of all members")
     parser.add_argument("--out", required=True, help="package to write, ending in .pt2")
     parser.add_argument("--dtype", choices=["float32", "float64"], help="precision (default: the model file's)")
 

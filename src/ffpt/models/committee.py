@@ -18,6 +18,9 @@ with their weights stacked (:class:`~ffpt.models.stacked.StackedNewtonNet`), in 
 or per batch of frames (:func:`committee_predictions`, ``ffpt eval``). Other committees (a MACE or an
 exported member, members of different sizes) loop over their members; ``evaluation`` says which and why.
 
+A committee that stacks also exports as one ``.pt2`` package (``ffpt export committee.json``), which
+:func:`ffpt.load_calculator` serves as an :class:`ExportedCommittee` with the same results.
+
 A committee file (``committee.json``, written by ``ffpt train --committee``) lists member model files
 relative to itself: ``{"format": "ffpt-committee/1", "members": ["member_0/model.pt", ...]}``.
 """
@@ -35,6 +38,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from ffpt.fileio import atomic_write_json
 from ffpt.keys import UNCERTAINTY_KEYS
 from ffpt.models.calculator import GraphCalculator, MLIPCalculator
+from ffpt.models.exported import ExportedCalculator
 from ffpt.models.graph import collate, graph_from_atoms
 from ffpt.models.inference import calculator_predictions
 from ffpt.models.model_file import ModelFileError
@@ -143,15 +147,34 @@ class CommitteeCalculator(GraphCalculator):
         MD replicas: one call for all members and frames when the members stack (else one frame only)."""
         energies, forces, stresses = self.member_predictions(graph, stress)
         bounds = np.cumsum([0] + graph.n_atoms.tolist())
-        out = []
-        for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-            stats = committee_statistics(energies[:, g], forces[:, a:b])
-            results = {**stats, "free_energy": stats["energy"], "member_energies": energies[:, g],
-                       "member_forces": forces[:, a:b]}
-            if stress:
-                results["stress"] = full_3x3_to_voigt_6_stress(stresses[:, g].mean(axis=0))
-            out.append(results)
-        return out
+        return [committee_results(energies[:, g], forces[:, a:b], stresses[:, g] if stress else None)
+                for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+class ExportedCommittee(ExportedCalculator):
+    """ASE calculator of an exported committee (``ffpt export committee.json``: one package of the stacked
+    members, every member's energy, forces and stress in one call): the results of
+    :class:`CommitteeCalculator` (mean, spread, members' own predictions)."""
+
+    implemented_properties = CommitteeCalculator.implemented_properties
+    committee = True
+
+    def __len__(self) -> int:
+        return int(self.info["committee"])
+
+    def graph_results(self, graph, stress: bool) -> dict:
+        energies, forces, stresses = (_numpy(t) for t in self.run(graph))
+        return committee_results(energies, forces, stresses if stress else None)
+
+
+def committee_results(energies: np.ndarray, forces: np.ndarray, stresses: np.ndarray | None) -> dict:
+    """ASE's results of one frame from its members' energies (M,) eV, forces (M, N, 3) eV/A and stresses
+    (M, 3, 3) eV/A^3 or None: :func:`committee_statistics`, the mean stress and the members' own values."""
+    stats = committee_statistics(energies, forces)
+    results = {**stats, "free_energy": stats["energy"], "member_energies": energies, "member_forces": forces}
+    if stresses is not None:
+        results["stress"] = full_3x3_to_voigt_6_stress(stresses.mean(axis=0))
+    return results
 
 
 def members_stacking_obstacle(members: Sequence[GraphCalculator]) -> str | None:

@@ -12,6 +12,10 @@ r_ij = r_j - r_i + shifts @ cell; shifts (E, 3) int64; cell (3, 3) A (zeros with
 spin (1,) int64 multiplicity (0: not given). Outputs: energy (1,) eV, forces (N, 3) eV/A, stress
 (3, 3) eV/A^3 (meaningful for cells periodic in all three directions only). The model's elements,
 cutoff, dtype, spin input and provenance are stored as package metadata (key ``ffpt``, JSON).
+
+A committee whose members stack (:func:`ffpt.models.stacked.stacking_obstacle`) exports as one package
+of its :class:`~ffpt.models.stacked.StackedNewtonNet`: the same inputs, every member's outputs (energy
+(K,) eV, forces (K, N, 3) eV/A, stress (K, 3, 3) eV/A^3), and ``committee``: K in the metadata.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,6 +39,7 @@ from ffpt.fileio import atomic_path
 from ffpt.models.graph import AtomicGraph, NeighborListBuilder, graph_from_atoms
 from ffpt.models.exported import EXPORT_FORMAT, METADATA_KEY, MIN_SIZE, flat_inputs
 from ffpt.models.potential import InteratomicPotential
+from ffpt.models.stacked import StackedNewtonNet, stacking_obstacle
 
 EXPORT_FORMAT_VERSION = 1
 INPUTS = ("positions", "species", "edge_index", "shifts", "cell", "spin")
@@ -45,9 +51,10 @@ class ExportError(UserError):
 
 
 class FlatPotential(nn.Module):
-    """One frame as flat tensors (see the module docstring) -> (energy (1,), forces (N, 3), stress (3, 3))."""
+    """One frame as flat tensors (see the module docstring) -> (energy (1,), forces (N, 3), stress (3, 3)),
+    or of a stacked committee of K: (energy (K,), forces (K, N, 3), stress (K, 3, 3))."""
 
-    def __init__(self, model: InteratomicPotential):
+    def __init__(self, model: InteratomicPotential | StackedNewtonNet):
         super().__init__()
         self.model = model
 
@@ -60,6 +67,9 @@ class FlatPotential(nn.Module):
             shifts=shifts, cell=torch.stack([cell, torch.zeros_like(cell)]), n_atoms=torch.zeros_like(spin).repeat(2),
             spin=spin.repeat(2),
         )  # n_atoms only counts graphs here
+        if isinstance(self.model, StackedNewtonNet):
+            pred = self.model(graph, stress=True, check=False)
+            return pred.energy[:, 0], pred.forces, pred.stress[:, 0]
         pred = self.model(graph, forces=True, stress=True, check=False)
         return pred.energy[:1], pred.forces, pred.stress[0]
 
@@ -87,7 +97,7 @@ def _traceable(model: InteratomicPotential):
     return model.traceable() if hasattr(model, "traceable") else contextlib.nullcontext(model)
 
 
-def _traced(model: InteratomicPotential, example: tuple[torch.Tensor, ...]):
+def _traced(model: InteratomicPotential | StackedNewtonNet, example: tuple[torch.Tensor, ...]):
     """The flat model as an ExportedProgram with dynamic atom and edge counts."""
     from torch.export import Dim
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -140,27 +150,64 @@ def export_model(
 ) -> Path:
     """Write the AOTInductor package of ``model`` to ``out`` (atomically) after checking it against the
     eager model on :func:`probe_frames`; an :class:`ExportError` if it does not match."""
-    from torch._inductor import aoti_compile_and_package, aoti_load_package
+    model = _prepared(model, dtype)
+    exact = copy.deepcopy(model).double() if _dtype(model) != torch.float64 else None
+    return _export(model, model, exact, Path(out), metadata or {})
 
+
+def export_committee(
+    models: Sequence[InteratomicPotential], out: str | os.PathLike, dtype: torch.dtype | None = None,
+    metadata: dict | None = None,
+) -> Path:
+    """Write one AOTInductor package of the committee ``models`` stacked (:class:`StackedNewtonNet`: every
+    member's outputs in one call) to ``out``, checked against the eager stacked model; an
+    :class:`ExportError` if the members do not stack or the package does not match."""
     out = Path(out)
-    model = copy.deepcopy(model).eval()  # the caller's model keeps its dtype and gradients
+    models = [_prepared(m, dtype) for m in models]
+    obstacle = stacking_obstacle(models)
+    if obstacle is not None:
+        raise ExportError(f"{out}: the committee does not stack into one package: {obstacle}")
+    exact = (StackedNewtonNet([copy.deepcopy(m).double() for m in models])
+             if _dtype(models[0]) != torch.float64 else None)
+    return _export(StackedNewtonNet(models), models[0], exact, out, {"committee": len(models), **(metadata or {})})
+
+
+def _prepared(model: InteratomicPotential, dtype: torch.dtype | None) -> InteratomicPotential:
+    """A copy of ``model`` in eval mode, in ``dtype`` (default: its own), without gradients (the caller's
+    model keeps its dtype and gradients)."""
+    model = copy.deepcopy(model).eval()
     model = model.to(dtype=dtype) if dtype else model
-    dtype = next(model.parameters()).dtype
     for p in model.parameters():
         p.requires_grad_(False)
-    neighbors = NeighborListBuilder(model.cutoff)
-    graphs = [graph_from_atoms(a, model.elements, neighbors, dtype=dtype) for a in probe_frames(model)]
+    return model
+
+
+def _dtype(model: InteratomicPotential) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def _export(model: InteratomicPotential | StackedNewtonNet, first: InteratomicPotential,
+            exact: nn.Module | None, out: Path, metadata: dict) -> Path:
+    """Compile ``model`` (a potential, or a stacked committee whose member ``first`` gives elements, cutoff,
+    dtype and spin input) into the package ``out`` if it reproduces the eager model on the probe frames
+    (within round-off of ``exact``, the same model in float64, when given)."""
+    from torch._inductor import aoti_compile_and_package, aoti_load_package
+
+    dtype = _dtype(first)
+    neighbors = NeighborListBuilder(first.cutoff)
+    frames = probe_frames(first)
+    graphs = [graph_from_atoms(a, first.elements, neighbors, dtype=dtype) for a in frames]
     info = {
-        "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "architecture": model.architecture,
-        "elements": model.elements, "cutoff": model.cutoff, "dtype": str(dtype).replace("torch.", ""),
-        "ffpt_version": __version__, "max_spin": model.max_spin, "inputs": list(INPUTS),
-        "outputs": list(OUTPUTS), **(metadata or {}),
+        "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "architecture": first.architecture,
+        "elements": first.elements, "cutoff": first.cutoff, "dtype": str(dtype).replace("torch.", ""),
+        "ffpt_version": __version__, "max_spin": first.max_spin, "inputs": list(INPUTS),
+        "outputs": list(OUTPUTS), **metadata,
     }
     try:
         program = _traced(model, flat_inputs(graphs[0]))
     except Exception as exc:  # tracing limits of an architecture: the user learns which, not a traceback
         reason = short_reason(exc)
-        raise ExportError(f"{out}: architecture '{model.architecture}' does not trace for export ({reason})") from None
+        raise ExportError(f"{out}: architecture '{first.architecture}' does not trace for export ({reason})") from None
     buffer = io.BytesIO()
     configs = {"aot_inductor.metadata": {METADATA_KEY: json.dumps(info, default=str)}}
     aoti_compile_and_package(program, package_path=buffer, inductor_configs=configs)
@@ -168,11 +215,11 @@ def export_model(
         tmp.write_bytes(buffer.getvalue())
         compiled = aoti_load_package(io.BytesIO(buffer.getvalue()))
         flat = FlatPotential(model)
-        flat64 = FlatPotential(copy.deepcopy(model).double()) if dtype != torch.float64 else None
-        for graph, atoms in zip(graphs, probe_frames(model)):
+        flat64 = FlatPotential(exact) if exact is not None else None
+        for graph, atoms in zip(graphs, frames):
             inputs = flat_inputs(graph)
-            exact = flat64(*_as_double(inputs)) if flat64 is not None else None
-            problem = compare(flat(*inputs), compiled(*inputs), dtype, bool(atoms.pbc.all()), exact)
+            reference = flat64(*_as_double(inputs)) if flat64 is not None else None
+            problem = compare(flat(*inputs), compiled(*inputs), dtype, bool(atoms.pbc.all()), reference)
             if problem:
                 raise ExportError(f"{out}: the compiled package does not reproduce the eager model on a "
                                   f"{len(atoms)}-atom probe frame ({problem}); not written")
@@ -180,18 +227,26 @@ def export_model(
 
 
 def export_file(model_path: str | os.PathLike, out: str | os.PathLike, dtype: str | None = None) -> dict:
-    """``ffpt export``: the model file ``model_path`` as a checked package ``out`` (``.pt2``);
+    """``ffpt export``: the model file (or committee file) ``model_path`` as a checked package ``out`` (``.pt2``);
     ``dtype`` "float32"/"float64" (default: the file's). Returns a summary (paths, dtype, seconds)."""
     import time
 
+    from ffpt.models.committee import is_committee_file, read_committee_file
     from ffpt.models.model_file import load_model
 
     out = Path(out)
     if out.suffix != ".pt2":
         raise ExportError(f"{out}: an exported model must end in .pt2 (ffpt.load_calculator goes by the suffix)")
     start = time.perf_counter()
-    model = load_model(model_path)
-    metadata = {"source": str(model_path), "provenance": getattr(model, "provenance", {})}
-    export_model(model, out, getattr(torch, dtype) if dtype else None, metadata=metadata)
+    to = getattr(torch, dtype) if dtype else None
+    if is_committee_file(model_path):
+        models = [load_model(member) for member in read_committee_file(model_path)]
+        metadata = {"source": str(model_path), "provenance": [getattr(m, "provenance", {}) for m in models]}
+        export_committee(models, out, to, metadata=metadata)
+        model = models[0]
+    else:
+        model = load_model(model_path)
+        metadata = {"source": str(model_path), "provenance": getattr(model, "provenance", {})}
+        export_model(model, out, to, metadata=metadata)
     info = {"model": str(model_path), "package": str(out), "dtype": str(next(model.parameters()).dtype if dtype is None else dtype).replace("torch.", "")}
     return {**info, "seconds": round(time.perf_counter() - start, 1)}

@@ -88,12 +88,19 @@ def package_runner(compiled):
 
 class ExportedCalculator(GraphCalculator):
     """Energy (eV), forces (eV/A) and stress (eV/A^3, periodic cells) from an ``ffpt export`` package.
-    The package is compiled for CPU; ``device`` must be ``cpu``."""
+    The package is compiled for CPU; ``device`` must be ``cpu``. ``package``: the (compiled, metadata) of
+    ``path`` when loaded already (:func:`load_package`)."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", **kwargs):
+    committee = False  # whether the calculator takes committee packages (``committee`` in the metadata)
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", package: tuple | None = None, **kwargs):
         super().__init__(**kwargs)
         self.source = str(path)
-        self.compiled, self.info = load_package(path)
+        self.compiled, self.info = package if package is not None else load_package(path)
+        if bool(self.info.get("committee")) != self.committee:
+            kind = "a committee" if self.info.get("committee") else "a one-model"
+            raise ModelFileError(f"{path}: {kind} package, not for {type(self).__name__} "
+                                 "(ffpt.load_calculator picks the calculator)")
         self.device = torch.device(device)
         self.elements = [int(z) for z in self.info["elements"]]
         self.cutoff = float(self.info["cutoff"])
@@ -103,11 +110,15 @@ class ExportedCalculator(GraphCalculator):
         self.neighbors = NeighborListBuilder(self.cutoff)
         self.run_package = package_runner(self.compiled)
 
-    def evaluate(self, graph, stress: bool):
+    def run(self, graph) -> list[torch.Tensor]:
+        """The package's outputs (energy, forces, stress; see :mod:`ffpt.models.export`) of a one-frame graph."""
         graph = with_distant_pair(graph)
         if min(graph.positions.shape[0], graph.edge_index.shape[1]) < MIN_SIZE:
             raise ModelInputError(f"{self.source}: an exported model takes frames of at least {MIN_SIZE} atoms "
                                   f"and {MIN_SIZE} neighbour pairs within {self.cutoff} A; use the .pt model file")
-        energy, forces, stress_3x3 = self.run_package(*flat_inputs(graph))
+        return self.run_package(*flat_inputs(graph))
+
+    def evaluate(self, graph, stress: bool):
+        energy, forces, stress_3x3 = self.run(graph)
         return (float(energy.sum()), forces.double().numpy(),
                 stress_3x3.double().numpy() if stress else None)

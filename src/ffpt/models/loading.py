@@ -1,6 +1,6 @@
 """From files to ASE calculators: an ffpt model file, an exported ``.pt2`` package, a ``mace_run_train``
 model file (``.model``, served by MACE's own calculator), or a committee of ffpt model files (a list of
-files or a ``committee.json``). :func:`ffpt.load_calculator` is this function."""
+files or a ``committee.json``) or its exported package. :func:`ffpt.load_calculator` is this function."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from ase.calculators.calculator import Calculator
 
 from ffpt.models.calculator import GraphCalculator, MLIPCalculator
 from ffpt.errors import UserError
-from ffpt.models.committee import CommitteeCalculator, is_committee_file, read_committee_file
-from ffpt.models.exported import ExportedCalculator, is_package
+from ffpt.models.committee import CommitteeCalculator, ExportedCommittee, is_committee_file, read_committee_file
+from ffpt.models.exported import ExportedCalculator, is_package, load_package
 from ffpt.models.mace_cli_model import is_mace_cli_model, mace_cli_calculator
 
 
@@ -22,7 +22,7 @@ def load_calculator(path: str | os.PathLike | Sequence[str | os.PathLike], devic
     package (already compiled: ``compile`` is ignored, ``dtype`` refused), of a ``mace_run_train``
     ``.model`` file (MACE's ``MACECalculator`` in the model's float type, or ``dtype``; no ``compile``)
     or of a committee: a list of ffpt model files or a committee file, every member loaded with the
-    same arguments."""
+    same arguments, or a committee's exported package (:class:`ExportedCommittee`)."""
     if isinstance(path, (list, tuple)):
         return CommitteeCalculator([_member(member, device, **kwargs) for member in path])
     if is_committee_file(path):
@@ -38,11 +38,16 @@ def load_calculator(path: str | os.PathLike | Sequence[str | os.PathLike], devic
 def _member(path: str | os.PathLike, device: str, **kwargs) -> GraphCalculator:
     if is_mace_cli_model(path):
         raise UserError(f"{path}: a mace_run_train model cannot be a committee member (ffpt model files only)")
-    return _one(path, device, **kwargs)
+    member = _one(path, device, **kwargs)
+    if isinstance(member, ExportedCommittee):
+        raise UserError(f"{path}: an exported committee cannot be a committee member (use it alone)")
+    return member
 
 
 def _one(path: str | os.PathLike, device: str, **kwargs) -> GraphCalculator:
     if is_package(path):
         kwargs.pop("compile", None)  # the package is compiled already
-        return ExportedCalculator(path, device=device, **kwargs)
+        package = load_package(path)
+        kind = ExportedCommittee if package[1].get("committee") else ExportedCalculator
+        return kind(path, device=device, package=package, **kwargs)
     return MLIPCalculator.from_file(path, device=device, **kwargs)

@@ -62,6 +62,9 @@ def read_model_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    if path.suffix == ".pt2":
+        raise ModelFileError(f"{path}: an exported package (compiled, for MD and eval only); this needs the "
+                             "model file (.pt) or committee file it was exported from")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files

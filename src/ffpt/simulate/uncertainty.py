@@ -34,8 +34,8 @@ class UncertaintyObserver(Observer):
 
     def __init__(self, config: UncertaintyConfig, calculator):
         if not is_committee(calculator):
-            raise ConfigError("key 'uncertainty': needs a committee calculator (several model files or a "
-                              "committee.json), which reports the members' disagreement")
+            raise ConfigError("key 'uncertainty': needs a committee calculator (several model files, a "
+                              "committee.json or its exported .pt2), which reports the members' disagreement")
         self.config = config
         self._reset()
 
