@@ -19,6 +19,7 @@ from ffpt.models.committee import CommitteeCalculator, ExportedCommittee, write_
 from ffpt.models.exported import ExportedCalculator
 from ffpt.models.model_file import ModelFileError
 from ffpt.errors import UserError
+from ffpt.simulate.uncertainty import is_committee
 
 TOL = 500 * np.finfo(np.float32).eps  # float32 package against the eager float32 committee, relative
 
@@ -73,6 +74,7 @@ def test_exported_committee_gives_the_eager_committees_results(exported):
     models, _, package = exported
     calc = ffpt.load_calculator(package)
     assert isinstance(calc, ExportedCommittee) and len(calc) == 3 and calc.info["committee"] == 3
+    assert is_committee(calc)  # MD's uncertainty observer takes it
     eager = CommitteeCalculator([MLIPCalculator(m) for m in models])
     assert eager.stacked is not None
     for atoms in frames():
