@@ -68,6 +68,7 @@ def measure(args) -> dict:
 
         def __init__(self, first: int):
             self.first, self.t0, self.t1, self.steps = first, None, None, 0
+            self.every = first  # acts at step ``first`` and the last step: no call on the steps between
 
         def on_step(self, state):
             if state.step == self.first:

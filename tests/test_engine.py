@@ -121,6 +121,41 @@ def test_an_observer_plugs_in_checkpoints_its_state_and_stops_the_run(tmp_path):
     assert frames(tmp_path / "trajectory.extxyz")[-1].info["step"] == 33  # the stopping frame is saved
 
 
+
+class Stepwise(Observer):
+    """Records the steps it is called on; acts (stops the run) only on multiples of ``every`` when given."""
+
+    name = "stepwise"
+
+    def __init__(self, every=None, stop_at=None):
+        if every is not None:
+            self.every = every
+        self.stop_at, self.steps = stop_at, []
+
+    def on_step(self, state):
+        self.steps.append(state.step)
+        if self.stop_at is not None and state.step >= self.stop_at and state.step % self.every == 0:
+            return Stop(self.name, f"step {state.step}")
+        return None
+
+
+def test_observers_are_called_on_the_steps_they_act_on_and_results_do_not_change(tmp_path):
+    """Observers that declare a stride are called only where some observer acts (every multiple of
+    a stride, the last step, a stop); one without a stride sees every step; the trajectory, momenta
+    and stop are those of a run where every step is observed."""
+    config = MDConfig(steps=23, timestep_fs=5.0, temperature_K=40, ensemble="langevin", save_every=5, check_every=4)
+    thin = Stepwise(every=6)
+    run_md(argon(), ShiftedForceLJ(), config, tmp_path / "thin", observers=[thin], progress=False)
+    assert thin.steps == [s for s in range(24) if s % 4 == 0 or s % 5 == 0 or s % 6 == 0 or s == 23]
+    every = Stepwise()
+    run_md(argon(), ShiftedForceLJ(), config, tmp_path / "every", observers=[every], progress=False)
+    assert every.steps == list(range(24))
+    assert_same_trajectory(tmp_path / "thin" / "trajectory.extxyz", tmp_path / "every" / "trajectory.extxyz")
+    stopper = Stepwise(every=7, stop_at=10)
+    result = run_md(argon(), ShiftedForceLJ(), config, tmp_path / "stop", observers=[stopper], progress=False)
+    assert result.monitor == "stepwise" and result.steps == 14 and stopper.steps[-1] == 14
+    assert frames(tmp_path / "stop" / "trajectory.extxyz")[-1].info["step"] == 14  # the stopping frame
+
 def test_an_input_error_on_the_start_frame_is_raised_not_recorded_as_instability(tmp_path):
     config = MDConfig(steps=10, temperature_K=40)
     with pytest.raises(UnknownElement, match="not in the model"):

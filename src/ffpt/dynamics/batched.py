@@ -40,7 +40,7 @@ from ase.constraints import FixCom
 from ffpt.config import ConfigError
 from ffpt.dynamics.engine import (CHECKPOINT_FILE, CHECKPOINT_FORMAT, STABILITY_FILE, Integrator, MDResult,
                                   MDState, Observer, ProgressBar, Stop, check_resumable, nonfinite_coordinates,
-                                  notify, read_checkpoint)
+                                  notify, observer_stride, read_checkpoint)
 from ffpt.fileio import atomic_write_json, atomic_write_text, located_os_error
 
 BATCHED_ENSEMBLES = ("nve", "langevin", "bussi")
@@ -342,14 +342,6 @@ class BatchIntegrator:
 # --------------------------------------------------------------------------- the batched loop
 
 
-def _stride(observer: Observer) -> int:
-    """Steps between an observer's actions (it may act on any step when it does not say)."""
-    every = getattr(observer, "every", None)
-    if every is None:
-        every = getattr(getattr(observer, "config", None), "every", None)
-    return int(every) if isinstance(every, int) and every >= 1 else 1
-
-
 def _prepare(spec: ReplicaSpec, integrator: Integrator, steps: int, config_name: str) -> Replica | MDResult:
     """A replica ready to start or resume, or the finished result its folder already holds."""
     import yaml
@@ -426,7 +418,7 @@ def _advance(running: list[Replica], stepper: BatchIntegrator, evaluate: Evaluat
         replica.observe(state)
         replica.save(dt)
     write_checkpoints(fresh)
-    strides = {id(r): [_stride(o) for o in r.observers if not isinstance(o, ProgressBar)] for r in running}
+    strides = {id(r): [observer_stride(o) for o in r.observers if not isinstance(o, ProgressBar)] for r in running}
     active = [r for r in running if r.stop is None and r.step < steps]
     with tqdm(total=sum(steps - r.step for r in active), desc=desc, unit="replica-step", mininterval=1.0,
               disable=not progress) as bar:

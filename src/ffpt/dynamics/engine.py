@@ -227,6 +227,9 @@ class Observer:
     """
 
     name: ClassVar[str] = "observer"
+    # An observer that acts only on multiples of a stride (and on the last and a stopping step) says so
+    # with ``every`` (or ``config.every``): the engine then skips calling it on steps where no observer
+    # acts, which saves the per-step Python of MD with a fast model (BENCHMARKS.md 16).
 
     def start(self, state: MDState) -> None:
         """Begin outputs anew (a fresh run)."""
@@ -288,24 +291,26 @@ class MonitorObserver(Observer):
 
 
 class ProgressBar(Observer):
-    """A tqdm bar over the run's steps."""
+    """A tqdm bar over the run's steps, moved every ``every`` steps and at the end."""
 
     name = "progress"
 
-    def __init__(self, total: int, desc: str | None = None, enabled: bool = True):
-        self.total, self.desc, self.enabled = total, desc, enabled
+    def __init__(self, total: int, desc: str | None = None, enabled: bool = True, every: int = 100):
+        self.total, self.desc, self.enabled, self.every = total, desc, enabled, every
         self._bar = None
+        self._shown = 0
 
     def on_step(self, state: MDState) -> None:
-        if not self.enabled:
+        if not self.enabled or (state.step % self.every and not state.last and state.stop is None):
             return None
         if self._bar is None:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, initial=max(state.step - 1, 0), desc=self.desc, unit="step",
-                             mininterval=1.0)
-        if state.step > 0:
-            self._bar.update(1)
+            self._shown = max(state.step - 1, 0)
+            self._bar = tqdm(total=self.total, initial=self._shown, desc=self.desc, unit="step", mininterval=1.0)
+        if state.step > self._shown:
+            self._bar.update(state.step - self._shown)
+            self._shown = state.step
         return None
 
     def close(self) -> None:
@@ -314,6 +319,15 @@ class ProgressBar(Observer):
 
 
 # --------------------------------------------------------------------------- the stepping loop
+
+
+def observer_stride(observer: Observer) -> int:
+    """Steps between an observer's actions (``every`` or ``config.every``; 1, every step, when it does
+    not say)."""
+    every = getattr(observer, "every", None)
+    if every is None:
+        every = getattr(getattr(observer, "config", None), "every", None)
+    return int(every) if isinstance(every, int) and every >= 1 else 1
 
 
 def notify(observers: Sequence[Observer], state: MDState) -> Stop | None:
@@ -357,6 +371,7 @@ class Dynamics:
         self._t0 = time.perf_counter()
         self._dyn = None
         self._step = None  # the integrator's step (ase_steps.lean_step)
+        self._strides = sorted({observer_stride(o) for o in self.observers})  # steps with no observer due skip them
 
     @property
     def time_fs(self) -> float:
@@ -433,7 +448,8 @@ class Dynamics:
             return False
         self.step += 1
         dyn.nsteps = self.step
-        self._observe(self.state(last))
+        if last or any(self.step % every == 0 for every in self._strides):
+            self._observe(self.state(last))  # an observer acts only on its strides, the last or a stopping step
         return True
 
     def _calculator_stop(self, exc: Exception) -> Stop:

@@ -298,7 +298,7 @@ class ColvarWriter(_AppendedFile):
 
     def __init__(self, path: Path, calc: MetadynamicsCalculator, stride: int):
         super().__init__(path)
-        self.calc, self.stride = calc, stride
+        self.calc, self.stride, self.every = calc, stride, stride
         self.scales = np.array([cv.plumed_scale for cv in calc.cvs])
 
     def start(self, state: MDState) -> None:
@@ -328,6 +328,7 @@ class HillDeposition(_AppendedFile):
     def __init__(self, path: Path, calc: MetadynamicsCalculator):
         super().__init__(path)
         self.calc = calc
+        self.every = calc.pace  # acts on these steps only
 
     def start(self, state: MDState) -> None:
         write_hills(self.path, self.calc.hills)
