@@ -1,5 +1,6 @@
-"""``ffpt export`` of a MACE model file: the package reproduces the eager model on molecules of other sizes
-than the probe frames it was traced on, and checks frames like the NewtonNet package."""
+"""``ffpt export`` of a MACE model file (here one trained by mace_run_train, converted on the way): the package
+reproduces the eager model and MACE's own calculator on molecules of other sizes than the probe frames it
+was traced on, and checks frames like the NewtonNet package."""
 
 import os
 
@@ -12,31 +13,35 @@ from filelock import FileLock
 
 import ffpt
 from ffpt.cli import main
-from ffpt.models import NeighborListBuilder, graph_from_atoms, save_model
+from ffpt.models import NeighborListBuilder, graph_from_atoms
 from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.exported import ExportedCalculator
+from ffpt.models.model_file import load_model
 
 from helpers_physics import energy_forces
 from test_mace import needs_mace, tiny_mace
+from test_mace_convert import mace_run_train_model
 
 pytestmark = [needs_mace, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(model, package path): the tiny float64 MACE, with one layer (half the traced graph of two, half
-    the compile time; benchmarks/speed_export_mace.py exports the two-layer size through the same check),
-    written to a file and exported by the verb, once for all pytest-xdist workers of a session (the
-    directory above a worker's base temp is the session's; compiling takes minutes)."""
+    """(model, package path, source path): a tiny float64 MACE with one layer (half the traced graph of two,
+    half the compile time; benchmarks/speed_export_mace.py exports the two-layer size through the same
+    check) as mace_run_train writes it (``tiny.model``), exported by the verb with ``--model-out``; the
+    model is the converted ffpt model file read back. Exported once for all pytest-xdist workers of a
+    session (the directory above a worker's base temp is the session's; compiling takes minutes), and the
+    only MACE export of the suite: it covers ffpt's MACE model files and mace_run_train's files alike."""
     base = tmp_path_factory.getbasetemp()
     root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "mace_export"
     root.mkdir(exist_ok=True)
-    model, package = tiny_mace(n_layers=1), root / "model.pt2"
+    source, converted, package = root / "tiny.model", root / "tiny.pt", root / "model.pt2"
     with FileLock(str(root / "lock")):
         if not package.exists():
-            save_model(model, root / "model.pt")
-            assert main(["export", str(root / "model.pt"), "--out", str(package)]) == 0
-    return model, package
+            torch.save(mace_run_train_model(n_layers=1), source)
+            assert main(["export", str(source), "--out", str(package), "--model-out", str(converted)]) == 0
+    return load_model(converted), package, source
 
 
 def test_traceable_twin_is_plain_python_with_the_same_numbers(ethanol):
@@ -61,7 +66,7 @@ def test_traceable_twin_is_plain_python_with_the_same_numbers(ethanol):
 
 @pytest.mark.slow
 def test_package_reproduces_eager_mace_on_molecules_of_other_sizes(exported, ethanol):
-    model, package = exported
+    model, package, _ = exported
     compiled = ffpt.load_calculator(package)
     assert isinstance(compiled, ExportedCalculator)
     assert compiled.architecture == "mace" and compiled.dtype == torch.float64
@@ -82,10 +87,28 @@ def test_package_reproduces_eager_mace_on_molecules_of_other_sizes(exported, eth
 
 @pytest.mark.slow
 def test_mace_package_refuses_elements_it_does_not_know(exported):
-    _, package = exported
+    _, package, _ = exported
     calc = ffpt.load_calculator(package)
     assert calc.elements == [1, 6, 8]
     neon = Atoms("NeH", positions=[[0, 0, 0], [0, 0, 1.0]])
     neon.calc = calc
     with pytest.raises(KeyError, match="Ne"):
         neon.get_potential_energy()
+
+
+@pytest.mark.slow
+def test_package_of_a_mace_run_train_file_reproduces_mace_calculator(exported, ethanol):
+    """The package exported from ``tiny.model`` agrees with MACE's own calculator serving that file
+    (float64) on two sizes; its metadata names the file and the conversion."""
+    _, package, source = exported
+    compiled, theirs = ffpt.load_calculator(package), ffpt.load_calculator(source)
+    assert compiled.info["source"] == str(source)
+    assert compiled.info["provenance"]["converted_from"] == str(source)
+    dimer = ethanol.copy() + ethanol.copy()
+    dimer.positions[len(ethanol):] += [3.0, 0.5, 0.0]
+    for atoms in (ethanol, dimer):
+        e0, f0 = energy_forces(theirs, atoms)
+        e1, f1 = energy_forces(compiled, atoms)
+        assert np.abs(f0).max() > 1e-2
+        assert abs(e1 - e0) <= 1e-8, (len(atoms), e0, e1)
+        np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-7)

@@ -226,17 +226,25 @@ def _export(model: InteratomicPotential | StackedNewtonNet, first: InteratomicPo
     return out
 
 
-def export_file(model_path: str | os.PathLike, out: str | os.PathLike, dtype: str | None = None) -> dict:
-    """``ffpt export``: the model file (or committee file) ``model_path`` as a checked package ``out`` (``.pt2``);
-    ``dtype`` "float32"/"float64" (default: the file's). Returns a summary (paths, dtype, seconds)."""
+def export_file(model_path: str | os.PathLike, out: str | os.PathLike, dtype: str | None = None,
+                model_out: str | os.PathLike | None = None) -> dict:
+    """``ffpt export``: the model file (or committee file, or ``mace_run_train`` ``.model`` file, converted by
+    :mod:`ffpt.models.mace_convert`) ``model_path`` as a checked package ``out`` (``.pt2``); ``dtype``
+    "float32"/"float64" (default: the file's); ``model_out``: also write the converted ffpt model file (a
+    ``.model`` file only). Returns a summary (paths, dtype, seconds)."""
     import time
 
     from ffpt.models.committee import is_committee_file, read_committee_file
-    from ffpt.models.model_file import load_model
+    from ffpt.models.mace_cli_model import is_mace_cli_model
+    from ffpt.models.model_file import load_model, save_model
 
     out = Path(out)
     if out.suffix != ".pt2":
         raise ExportError(f"{out}: an exported model must end in .pt2 (ffpt.load_calculator goes by the suffix)")
+    converting = is_mace_cli_model(model_path)
+    if model_out is not None and not converting:
+        raise ExportError(f"{model_path}: --model-out writes the ffpt model converted from a mace_run_train "
+                          ".model file; this file is none")
     start = time.perf_counter()
     to = getattr(torch, dtype) if dtype else None
     if is_committee_file(model_path):
@@ -245,8 +253,17 @@ def export_file(model_path: str | os.PathLike, out: str | os.PathLike, dtype: st
         export_committee(models, out, to, metadata=metadata)
         model = models[0]
     else:
-        model = load_model(model_path)
+        if converting:
+            from ffpt.models.mace_convert import convert_mace_file
+
+            model = convert_mace_file(model_path)
+            if model_out is not None:
+                save_model(model, model_out, model.provenance)
+        else:
+            model = load_model(model_path)
         metadata = {"source": str(model_path), "provenance": getattr(model, "provenance", {})}
         export_model(model, out, to, metadata=metadata)
     info = {"model": str(model_path), "package": str(out), "dtype": str(next(model.parameters()).dtype if dtype is None else dtype).replace("torch.", "")}
+    if model_out is not None:
+        info["model_file"] = str(model_out)
     return {**info, "seconds": round(time.perf_counter() - start, 1)}

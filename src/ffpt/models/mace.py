@@ -24,6 +24,10 @@ options.residual_first  first interaction with a residual (self-connection) path
                        ``--model=MACE`` replaces its ``--interaction_first`` default by the plain
                        RealAgnosticInteractionBlock, so [false]; model files written before this
                        option existed have the residual block and load with true
+reduced_cg             use_reduced_cg: cuequivariance's reduced coupling coefficients in the symmetric
+                       contraction (only where cuequivariance is installed); MACE's class default, so
+                       [true]; a constructor argument, not a config option: mace_run_train's default is
+                       false, which the converter keeps (:mod:`ffpt.models.mace_convert`)
 =====================  ==========================================================================
 
 Only atomic energies come from MACE (interactions, symmetric contractions, readouts summed over
@@ -132,6 +136,7 @@ class MACEPotential(InteratomicPotential):
         mlp_irreps: int = 16,
         num_polynomial_cutoff: int = 5,
         residual_first: bool = False,
+        reduced_cg: bool = True,
     ):
         super().__init__(elements, cutoff)
         o3, MACE, Interaction = import_mace()
@@ -144,7 +149,7 @@ class MACEPotential(InteratomicPotential):
             n_basis=int(n_basis), avg_num_neighbors=float(avg_num_neighbors), max_ell=int(max_ell),
             max_L=int(max_L), correlation=int(correlation), radial_mlp=[int(w) for w in radial_mlp],
             mlp_irreps=int(mlp_irreps), num_polynomial_cutoff=int(num_polynomial_cutoff),
-            residual_first=bool(residual_first),
+            residual_first=bool(residual_first), reduced_cg=bool(reduced_cg),
         )
         hidden = o3.Irreps("+".join(f"{n_features}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(max_L + 1)))
         with warnings.catch_warnings():  # TorchScript chatter from e3nn's code generation
@@ -158,6 +163,7 @@ class MACEPotential(InteratomicPotential):
                 MLP_irreps=o3.Irreps(f"{mlp_irreps}x0e"), atomic_energies=torch.zeros(len(self.elements)).numpy(),
                 avg_num_neighbors=float(avg_num_neighbors), atomic_numbers=self.elements,
                 correlation=correlation, gate=torch.nn.functional.silu, radial_MLP=list(radial_mlp),
+                use_reduced_cg=bool(reduced_cg),
             )
         # keep MACE's building blocks, not its forward (which recomputes edges, E0 and forces itself)
         self.embedding = mace.node_embedding
