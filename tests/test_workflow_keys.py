@@ -125,3 +125,25 @@ def test_packages_in_another_float_type_get_stages_of_their_own():
     with pytest.raises(ConfigError, match="export_dtype"):
         parse_config(ExperimentConfig, {**TOY, "stability": {**TOY["stability"], "export_dtype": "float32"}},
                      source="toy.yaml")
+
+
+def test_with_exported_md_every_arm_runs_its_package_mace_run_train_included(tmp_path, monkeypatch):
+    """``stability.exported``: each model, the ``mace_run_train`` arm's ``.model`` too, is exported (one
+    stage) and its MD runs the package, in the ``export_dtype``-named folders."""
+    from ffpt.workflows.config import REFERENCE_ARM
+    from ffpt.workflows.stages import RunDirectory
+
+    exported, ran = [], []
+    monkeypatch.setattr(experiment, "export_stage",
+                        lambda d, path, dtype: exported.append((path, dtype)) or {"package": str(d / "model.pt2")})
+    monkeypatch.setattr(experiment, "stability_stage",
+                        lambda config, d, arm, path, *a, **k: ran.append((arm, path)) or {"runs": []})
+    config = parse_config(ExperimentConfig, {**TOY, "stability": {**TOY["stability"], "exported": True,
+                                                                  "export_dtype": "float32"}}, source="toy.yaml")
+    run = RunDirectory(tmp_path, echo=lambda line: None)
+    for arm, model in ((REFERENCE_ARM, "/x/mace-cli_n4_s0/mace/mace.model"), ("ffpt-ft", "/x/ffpt-ft_n4_s0/model.pt")):
+        experiment.model_stability(config, run, arm, 4, 0, model, DATA, {}, False, lambda: None)
+    assert exported == [("/x/mace-cli_n4_s0/mace/mace.model", "float32"), ("/x/ffpt-ft_n4_s0/model.pt", "float32")]
+    assert ran == [(REFERENCE_ARM, str(tmp_path / "export_mace-cli_n4_s0_float32" / "model.pt2")),
+                   ("ffpt-ft", str(tmp_path / "export_ffpt-ft_n4_s0_float32" / "model.pt2"))]
+    assert (tmp_path / "stability_mace-cli_n4_s0_float32" / "stage.json").exists()

@@ -69,8 +69,8 @@ class StabilityConfig(Strict):
     h2combustion: CombustionStarts | None = None
     n_runs: int = Field(4, ge=1)  # MD runs per model and start; pooled over seeds: n_runs * arm_seeds
     # run the MD with each model's AOTInductor package (``ffpt export``, checked against the model; one
-    # cached export stage per model): about 3x faster for small molecules (BENCHMARKS.md 10). ffpt's arms
-    # only: the mace_run_train arm (mace-cli) runs eagerly through MACE's own calculator
+    # cached export stage per model): about 3x faster for small molecules (BENCHMARKS.md 10); the
+    # mace_run_train arm's model is converted to ffpt's MACE first (ffpt.models.mace_convert)
     exported: bool = False
     # the packages' float type (default: each model's own). MACE trains in float64 and runs MD in float32
     # at about twice the speed (BENCHMARKS.md 13c); the export checks the package against the model file
@@ -293,8 +293,8 @@ class ExperimentConfig(Strict):
     architectures: list[str] | None = Field(None, min_length=1)
     per_architecture: dict[str, ArchitectureSettings] = {}
     # MACE trained by mace_run_train itself on each budget's and arm seed's frames (arm 'mace-cli', from
-    # scratch); it runs its MD eagerly through MACE's ASE calculator (stability.exported applies to
-    # ffpt's arms only)
+    # scratch); it runs its MD through MACE's ASE calculator, or with stability.exported as an exported
+    # package of its model converted to ffpt's MACE (the same energies and forces)
     mace_reference: MaceCliRecipe | None = None
     stability: StabilityConfig | None = None
     metad: MetadStageConfig | None = None

@@ -488,12 +488,10 @@ def model_stability(config: ExperimentConfig, run: RunDirectory, arm: str, budge
     settings, n = stability_settings(config), config.stability.n_runs
     md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
     export_name, stability_name = exported_stage_names(config, arm, budget, seed)
-    if config.stability.exported and arm != REFERENCE_ARM:  # mace_run_train's model runs eagerly
+    if config.stability.exported:  # mace_run_train's model too: converted to ffpt's MACE, then exported
         dtype = config.stability.export_dtype
         path = run.stage(export_name, {"model": path} | ({"dtype": dtype} if dtype else {}),
                          lambda d: export_stage(d, path, dtype))["package"]
-    else:
-        stability_name = f"stability_{arm}_n{budget}_s{seed}"
     if not starts:
         return run.stage(stability_name, {"model": path, "stability": settings, "md_seeds": md_seeds},
                          lambda d: stability_stage(config, d, arm, path, data, progress, pool(), md_seeds))
