@@ -127,8 +127,13 @@ def main() -> None:
                 f"{arm} {v['calls_per_s_wall']:.1f}/s wall ({v['cost_vs_one_wall']:.2f}x), "
                 f"{v['calls_per_s_cpu']:.1f}/s CPU ({v['cost_vs_one_cpu']:.2f}x)" for arm, v in entry[kind].items()),
                 flush=True)
+    write_report(report, args.out, load_before)
+
+
+def write_report(report: dict, out: str, load_before: float) -> None:
+    """``report`` with the load average before and after, as JSON to ``out`` (atomically)."""
     report["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
-    out = Path(args.out)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, report)
     print(f"wrote {out}")

@@ -27,10 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from speed_committee import bare_calls_per_second, calls_per_second, test_systems
+from speed_committee import bare_calls_per_second, calls_per_second, test_systems, write_report
 from speed_systems import model_for_speed
 
-from ffpt.fileio import atomic_write_json
 from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.committee import CommitteeCalculator, ExportedCommittee
 from ffpt.models.export import export_committee, export_model
@@ -115,11 +114,7 @@ def main() -> None:
                               f"(wall {v['wall']['median']:.2f}x)" for pair, v in entry[kind]["cost"].items())
             print(f"{name}, {kind}: calls per CPU s: {rates}; cost: {costs}", flush=True)
         report["systems"][name] = entry
-    report["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out, report)
-    print(f"wrote {out}")
+    write_report(report, args.out, load_before)
 
 
 if __name__ == "__main__":

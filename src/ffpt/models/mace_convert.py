@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from contextlib import contextmanager
 
 import torch
 
@@ -42,6 +43,18 @@ def load_mace_cli_model(path: str | os.PathLike) -> torch.nn.Module:
     with warnings.catch_warnings():  # TorchScript chatter of e3nn's code generation
         warnings.simplefilter("ignore")
         return torch.load(path, map_location="cpu", weights_only=False).eval()
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype):
+    """torch's default float type set to ``dtype`` inside the block (e3nn's constants and MACE's data are
+    made in it), the previous one restored after."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def _one(values: list, what: str):
@@ -135,14 +148,9 @@ def convert_mace(mace: torch.nn.Module) -> MACEPotential:
     """The ffpt MACE of a mace-torch MACE or ScaleShiftMACE (same dtype, weights, buffers and energy);
     a ValueError saying what cannot be mapped exactly."""
     dtype = next(mace.parameters()).dtype
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # e3nn's constants as mace-torch built them
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = MACEPotential(**mace_hparams(mace)).to(dtype)
-    finally:
-        torch.set_default_dtype(previous)
+    with _default_dtype(dtype), warnings.catch_warnings():  # e3nn's constants as mace-torch built them
+        warnings.simplefilter("ignore")
+        model = MACEPotential(**mace_hparams(mace)).to(dtype)
     source = mace.state_dict()
     state = model.state_dict()
     own = {k for k in state if k not in ("references", "energy_scale")}
@@ -167,14 +175,9 @@ def mace_energy_forces(mace: torch.nn.Module, atoms) -> tuple[float, torch.Tenso
     from mace.data import AtomicData, config_from_atoms
     from mace.tools import AtomicNumberTable, torch_geometric
 
-    dtype = next(mace.parameters()).dtype
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # MACE's data in the model's float type
-    try:
+    with _default_dtype(next(mace.parameters()).dtype):  # MACE's data in the model's float type
         table = AtomicNumberTable([int(z) for z in mace.atomic_numbers])
         data = AtomicData.from_config(config_from_atoms(atoms), z_table=table, cutoff=float(mace.r_max))
-    finally:
-        torch.set_default_dtype(previous)
     batch = next(iter(torch_geometric.dataloader.DataLoader([data], batch_size=1)))
     out = mace(batch.to_dict(), training=False, compute_force=True)
     return float(out["energy"][0]), out["forces"].detach()

@@ -261,7 +261,7 @@ def export_stage(folder: Path, model_path: str, dtype: str | None = None) -> dic
 def exported_stage_names(config: ExperimentConfig, arm: str, budget: int, seed: int) -> tuple[str, str]:
     """The export and stability stage names of one model; a package float type other than the model's
     (``stability.export_dtype``) gets folders of its own, so the model's own runs stay cached beside."""
-    dtype = config.stability.export_dtype if config.stability.exported else None
+    dtype = config.stability.export_dtype  # only with exported (StabilityConfig)
     suffix = f"_{dtype}" if dtype else ""
     return f"export_{arm}_n{budget}_s{seed}{suffix}", f"stability_{arm}_n{budget}_s{seed}{suffix}"
 
