@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ffpt.config import Strict
 from ffpt.jobs.metad import MetadConfig
@@ -59,6 +59,11 @@ class AbInitioConfig(Strict):
         return self
 
 
+def temperature_name(temperature_K: float) -> str:
+    """One of ``stability.extra_temperatures`` (K) in stage, figure and results names: ``1000K``."""
+    return f"{temperature_K:g}K"
+
+
 class StabilityConfig(Strict):
     """MD stability batches of every arm seed's model at each of ``budgets`` (default: every
     budget), ``n_runs`` runs per model and start. The start is ``structure`` (default: the first
@@ -79,6 +84,22 @@ class StabilityConfig(Strict):
     # the same runs to rounding (ffpt.dynamics.batched); not part of the stage key, so cached batches stand
     batch: int | None = Field(None, ge=1)  # run each model's MD seeds as batched replicas, this many together
     md: MDConfig = MDConfig()
+    # more MD temperatures (K) for the same models, each in stages of its own beside those at
+    # md.temperature_K (name suffix _<T>K, e.g. stability_ffpt-ft_n10_s0_1000K; each model's export shared);
+    # results.json stability_extra["1000K"], a table and survival figure per temperature in report.md
+    extra_temperatures: list[float] = []
+
+    @field_validator("extra_temperatures")
+    @classmethod
+    def _new_temperatures(cls, temperatures: list[float], info: ValidationInfo) -> list[float]:
+        if any(t <= 0 for t in temperatures):
+            raise ValueError(f"{temperatures}: each temperature (K) > 0")
+        if len(set(temperatures)) != len(temperatures):
+            raise ValueError(f"{temperatures}: each temperature once")
+        main = info.data["md"].temperature_K if "md" in info.data else None
+        if main in temperatures:
+            raise ValueError(f"{main:g} K is already stability.md.temperature_K (the main temperature)")
+        return temperatures
 
     @model_validator(mode="after")
     def _model_is_the_calculator(self):
@@ -383,6 +404,13 @@ class ExperimentConfig(Strict):
         if self.metad is not None and self.metad.budget is not None and self.metad.budget not in self.budgets:
             raise ValueError(f"metad.budget {self.metad.budget} is not one of budgets {sorted(self.budgets)}")
         return self
+
+    def at_temperature(self, temperature_K: float) -> ExperimentConfig:
+        """This experiment with its stability MD at ``temperature_K`` (K): the settings of one of
+        ``stability.extra_temperatures`` (its stages' MD, key and report)."""
+        s = self.stability
+        md = s.md.model_copy(update={"temperature_K": temperature_K})
+        return self.model_copy(update={"stability": s.model_copy(update={"md": md})})
 
     @property
     def stability_budgets(self) -> list[int]:

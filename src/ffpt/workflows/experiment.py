@@ -25,7 +25,7 @@ from ffpt.data.splits import split, subset
 from ffpt.execution import InlineExecutor
 from ffpt.fileio import atomic_write_json, output_lock
 from ffpt.workflows.combustion_starts import combustion_starts, groups_of, listed as _listed
-from ffpt.workflows.config import ARM_KINDS, REFERENCE_ARM, ArchitectureRun, ExperimentConfig
+from ffpt.workflows.config import ARM_KINDS, REFERENCE_ARM, ArchitectureRun, ExperimentConfig, temperature_name
 from ffpt.workflows.stages import RunDirectory
 
 ARMS = ARM_KINDS  # the arms of the first architecture
@@ -70,8 +70,10 @@ def abinitio_inputs(config: ExperimentConfig) -> dict:
 
 
 def stability_settings(config: ExperimentConfig) -> dict:
-    """The stability section as part of each MD batch's key (the MD options as written)."""
-    return {**config.stability.model_dump(mode="json", exclude={"budgets", "exported", "export_dtype", "batch"}),
+    """The stability section as part of each MD batch's key (the MD options as written; an extra
+    temperature's batch is keyed by its own config, :meth:`ExperimentConfig.at_temperature`)."""
+    exclude = {"budgets", "exported", "export_dtype", "batch", "extra_temperatures"}
+    return {**config.stability.model_dump(mode="json", exclude=exclude),
             "md": _given(config.stability.md)}
 
 
@@ -258,12 +260,20 @@ def export_stage(folder: Path, model_path: str, dtype: str | None = None) -> dic
     return {"package": export_file(model_path, folder / "model.pt2", dtype)["package"]}
 
 
-def exported_stage_names(config: ExperimentConfig, arm: str, budget: int, seed: int) -> tuple[str, str]:
+def exported_stage_names(config: ExperimentConfig, arm: str, budget: int, seed: int,
+                         temperature_K: float | None = None) -> tuple[str, str]:
     """The export and stability stage names of one model; a package float type other than the model's
-    (``stability.export_dtype``) gets folders of its own, so the model's own runs stay cached beside."""
+    (``stability.export_dtype``) gets folders of its own, so the model's own runs stay cached beside;
+    one of ``stability.extra_temperatures`` (``temperature_K``, K) too: its stability stage only."""
     dtype = config.stability.export_dtype  # only with exported (StabilityConfig)
     suffix = f"_{dtype}" if dtype else ""
-    return f"export_{arm}_n{budget}_s{seed}{suffix}", f"stability_{arm}_n{budget}_s{seed}{suffix}"
+    return (f"export_{arm}_n{budget}_s{seed}{suffix}",
+            f"stability_{arm}_n{budget}_s{seed}{suffix}{temperature_suffix(temperature_K)}")
+
+
+def temperature_suffix(temperature_K: float | None) -> str:
+    """The name suffix of an extra stability temperature (``_1000K``); none for the main one (``None``)."""
+    return "" if temperature_K is None else f"_{temperature_name(temperature_K)}"
 
 
 def stability_starts(config: ExperimentConfig) -> dict:
@@ -423,14 +433,16 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     active = active_learning_stages(config, run, data, {seed: pretrained[(runs[0].architecture, seed)]
                                                         for seed in range(config.arm_seeds)}, progress, pool)
     arms = [arm.name for arm in config.arms]
-    stability = {}
+    stability, extra = {}, {}  # extra: each of stability.extra_temperatures -> (arm, budget, seed) -> batch
     if config.stability is not None:
         for budget in config.stability_budgets:
             for seed in range(config.arm_seeds):
                 for arm in arms:
-                    stability[(arm, budget, seed)] = model_stability(config, run, arm, budget, seed,
-                                                                     models[(arm, budget, seed)], data, starts,
-                                                                     progress, pool)
+                    batches = model_stability(config, run, arm, budget, seed, models[(arm, budget, seed)], data,
+                                              starts, progress, pool)
+                    stability[(arm, budget, seed)] = batches.pop(None)
+                    for temperature, batch in batches.items():
+                        extra.setdefault(temperature, {})[(arm, budget, seed)] = batch
     metad = {}  # (arm, channel, run) -> run summary
     if config.metad is not None:
         from ffpt.workflows.reactive import metad_inputs, metad_runs, metad_stage
@@ -446,7 +458,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
     after = after_al_stability(config, run, active, starts, data, progress, pool)
     groups = start_groups(config, list(starts))
     results = write_report(config, Path(out), ff, data, errors["rows"], stability, metad, groups=groups,
-                           models=models)
+                           models=models, extra_stability=extra)
     if active:
         from ffpt.workflows.al_report import add_active_learning
 
@@ -483,22 +495,36 @@ def reference_model(config: ExperimentConfig, run: RunDirectory, budget: int, se
 
 def model_stability(config: ExperimentConfig, run: RunDirectory, arm: str, budget: int, seed: int, path: str,
                     data: dict, starts: dict, progress: bool, pool: Callable[[], cf.Executor]) -> dict:
-    """The MD stability stages of one model (its export first with ``stability.exported``): from the
-    stability structure, or one stage per combustion start merged into one batch."""
-    settings, n = stability_settings(config), config.stability.n_runs
-    md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
-    export_name, stability_name = exported_stage_names(config, arm, budget, seed)
+    """The MD stability stages of one model (its export first with ``stability.exported``, one for
+    every temperature): at ``stability.md.temperature_K`` (key ``None``), then at each of
+    ``stability.extra_temperatures`` (key: the temperature, K) in stages of their own -> batches."""
+    export_name, _ = exported_stage_names(config, arm, budget, seed)
     if config.stability.exported:  # mace_run_train's model too: converted to ffpt's MACE, then exported
         dtype = config.stability.export_dtype
         path = run.stage(export_name, {"model": path} | ({"dtype": dtype} if dtype else {}),
                          lambda d: export_stage(d, path, dtype))["package"]
+    return {t: temperature_stability(config, run, arm, budget, seed, path, data, starts, progress, pool, t)
+            for t in [None, *config.stability.extra_temperatures]}
+
+
+def temperature_stability(config: ExperimentConfig, run: RunDirectory, arm: str, budget: int, seed: int, path: str,
+                          data: dict, starts: dict, progress: bool, pool: Callable[[], cf.Executor],
+                          temperature_K: float | None) -> dict:
+    """The MD stability stages of one model (file or package ``path``) at ``temperature_K`` (K; ``None``:
+    ``stability.md.temperature_K``): from the stability structure, or one stage per combustion start
+    merged into one batch."""
+    if temperature_K is not None:
+        config = config.at_temperature(temperature_K)  # keyed and run at it
+    settings, n = stability_settings(config), config.stability.n_runs
+    md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
+    _, stability_name = exported_stage_names(config, arm, budget, seed, temperature_K)
     if not starts:
         return run.stage(stability_name, {"model": path, "stability": settings, "md_seeds": md_seeds},
                          lambda d: stability_stage(config, d, arm, path, data, progress, pool(), md_seeds))
     batches = {}  # one stage per start: adding a channel reruns nothing else
     for name, atoms in starts.items():
         batches[name] = run.stage(
-            f"stability/{arm}_n{budget}_s{seed}/{name}",
+            f"stability/{arm}_n{budget}_s{seed}{temperature_suffix(temperature_K)}/{name}",
             {"model": path, "md": settings["md"], "n_runs": n, "md_seeds": md_seeds, "start": start_key(name, atoms)},
             lambda d, s=atoms: stability_stage(config, d, arm, path, data, progress, pool(), md_seeds, structure=s))
     return merge_start_batches(batches)

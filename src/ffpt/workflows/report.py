@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ffpt.fileio import atomic_write_json, atomic_write_text
+from ffpt.workflows.config import temperature_name
 from ffpt.workflows.metad_summary import add_metad
 from ffpt.workflows.metad_summary import markdown as metad_markdown
 
@@ -199,6 +200,24 @@ def survival_plot(entry: dict, path: Path, title: str, conditions: str | None = 
     return plot_survival(curves, path, title, conditions)
 
 
+def survival_figures(config, by_budget: dict, out: Path, temperature_K: float | None = None) -> list[str]:
+    """A survival figure per budget of :func:`stability_by_budget` (and per group of starts) -> file
+    names; at one of ``stability.extra_temperatures`` (``temperature_K``, K) named and titled with it."""
+    suffix, at = "", ""
+    if temperature_K is not None:
+        suffix, at = f"_{temperature_name(temperature_K)}", f" at {temperature_K:g} K"
+    conditions = run_conditions(config if temperature_K is None else config.at_temperature(temperature_K))
+    figures = []
+    for budget, entry in by_budget.items():
+        figures.append(survival_plot(entry, out / f"survival_n{budget}{suffix}.png",
+                                     f"{config.name}: MD stability{at}, {budget} labels", conditions).name)
+        for group, part in entry.get("groups", {}).items():
+            figures.append(survival_plot(part, out / f"survival_n{budget}_{group}{suffix}.png",
+                                         f"{config.name}: MD stability{at}, {budget} labels, {group} starts",
+                                         conditions).name)
+    return figures
+
+
 def rdf_comparison(stability: dict, reference_frames: str | None, path: Path, title: str,
                    density: float | None = None) -> dict[str, float]:
     """RDFs of each arm's MD against the reference configurations (plot); returns each arm's RDF error (A).
@@ -297,9 +316,12 @@ def _arm_order(config, rows: list[dict], stability: dict) -> list:
 
 
 def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stability: dict, metad: dict,
-                 groups: dict[str, list[str]] | None = None, models: dict | None = None) -> dict:
+                 groups: dict[str, list[str]] | None = None, models: dict | None = None,
+                 extra_stability: dict[float, dict] | None = None) -> dict:
     """results.json, report.md and figures. ``stability`` maps (arm, budget, seed) to MD batch
-    outputs; ``groups`` names sets of starts compared on their own (:func:`stability_by_budget`);
+    outputs (``extra_stability``: the same at each of ``stability.extra_temperatures``, by temperature
+    in K, in results.json under ``stability_extra`` by :func:`temperature_name`); ``groups`` names sets
+    of starts compared on their own (:func:`stability_by_budget`);
     ``models`` maps (arm, budget, seed) to model files (how each training stopped: :func:`stop_reason`);
     ``metad`` maps (arm, channel, run) to metadynamics run summaries (:mod:`ffpt.workflows.metad_summary`)."""
     largest = max(config.budgets)
@@ -339,14 +361,7 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
         add_metad(results, config, metad, out)
     figures = [learning_curve(rows, out / "learning_curve.png", config.name).name]
     if stability:
-        conditions = run_conditions(config)
-        for budget, entry in by_budget_stability.items():
-            figures.append(survival_plot(entry, out / f"survival_n{budget}.png",
-                                         f"{config.name}: MD stability, {budget} labels", conditions).name)
-            for group, part in entry.get("groups", {}).items():
-                figures.append(survival_plot(part, out / f"survival_n{budget}_{group}.png",
-                                             f"{config.name}: MD stability, {budget} labels, {group} starts",
-                                             conditions).name)
+        figures += survival_figures(config, by_budget_stability, out)
         for budget, entry in by_budget_stability.items():
             density = density_comparison(config, stability, budget, data.get("configs"), out / f"density_n{budget}.png")
             if density:
@@ -362,6 +377,12 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
             for arm, error in rdf_errors.items():
                 results["arms"][arm]["rdf_error_A"] = error
             figures.append("rdf.png")
+    if extra_stability:  # the same statistics at each extra temperature (no RDF or density comparison)
+        results["stability_extra"] = {}
+        for temperature, batches in extra_stability.items():
+            by_budget = stability_by_budget(batches, groups, arm_list, rows)
+            results["stability_extra"][temperature_name(temperature)] = by_budget
+            figures += survival_figures(config, by_budget, out, temperature)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "report.md", _markdown(config, results, figures, out))
     return results
@@ -459,10 +480,11 @@ def _density_table(density: dict) -> list[str]:
     return lines
 
 
-def _stability_tables(config, results: dict) -> list[str]:
+def _stability_tables(config, by_budget: dict, at: str = "") -> list[str]:
+    """A section per budget of :func:`stability_by_budget`, its heading ending in ``at`` (an extra temperature)."""
     lines = []
-    for budget, entry in results["stability"].items():
-        lines += ["", f"## MD stability at {budget} labels", "", run_conditions(config) + ".", ""]
+    for budget, entry in by_budget.items():
+        lines += ["", f"## MD stability at {budget} labels{at}", "", run_conditions(config) + ".", ""]
         lines += _comparison_table(entry)
         methods = sorted({a["ci95_method"] for a in entry["arms"].values()})
         lines += ["", f"Interval: {', '.join(methods)} (95 %); survival figure: pointwise Kaplan-Meier band"
@@ -528,7 +550,11 @@ def _markdown(config, results: dict, figures: list[str], out: Path) -> str:
     lines += ["", "The time guard (training.max_time_minutes) fired for: "
               + ", ".join(f"{a} at {b} labels, seed {s}" for a, b, s in fired) + "; those models are not converged."
               if fired else "The time guard (training.max_time_minutes) fired for no model."]
-    lines += _stability_tables(config, results)
+    lines += _stability_tables(config, results["stability"])
+    for temperature in config.stability.extra_temperatures if config.stability is not None else []:
+        by_budget = results.get("stability_extra", {}).get(temperature_name(temperature))
+        if by_budget is not None:
+            lines += _stability_tables(config.at_temperature(temperature), by_budget, f", {temperature:g} K")
     lines += metad_markdown(results)
     lines += ["", "## Figures", ""]
     lines += [f"![{f}]({f})" for f in figures]
