@@ -11,6 +11,7 @@ from ase.build import molecule
 import ffpt
 from ffpt.cli import main
 from ffpt.models import NewtonNet, save_model
+from ffpt.models.batched import PackageBatch, batch_evaluator
 from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.export import compare
 from ffpt.models.exported import ExportedCalculator
@@ -216,3 +217,87 @@ def test_eval_reads_an_exported_model_like_the_model_file(exported, tmp_path, et
     assert reports[0]["n_frames"] == 3
     assert reports[0]["forces_mae_mev_per_a"] == pytest.approx(reports[1]["forces_mae_mev_per_a"], rel=1e-4)
     assert reports[0]["energy_mae_mev_per_atom"] == pytest.approx(reports[1]["energy_mae_mev_per_atom"], rel=1e-4)
+
+
+def _rattled(systems):
+    for k, atoms in enumerate(systems):
+        atoms.rattle(0.05, seed=k)
+    return systems
+
+
+@pytest.mark.slow
+def test_package_evaluates_many_frames_in_one_call(exported, ethanol):
+    """Molecules of different sizes and a periodic box in one package call (batched replicas: PackageBatch),
+    or in calls of at most 30 neighbour pairs, give each frame's energy and forces of one call per frame
+    (float32 round-off); a frame's result does not depend on its companions."""
+    _, package = exported
+    calc = ffpt.load_calculator(package)
+    assert isinstance(batch_evaluator(calc), PackageBatch)
+    systems = _rattled([ethanol.copy(), molecule("CH4"), water_box(), molecule("H2O"), ethanol.copy()])
+    tol = 500 * np.finfo(np.float32).eps
+    for max_edges in (None, 30):
+        results = PackageBatch(calc, max_edges=max_edges).evaluate(systems)
+        assert len(results) == len(systems)
+        for atoms, result in zip(systems, results):
+            energy, forces = energy_forces(calc, atoms)
+            assert abs(result["energy"] - energy) <= tol * max(1.0, abs(energy))
+            assert np.abs(result["forces"] - forces).max() <= tol * max(1.0, np.abs(forces).max())
+            assert np.abs(forces).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_batched_md_replicas_run_the_package_like_single_runs(exported, tmp_path, ethanol):
+    """Three Langevin replicas of the package in one call per step follow their single runs (same seeds):
+    the same random streams and frames, positions within float32 round-off after 20 steps."""
+    from ffpt.jobs.md import CalculatorSpec, run_batch
+    from ffpt.simulate.config import MDConfig
+
+    _, package = exported
+    config = MDConfig(steps=20, timestep_fs=0.5, temperature_K=300, ensemble="langevin", save_every=10)
+    single = run_batch(ethanol, CalculatorSpec(str(package)), [0, 1, 2], config, tmp_path / "single", progress=False)
+    batched = run_batch(ethanol, CalculatorSpec(str(package)), [0, 1, 2], config.model_copy(update={"batch": 3}),
+                        tmp_path / "batched", progress=False)
+    for seed, a, b in zip([0, 1, 2], single.results, batched.results):
+        x, y = (json.loads((tmp_path / kind / f"seed_{seed}" / "checkpoint.json").read_text())
+                for kind in ("single", "batched"))
+        assert a.stable and b.stable and x["step"] == y["step"] == 20 and x["rng"] == y["rng"]
+        assert np.abs(np.subtract(x["positions"], y["positions"])).max() < 1e-5
+    assert np.abs(np.subtract(*(json.loads((tmp_path / "batched" / f"seed_{s}" / "checkpoint.json").read_text())
+                                ["positions"] for s in (0, 1)))).max() > 1e-3  # the replicas differ
+
+
+class _FormatOnePackage:
+    """A stand-in for a format 1 package (one frame: no batch input, cell (3, 3), spin (1,)): the eager
+    model behind the old call signature, so the calculator's handling of old packages is tested without
+    compiling one with an old ffpt."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, positions, species, edge_index, shifts, cell, spin):
+        from ffpt.models.graph import AtomicGraph
+
+        graph = AtomicGraph(positions=positions, species=species, batch=torch.zeros_like(species),
+                            edge_index=edge_index, shifts=shifts, cell=cell[None], n_atoms=spin.new_ones(1), spin=spin)
+        pred = self.model(graph, forces=True, stress=True)
+        return pred.energy, pred.forces, pred.stress[0]
+
+
+def test_a_format_one_package_still_serves_one_frame_per_call(ethanol):
+    """Packages exported before batching (format 1) give the model's energy, forces and stress; batched
+    replicas call them one frame at a time."""
+    from ffpt.models.batched import OneByOne
+
+    model = tiny_model()
+    info = {"format": "ffpt-export", "format_version": 1, "architecture": "newtonnet", "elements": [1, 6, 8],
+            "cutoff": 4.0, "dtype": "float32", "max_spin": 0,
+            "inputs": ["positions", "species", "edge_index", "shifts", "cell", "spin"]}
+    calc = ExportedCalculator("old.pt2", package=(_FormatOnePackage(model), info))
+    assert not calc.batched
+    box = water_box()
+    e0, f0 = energy_forces(MLIPCalculator(model), ethanol)
+    e1, f1 = energy_forces(calc, ethanol)
+    assert e1 == pytest.approx(e0, rel=1e-6) and np.abs(f1 - f0).max() < 1e-5
+    np.testing.assert_allclose(calc.get_stress(box), MLIPCalculator(model).get_stress(box), atol=1e-6)
+    with pytest.warns(UserWarning, match="once per replica"):
+        assert isinstance(batch_evaluator(calc), OneByOne)

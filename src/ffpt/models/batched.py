@@ -4,9 +4,10 @@
 or with ``torch.compile`` when its calculator was made so) on one disjoint-graph batch of all systems,
 as training batches frames: systems of different structures and sizes share the call, and a system's
 energy and forces do not depend on which others share it (its graph is disconnected from theirs).
-:class:`OneByOne` serves any other ASE calculator (teachers, exported ``.pt2`` packages, which take one
-frame per call, committees, MACE's own calculator) one system after another, so every calculator runs
-under the same batched engine. :func:`batch_evaluator` picks between them.
+:class:`PackageBatch` does the same with an exported ``.pt2`` package (``ffpt export``, format 2).
+:class:`OneByOne` serves any other ASE calculator (teachers, committees, MACE's own calculator, format 1
+packages) one system after another, so every calculator runs under the same batched engine.
+:func:`batch_evaluator` picks between them.
 
 Units: eV, A. Each system is an ASE ``Atoms`` whose positions the engine moves; what does not change
 along a run (species, cell, spin) is turned into tensors once per system.
@@ -26,6 +27,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ffpt.data.frames import spin_of
 from ffpt.models.calculator import MLIPCalculator, check_structure
+from ffpt.models.exported import ExportedCalculator
 from ffpt.models.graph import AtomicGraph, NeighborListBuilder, species_index
 from ffpt.models.potential import InteratomicPotential, check_spin
 
@@ -60,10 +62,14 @@ class ModelBatch:
         """``max_edges``: at most this many neighbour pairs per model call (consecutive systems; a larger
         system alone); default ``CPU_MAX_EDGES`` on a CPU, where a batch whose edge tensors outgrow the
         caches costs more per atom (BENCHMARKS.md, "Batched replicas"), and no limit on a GPU."""
+        parameter = next(model.parameters())
+        self._setup(model, source, parameter.device, parameter.dtype, max_edges)
+
+    def _setup(self, model, source: str, device: torch.device, dtype: torch.dtype, max_edges: int | None) -> None:
+        """``model``: anything with ``elements``, ``cutoff``, ``max_spin`` and ``architecture``."""
         self.model = model
         self.source = source
-        parameter = next(model.parameters())
-        self.device, self.dtype = parameter.device, parameter.dtype
+        self.device, self.dtype = device, dtype
         self.max_edges = max_edges if max_edges is not None else (
             CPU_MAX_EDGES if self.device.type == "cpu" else None)
         self.neighbors = NeighborListBuilder(model.cutoff)
@@ -150,15 +156,30 @@ class ModelBatch:
             out += self._call(systems[start:], pairs[start:])
         return out
 
+    def predict(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energies (G,) eV and forces (N, 3) eV/A of the batched ``graph``."""
+        prediction = self.model(graph, forces=True)
+        return prediction.energy, prediction.forces
+
     def _call(self, systems: Sequence[Atoms], pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
         """One model call on ``systems`` with their neighbour lists ``pairs``."""
-        graph = self.graph(systems, pairs)
-        prediction = self.model(graph, forces=True)
-        energies = prediction.energy.detach().cpu().double().numpy()
-        forces = prediction.forces.detach().cpu().double().numpy()
+        energies, forces = self.predict(self.graph(systems, pairs))
+        energies = energies.detach().cpu().double().numpy()
+        forces = forces.detach().cpu().double().numpy()
         bounds = np.cumsum([0] + [len(a) for a in systems])
         return [{"energy": float(e), "free_energy": float(e), "forces": forces[a:b]}
                 for e, a, b in zip(energies, bounds[:-1], bounds[1:])]
+
+
+class PackageBatch(ModelBatch):
+    """One call of an exported package (``ffpt export``, format 2) over a disjoint-graph batch of systems."""
+
+    def __init__(self, calculator: ExportedCalculator, max_edges: int | None = None):
+        self._setup(calculator, calculator.source, calculator.device, calculator.dtype, max_edges)
+
+    def predict(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        energies, forces, _ = self.model.run(graph)
+        return energies, forces
 
 
 class OneByOne:
@@ -180,13 +201,17 @@ class OneByOne:
 
 
 def batch_evaluator(calculator: Calculator) -> ModelBatch | OneByOne:
-    """One model call per batch for an ffpt model file's calculator; one call per system otherwise
-    (with a warning: batching then saves only the engine's share of a step)."""
+    """One model call per batch for an ffpt model file's calculator or a (format 2, one-model) exported
+    package; one call per system otherwise (with a warning: batching then saves only the engine's share
+    of a step)."""
     if isinstance(calculator, MLIPCalculator):
         return ModelBatch(calculator.model, calculator.source)
+    if isinstance(calculator, ExportedCalculator) and calculator.batched and not calculator.committee:
+        return PackageBatch(calculator)
     name = getattr(calculator, "source", None) or type(calculator).__name__
     warnings.warn(f"{name}: batched replicas call this calculator once per replica and step (one model call "
-                  "for the whole batch needs a single ffpt model file, .pt)", stacklevel=2)
+                  "for the whole batch needs a single ffpt model file, .pt, or its ffpt export package)",
+                  stacklevel=2)
     return OneByOne(calculator)
 
 

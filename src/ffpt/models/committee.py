@@ -163,8 +163,8 @@ class ExportedCommittee(ExportedCalculator):
         return int(self.info["committee"])
 
     def graph_results(self, graph, stress: bool) -> dict:
-        energies, forces, stresses = (_numpy(t) for t in self.run(graph))
-        return committee_results(energies, forces, stresses if stress else None)
+        energies, forces, stresses = (_numpy(t) for t in self.run(graph))  # (K, 1), (K, N, 3), (K, 1, 3, 3)
+        return committee_results(energies[:, 0], forces, stresses[:, 0] if stress else None)
 
 
 def committee_results(energies: np.ndarray, forces: np.ndarray, stresses: np.ndarray | None) -> dict:

@@ -6,16 +6,20 @@ atom and edge counts -> ``torch._inductor.aoti_compile_and_package``. Architectu
 parts (MACE's e3nn blocks) are traced through plain-Python twins (their ``traceable()``). The package
 runs from Python (:mod:`ffpt.models.exported`, no training stack) and from C++ (``AOTIModelPackageLoader``).
 
-Package inputs (one frame): positions (N, 3) A; species (N,) int64 index into the model's elements;
-edge_index (2, E) int64 as (receiver i, sender j) of a full neighbour list within the cutoff, with
-r_ij = r_j - r_i + shifts @ cell; shifts (E, 3) int64; cell (3, 3) A (zeros without periodicity);
-spin (1,) int64 multiplicity (0: not given). Outputs: energy (1,) eV, forces (N, 3) eV/A, stress
-(3, 3) eV/A^3 (meaningful for cells periodic in all three directions only). The model's elements,
-cutoff, dtype, spin input and provenance are stored as package metadata (key ``ffpt``, JSON).
+Package inputs (format 2: G >= 2 frames as one disjoint graph; a single frame is padded with an empty
+second one by :func:`~ffpt.models.exported.flat_inputs`): positions (N, 3) A; species (N,) int64 index into
+the model's elements; batch (N,) int64 frame of each atom; edge_index (2, E) int64 as (receiver i, sender
+j) of a full neighbour list within the cutoff, with r_ij = r_j - r_i + shifts @ cell[batch[i]]; shifts
+(E, 3) int64; cell (G, 3, 3) A (zeros without periodicity); spin (G,) int64 multiplicity (0: not given).
+Outputs: energy (G,) eV, forces (N, 3) eV/A, stress (G, 3, 3) eV/A^3 (meaningful for cells periodic in
+all three directions only). One call evaluates many frames (batched MD replicas,
+:class:`ffpt.models.batched.PackageBatch`); a frame's outputs do not depend on the others'. The model's
+elements, cutoff, dtype, spin input and provenance are stored as package metadata (key ``ffpt``, JSON).
+Format 1 packages (one frame: no batch input, cell (3, 3), spin (1,)) still load.
 
 A committee whose members stack (:func:`ffpt.models.stacked.stacking_obstacle`) exports as one package
 of its :class:`~ffpt.models.stacked.StackedNewtonNet`: the same inputs, every member's outputs (energy
-(K,) eV, forces (K, N, 3) eV/A, stress (K, 3, 3) eV/A^3), and ``committee``: K in the metadata.
+(K, G) eV, forces (K, N, 3) eV/A, stress (K, G, 3, 3) eV/A^3), and ``committee``: K in the metadata.
 """
 
 from __future__ import annotations
@@ -36,13 +40,11 @@ from torch import nn
 from ffpt import __version__
 from ffpt.errors import UserError, short_reason
 from ffpt.fileio import atomic_path
-from ffpt.models.graph import AtomicGraph, NeighborListBuilder, graph_from_atoms
-from ffpt.models.exported import EXPORT_FORMAT, METADATA_KEY, MIN_SIZE, flat_inputs
+from ffpt.models.graph import AtomicGraph, NeighborListBuilder, collate, graph_from_atoms
+from ffpt.models.exported import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, INPUTS, METADATA_KEY, MIN_SIZE, flat_inputs
 from ffpt.models.potential import InteratomicPotential
 from ffpt.models.stacked import StackedNewtonNet, stacking_obstacle
 
-EXPORT_FORMAT_VERSION = 1
-INPUTS = ("positions", "species", "edge_index", "shifts", "cell", "spin")
 OUTPUTS = ("energy", "forces", "stress")
 
 
@@ -51,27 +53,23 @@ class ExportError(UserError):
 
 
 class FlatPotential(nn.Module):
-    """One frame as flat tensors (see the module docstring) -> (energy (1,), forces (N, 3), stress (3, 3)),
-    or of a stacked committee of K: (energy (K,), forces (K, N, 3), stress (K, 3, 3))."""
+    """Frames as flat tensors (see the module docstring) -> (energy (G,), forces (N, 3), stress (G, 3, 3)),
+    or of a stacked committee of K: (energy (K, G), forces (K, N, 3), stress (K, G, 3, 3))."""
 
     def __init__(self, model: InteratomicPotential | StackedNewtonNet):
         super().__init__()
         self.model = model
 
-    def forward(self, positions, species, edge_index, shifts, cell, spin):
-        # The frame is graph 0 of two (graph 1 empty) and its batch vector is computed from species (all
-        # >= 0, so clamp gives zeros): a scatter-add whose index Inductor can fold to a constant (a
-        # zeros tensor, or one output row) fails in its multi-threaded CPU code generation (torch 2.13).
+    def forward(self, positions, species, batch, edge_index, shifts, cell, spin):
         graph = AtomicGraph(
-            positions=positions, species=species, batch=species.clamp(max=0), edge_index=edge_index,
-            shifts=shifts, cell=torch.stack([cell, torch.zeros_like(cell)]), n_atoms=torch.zeros_like(spin).repeat(2),
-            spin=spin.repeat(2),
+            positions=positions, species=species, batch=batch, edge_index=edge_index, shifts=shifts, cell=cell,
+            n_atoms=torch.zeros_like(spin), spin=spin,
         )  # n_atoms only counts graphs here
         if isinstance(self.model, StackedNewtonNet):
             pred = self.model(graph, stress=True, check=False)
-            return pred.energy[:, 0], pred.forces, pred.stress[:, 0]
-        pred = self.model(graph, forces=True, stress=True, check=False)
-        return pred.energy[:1], pred.forces, pred.stress[0]
+        else:
+            pred = self.model(graph, forces=True, stress=True, check=False)
+        return pred.energy, pred.forces, pred.stress
 
 
 def probe_frames(model: InteratomicPotential, seed: int = 0) -> list[Atoms]:
@@ -98,7 +96,7 @@ def _traceable(model: InteratomicPotential):
 
 
 def _traced(model: InteratomicPotential | StackedNewtonNet, example: tuple[torch.Tensor, ...]):
-    """The flat model as an ExportedProgram with dynamic atom and edge counts."""
+    """The flat model as an ExportedProgram with dynamic atom, edge and frame counts."""
     from torch.export import Dim
     from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -106,8 +104,8 @@ def _traced(model: InteratomicPotential | StackedNewtonNet, example: tuple[torch
         for p in plain.parameters():
             p.requires_grad_(False)
         graph_module = make_fx(FlatPotential(plain), tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
-    atoms, edges = Dim("atoms", min=MIN_SIZE), Dim("edges", min=MIN_SIZE)
-    dynamic = ({0: atoms}, {0: atoms}, {1: edges}, {0: edges}, None, None)
+    atoms, edges, frames = Dim("atoms", min=MIN_SIZE), Dim("edges", min=MIN_SIZE), Dim("frames", min=MIN_SIZE)
+    dynamic = ({0: atoms}, {0: atoms}, {0: atoms}, {1: edges}, {0: edges}, {0: frames}, {0: frames})
     return torch.export.export(graph_module, example, dynamic_shapes=dynamic)
 
 
@@ -203,8 +201,11 @@ def _export(model: InteratomicPotential | StackedNewtonNet, first: InteratomicPo
         "ffpt_version": __version__, "max_spin": first.max_spin, "inputs": list(INPUTS),
         "outputs": list(OUTPUTS), **metadata,
     }
+    both = collate(graphs)  # the two probe frames as one call: the example traced, and a check of batching
     try:
-        program = _traced(model, flat_inputs(graphs[0]))
+        # five frames in the example: symbolic tracing gives input dimensions of equal size one symbol, so a
+        # frame count of 2 or 3 would be fixed with the edge_index (2, E) or the (., 3) dimensions
+        program = _traced(model, flat_inputs(both, min_frames=5))
     except Exception as exc:  # tracing limits of an architecture: the user learns which, not a traceback
         reason = short_reason(exc)
         raise ExportError(f"{out}: architecture '{first.architecture}' does not trace for export ({reason})") from None
@@ -216,13 +217,15 @@ def _export(model: InteratomicPotential | StackedNewtonNet, first: InteratomicPo
         compiled = aoti_load_package(io.BytesIO(buffer.getvalue()))
         flat = FlatPotential(model)
         flat64 = FlatPotential(exact) if exact is not None else None
-        for graph, atoms in zip(graphs, frames):
+        checks = [(graph, bool(atoms.pbc.all()), f"a {len(atoms)}-atom probe frame") for graph, atoms in zip(graphs, frames)]
+        checks.append((both, True, "both probe frames in one call"))  # a cluster's stress is zero in both
+        for graph, periodic, what in checks:
             inputs = flat_inputs(graph)
             reference = flat64(*_as_double(inputs)) if flat64 is not None else None
-            problem = compare(flat(*inputs), compiled(*inputs), dtype, bool(atoms.pbc.all()), reference)
+            problem = compare(flat(*inputs), compiled(*inputs), dtype, periodic, reference)
             if problem:
-                raise ExportError(f"{out}: the compiled package does not reproduce the eager model on a "
-                                  f"{len(atoms)}-atom probe frame ({problem}); not written")
+                raise ExportError(f"{out}: the compiled package does not reproduce the eager model on "
+                                  f"{what} ({problem}); not written")
     return out
 
 

@@ -1,5 +1,7 @@
 """The ASE calculator of an exported model (``ffpt export``, :mod:`ffpt.models.export`): runs the
-compiled ``.pt2`` package; builds the neighbour list itself (vesin) and needs no training stack."""
+compiled ``.pt2`` package, one frame per call (batched MD replicas call it on many:
+:class:`ffpt.models.batched.PackageBatch`); builds the neighbour list itself (vesin) and needs no
+training stack."""
 
 from __future__ import annotations
 
@@ -21,11 +23,24 @@ from ffpt.models.graph import AtomicGraph, NeighborListBuilder
 
 METADATA_KEY = "ffpt"  # the package metadata entry holding the JSON description (see export.py)
 EXPORT_FORMAT = "ffpt-export"
-MIN_SIZE = 2  # fewest atoms and neighbour pairs a package takes (torch.export specialises sizes 0 and 1)
+EXPORT_FORMAT_VERSION = 2  # 2: many frames per call (batch input); 1: one frame
+INPUTS = ("positions", "species", "batch", "edge_index", "shifts", "cell", "spin")
+MIN_SIZE = 2  # fewest atoms, neighbour pairs and frames a package takes (torch.export specialises sizes 0 and 1)
 
 
-def flat_inputs(graph: AtomicGraph) -> tuple[torch.Tensor, ...]:
-    """The package inputs of a one-frame graph (order and units: :mod:`ffpt.models.export`)."""
+def flat_inputs(graph: AtomicGraph, min_frames: int = MIN_SIZE) -> tuple[torch.Tensor, ...]:
+    """The package inputs of a graph of one or more frames (order and units: :mod:`ffpt.models.export`),
+    padded with empty frames (no atoms: energy and stress zero) to at least ``min_frames``."""
+    cell, spin = graph.cell, graph.spin
+    missing = min_frames - graph.n_graphs
+    if missing > 0:
+        cell = torch.cat([cell, cell.new_zeros((missing, 3, 3))])
+        spin = torch.cat([spin, spin.new_zeros(missing)])
+    return graph.positions, graph.species, graph.batch, graph.edge_index, graph.shifts, cell, spin
+
+
+def one_frame_inputs(graph: AtomicGraph) -> tuple[torch.Tensor, ...]:
+    """The inputs of a format 1 package (one frame: no batch, cell (3, 3), spin (1,))."""
     return graph.positions, graph.species, graph.edge_index, graph.shifts, graph.cell[0], graph.spin
 
 
@@ -77,7 +92,7 @@ def package_runner(compiled):
         boxed_run = compiled.loader.boxed_run
     except (AttributeError, TypeError, ValueError):  # another torch's package object: its own call
         return compiled
-    if not flat or out_spec.num_leaves != 3 or in_spec.num_leaves != 6:
+    if not flat or out_spec.num_leaves != 3 or in_spec.num_leaves not in (6, len(INPUTS)):
         return compiled
 
     def run(*inputs: torch.Tensor) -> list[torch.Tensor]:
@@ -109,16 +124,26 @@ class ExportedCalculator(GraphCalculator):
         self.dtype = getattr(torch, self.info["dtype"])
         self.neighbors = NeighborListBuilder(self.cutoff)
         self.run_package = package_runner(self.compiled)
+        self.batched = "batch" in self.info.get("inputs", ())  # format 2: many frames per call
 
     def run(self, graph) -> list[torch.Tensor]:
-        """The package's outputs (energy, forces, stress; see :mod:`ffpt.models.export`) of a one-frame graph."""
+        """The package's outputs for the G frames of ``graph``: energy (G,) eV, forces (N, 3) eV/A, stress
+        (G, 3, 3) eV/A^3; a committee package's with a leading member axis (K, ...)."""
         graph = with_distant_pair(graph)
         if min(graph.positions.shape[0], graph.edge_index.shape[1]) < MIN_SIZE:
             raise ModelInputError(f"{self.source}: an exported model takes frames of at least {MIN_SIZE} atoms "
                                   f"and {MIN_SIZE} neighbour pairs within {self.cutoff} A; use the .pt model file")
-        return self.run_package(*flat_inputs(graph))
+        n = graph.n_graphs
+        if self.batched:
+            energy, forces, stress = self.run_package(*flat_inputs(graph))
+            return [energy[..., :n], forces, stress[..., :n, :, :]]
+        if n != 1:
+            raise ModelInputError(f"{self.source}: a format 1 package takes one frame per call (export it again "
+                                  "for batched replicas)")
+        energy, forces, stress = self.run_package(*one_frame_inputs(graph))
+        return [energy.unsqueeze(-1) if self.committee else energy, forces, stress.unsqueeze(-3)]
 
     def evaluate(self, graph, stress: bool):
         energy, forces, stress_3x3 = self.run(graph)
-        return (float(energy.sum()), forces.double().numpy(),
-                stress_3x3.double().numpy() if stress else None)
+        return (float(energy[0]), forces.double().numpy(),
+                stress_3x3[0].double().numpy() if stress else None)

@@ -44,7 +44,7 @@ class AtomicGraph:
 
     @property
     def n_graphs(self) -> int:
-        return int(self.n_atoms.shape[0])
+        return self.n_atoms.shape[0]  # not int(): a symbolic size while export traces
 
     def to(self, device=None, dtype=None) -> "AtomicGraph":
         """Move to ``device``; floating tensors are cast to ``dtype`` if given."""

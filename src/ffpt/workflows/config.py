@@ -112,9 +112,6 @@ class StabilityConfig(Strict):
             raise ValueError("md.batch: batched replicas of the stability runs are stability.batch")
         if self.export_dtype is not None and not self.exported:
             raise ValueError("export_dtype: the packages' float type needs exported: true")
-        if self.batch is not None and self.exported:
-            raise ValueError("batch: batched replicas evaluate the model file in one call per step; an exported "
-                             "package takes one system per call (set exported: false)")
         return self
 
 
