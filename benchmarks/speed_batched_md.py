@@ -1,9 +1,19 @@
 """Replica-steps per second of MD batches: batched replicas (one model call per step) against one run
-at a time, for ethanol (9 atoms) and aspirin (21 atoms) with a NewtonNet model (BENCHMARKS.md,
+at a time, for ethanol (9 atoms) and aspirin (21 atoms) with a NewtonNet or MACE model (BENCHMARKS.md,
 "Batched replicas").
 
     OMP_NUM_THREADS=1 python benchmarks/speed_batched_md.py --model random.pt --exported random.pt2 \\
         --out /work/runs/batched/speed --rounds 2 --steps 101 --compile
+
+With ``--exported`` the package also runs as batches of 8 and 64 (``PackageBatch``: one package call per
+2048 neighbour pairs); ``--only PREFIX ...`` keeps the modes whose names start so (e.g. ``"one at a time,
+exported"`` ``"batched, R=8, exported"``). ``--random newtonnet|mace DIR`` writes the untrained model
+(``random.pt``; MACE at the four-arm comparison's size, ``speed_export_mace.MACE_SIZE``) and its float32
+package (``random.pt2``) into DIR first and times those:
+
+    OMP_NUM_THREADS=1 python benchmarks/speed_batched_md.py --random mace /work/runs/batched/mace \\
+        --out /work/runs/batched/mace/speed --rounds 2 --steps 101 --only "one at a time" "batched, R=8, exported" \\
+        "batched, R=64, exported"
 
 Every row runs what ``ffpt md --seeds ...`` runs (``ffpt.jobs.md``: Langevin, 300 K, 0.5 fs, a frame and a
 checkpoint every 10 steps, each replica into its own folder): one at a time (``run_md`` per seed, as
@@ -33,10 +43,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speed_export_mace import GENTLE, MACE_SIZE
+from speed_systems import model_for_speed
+
 from ffpt.dynamics.batched import ReplicaSpec, run_replicas
 from ffpt.dynamics.engine import Observer
 from ffpt.jobs.md import replica_observers
+from ffpt.models import build_model, save_model
 from ffpt.models.batched import ModelBatch, batch_evaluator, evaluate_each
+from ffpt.models.export import export_model
 from ffpt.sampling.seeds import from_smiles
 from ffpt.simulate.calculators import resolve
 from ffpt.simulate.config import MDConfig
@@ -102,17 +117,39 @@ def batched(structure, model: str, replicas: int, steps: int, out: Path, compile
     return replicas * (steps - clocks[0].every) / (last - first)
 
 
+def random_model(architecture: str, folder: Path) -> tuple[str, str]:
+    """(model file, float32 package) of an untrained model in ``folder`` (cost does not depend on weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if architecture == "mace":
+        torch.manual_seed(0)
+        model = build_model("mace", elements=[1, 6, 8], **MACE_SIZE)
+        model.energy_scale.fill_(GENTLE)  # gentle forces: every replica runs every step
+    else:
+        model = model_for_speed(architecture, None)[0]
+    model = model.float()
+    save_model(model, folder / "random.pt")
+    export_model(model, folder / "random.pt2", torch.float32)
+    return str(folder / "random.pt"), str(folder / "random.pt2")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="ffpt NewtonNet model file (.pt)")
+    parser.add_argument("--model", help="ffpt model file (.pt)")
+    parser.add_argument("--random", nargs=2, metavar=("ARCHITECTURE", "DIR"),
+                        help="time an untrained newtonnet or mace model written (with its package) to DIR")
     parser.add_argument("--exported", help="its exported package (.pt2), timed one run at a time")
     parser.add_argument("--out", required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=201)
     parser.add_argument("--compile", action="store_true", help="also time R=64 with torch.compile")
     parser.add_argument("--single-replicas", type=int, default=4, help="seeds of the one-at-a-time rows")
+    parser.add_argument("--only", nargs="+", help="run only the modes whose names start with one of these")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.random:
+        args.model, args.exported = random_model(args.random[0], Path(args.random[1]))
+    if not args.model:
+        parser.error("give --model or --random")
     out = Path(args.out)
     modes = [("one at a time, eager", one_at_a_time, args.model, args.single_replicas)]
     if args.exported:
@@ -121,6 +158,10 @@ def main() -> None:
     modes.append(("batched, R=64, one call per step", lambda *a: batched(*a, max_edges=10**9), args.model, 64))
     if args.compile:
         modes.append(("batched, R=64, torch.compile", lambda *a: batched(*a, compile=True), args.model, 64))
+    if args.exported:
+        modes += [(f"batched, R={r}, exported", batched, args.exported, r) for r in (8, 64)]
+    if args.only:
+        modes = [mode for mode in modes if mode[0].startswith(tuple(args.only))]
     rows = []
     for round_index in range(args.rounds):
         for name, smiles in SMILES.items():

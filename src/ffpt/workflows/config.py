@@ -81,7 +81,8 @@ class StabilityConfig(Strict):
     # at about twice the speed (BENCHMARKS.md 13c); the export checks the package against the model file
     export_dtype: Literal["float32", "float64"] | None = None
     budgets: list[int] | None = Field(None, min_length=1)  # default: every budget of the experiment
-    # the same runs to rounding (ffpt.dynamics.batched); not part of the stage key, so cached batches stand
+    # the same runs to rounding (ffpt.dynamics.batched); not part of the stage key, so cached batches stand;
+    # with exported, one package call per step for the batch (BENCHMARKS.md 15b)
     batch: int | None = Field(None, ge=1)  # run each model's MD seeds as batched replicas, this many together
     md: MDConfig = MDConfig()
     # more MD temperatures (K) for the same models, each in stages of its own beside those at
