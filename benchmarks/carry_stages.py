@@ -1,0 +1,69 @@
+"""Carry an experiment's finished training stages from one session to the next.
+
+A four-arm run costs more CPU hours than one session has, and nothing outside the repository outlives a
+session. ``pack`` copies the finished stages of a run folder (a ``stage.json`` written) whose names do not
+start with ``export_`` or ``stability`` -- sampling, labels, pre-training, training -- into ``DEST``, without
+their ``checkpoints/`` and ``logs/`` (a finished stage is never re-entered); ``unpack`` copies them back to
+the run folder's original path (stage outputs name their files absolutely). The exported packages and MD
+stages are left out: a package is tens of MB and its MD stage is keyed by its bytes, so both rerun (minutes
+per model) from the carried model files, whose stages are found up to date.
+
+    python benchmarks/carry_stages.py pack /work/runs/eth30 benchmarks/carry/ethanol_mace_n30
+    python benchmarks/carry_stages.py unpack benchmarks/carry/ethanol_mace_n30 /work/runs/eth30
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+LEFT_OUT_STAGES = ("export_", "stability")
+LEFT_OUT_FOLDERS = ("checkpoints", "logs")
+
+
+def finished_stages(run: Path) -> list[Path]:
+    """Folders of ``run`` (at any depth, outermost only) holding a finished stage that is carried."""
+    found = sorted(done.parent for done in run.rglob("stage.json")
+                   if not done.parent.relative_to(run).parts[0].startswith(LEFT_OUT_STAGES))
+    return [stage for stage in found if not any(other in stage.parents for other in found)]
+
+
+def pack(run: Path, dest: Path) -> list[str]:
+    """Copy the carried stages of ``run`` into ``dest`` (replacing what ``dest`` held); their names."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    names = []
+    for stage in finished_stages(run):
+        name = stage.relative_to(run)
+        shutil.copytree(stage, dest / name, ignore=shutil.ignore_patterns(*LEFT_OUT_FOLDERS))
+        names.append(str(name))
+    return names
+
+
+def unpack(carried: Path, run: Path) -> list[str]:
+    """Copy the carried stages back into ``run``; a stage already finished there is kept as it is."""
+    names = []
+    for stage in finished_stages(carried):
+        name = stage.relative_to(carried)
+        if (run / name / "stage.json").exists():
+            continue
+        if (run / name).exists():
+            shutil.rmtree(run / name)  # an unfinished copy: the carried one is done
+        shutil.copytree(stage, run / name)
+        names.append(str(name))
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["pack", "unpack"])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("dest", type=Path)
+    args = parser.parse_args()
+    names = (pack if args.action == "pack" else unpack)(args.source, args.dest)
+    print("\n".join(names) or "nothing to carry")
+
+
+if __name__ == "__main__":
+    main()

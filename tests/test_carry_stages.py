@@ -1,0 +1,52 @@
+"""benchmarks/carry_stages.py: finished training stages carried out of a run folder and back are found
+up to date (not rerun), without their checkpoints; export and MD stages are left to rerun."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ffpt.workflows.stages import RunDirectory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def carry(*args):
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "carry_stages.py"), *map(str, args)], check=True,
+                   capture_output=True, timeout=60)
+
+
+def stages(run: Path, calls: list[str]):
+    """A toy chain: data -> training (a model file and a checkpoint) -> export -> MD stability."""
+    directory = RunDirectory(run, echo=lambda line: None)
+
+    def write(folder: Path, name: str, text: str) -> str:
+        calls.append(folder.name)
+        (folder / "checkpoints").mkdir(exist_ok=True)
+        (folder / "checkpoints" / "last.ckpt").write_text("resume state")
+        (folder / name).write_text(text)
+        return str(folder / name)
+
+    data = directory.stage("abinitio", {"n": 3}, lambda d: {"frames": write(d, "pool.extxyz", "frames")})
+    model = directory.stage("scratch_n3_s0", {"data": data["frames"]}, lambda d: {"model": write(d, "model.pt", "weights")})
+    package = directory.stage("export_scratch_n3_s0", {"model": model["model"]},
+                              lambda d: {"package": write(d, "model.pt2", "compiled")})
+    directory.stage("stability_scratch_n3_s0", {"model": package["package"]}, lambda d: {"runs": [write(d, "x", "md")]})
+    return directory.log
+
+
+def test_carried_training_stages_are_up_to_date_after_the_trip(tmp_path):
+    run, carried = tmp_path / "run", tmp_path / "carried"
+    first: list[str] = []
+    stages(run, first)
+    carry("pack", run, carried)
+    assert sorted(p.name for p in carried.iterdir()) == ["abinitio", "scratch_n3_s0"]
+    assert not list(carried.rglob("checkpoints")) and (carried / "scratch_n3_s0" / "model.pt").read_text() == "weights"
+    shutil.rmtree(run)  # a new session: the run folder is gone
+    carry("unpack", carried, run)
+    again: list[str] = []
+    log = stages(run, again)
+    assert log.status("abinitio") == log.status("scratch_n3_s0") == "skipped"
+    assert again == ["export_scratch_n3_s0", "stability_scratch_n3_s0"]  # only what was left out reruns
+    assert json.loads((run / "scratch_n3_s0" / "stage.json").read_text())["outputs"]["model"] == str(run / "scratch_n3_s0" / "model.pt")
