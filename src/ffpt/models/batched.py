@@ -34,6 +34,7 @@ from ffpt.models.potential import InteratomicPotential, check_spin
 
 DENSE_MAX_ATOMS = 64  # molecules up to this size get their neighbour lists from batched distance matrices
 CPU_MAX_EDGES = 2048  # neighbour pairs per model call on a CPU (see ModelBatch)
+MAX_FIXED_SETS = 64  # sets of systems whose fixed batch tensors are kept (a batch's calls and its leavers)
 
 
 class SystemEvaluationError(Exception):
@@ -55,6 +56,18 @@ class _Static:
     spin: int
 
 
+@dataclass
+class _Fixed:
+    """The tensors of a batch of systems that do not change along a run (see :meth:`ModelBatch._fixed`)."""
+
+    statics: list[_Static]
+    species: torch.Tensor
+    batch: torch.Tensor
+    n_atoms: torch.Tensor
+    cell: torch.Tensor
+    spin: torch.Tensor
+
+
 class ModelBatch:
     """One forward pass of ``model`` over a disjoint-graph batch of systems (on ``model``'s device)."""
 
@@ -74,6 +87,7 @@ class ModelBatch:
             CPU_MAX_EDGES if self.device.type == "cpu" else None)
         self.neighbors = NeighborListBuilder(model.cutoff)
         self._static: dict[int, tuple[weakref.ref, _Static]] = {}
+        self._fixed_by_ids: dict[tuple[int, ...], _Fixed] = {}
 
     def _describe(self, atoms: Atoms) -> _Static:
         """The static tensors of ``atoms`` (made once per ``Atoms`` object while it lives)."""
@@ -128,18 +142,31 @@ class ModelBatch:
             edges.append(pair + offset)
             shifts.append(shift)
             offset += len(atoms)
-        n_atoms = torch.tensor([len(a) for a in systems], dtype=torch.long)
+        fixed = self._fixed(statics)
         graph = AtomicGraph(
             positions=torch.from_numpy(np.concatenate([a.positions for a in systems])).to(self.dtype),
-            species=torch.cat([s.species for s in statics]),
-            batch=torch.repeat_interleave(torch.arange(len(systems)), n_atoms),
             edge_index=torch.from_numpy(np.concatenate(edges, axis=1)),
             shifts=torch.from_numpy(np.concatenate(shifts)),
-            cell=torch.cat([s.cell for s in statics]),
-            n_atoms=n_atoms,
-            spin=torch.tensor([s.spin for s in statics], dtype=torch.long),
+            species=fixed.species, batch=fixed.batch, cell=fixed.cell, n_atoms=fixed.n_atoms, spin=fixed.spin,
         )
         return graph.to(self.device)
+
+    def _fixed(self, statics: Sequence[_Static]) -> _Fixed:
+        """The batch's tensors that stay while the same systems run together (made once per set of
+        systems: MD steps the same batch over and over)."""
+        key = tuple(map(id, statics))  # an entry holds its statics, so their ids are not reused meanwhile
+        fixed = self._fixed_by_ids.get(key)
+        if fixed is None:
+            n_atoms = torch.tensor([len(s.species) for s in statics], dtype=torch.long)
+            fixed = _Fixed(
+                statics=list(statics), species=torch.cat([s.species for s in statics]),
+                batch=torch.repeat_interleave(torch.arange(len(statics)), n_atoms), n_atoms=n_atoms,
+                cell=torch.cat([s.cell for s in statics]),
+                spin=torch.tensor([s.spin for s in statics], dtype=torch.long))
+            if len(self._fixed_by_ids) >= MAX_FIXED_SETS:
+                self._fixed_by_ids.clear()
+            self._fixed_by_ids[key] = fixed
+        return fixed
 
     def evaluate(self, systems: Sequence[Atoms]) -> list[dict]:
         """ASE-style results (``energy``, ``free_energy`` eV; ``forces`` (n, 3) eV/A) of each system,
