@@ -15,7 +15,9 @@ and by the process's CPU time (steadier on a machine shared with other jobs).
 MD settings are those of the stability stage of ``experiments/ethanol.yaml`` (Langevin, 500 K, 0.5 fs,
 frames every 100 steps, checks every 20, bond and minimum-distance monitors; bond references from the
 start frame so that no relaxation runs) unless ``--ensemble``/``--save-every``/``--check-every`` say
-otherwise. ``--before SRC`` also times another ffpt source tree (e.g. ``git archive COMMIT src``) in
+otherwise. ``--batch R`` times R replicas of the exported package instead (``ffpt md --seeds 0..R-1
+--batch R``: one package call per step for all; bare = the same evaluator on the R frames, neighbour
+lists and graph included), per replica-step. ``--before SRC`` also times another ffpt source tree (e.g. ``git archive COMMIT src``) in
 alternating worker processes, for a before/after table. One thread throughout.
 
     OMP_NUM_THREADS=1 python benchmarks/speed_engine.py --model runs/m/model.pt --package runs/m/model.pt2 \\
@@ -79,6 +81,8 @@ def measure(args) -> dict:
     calcs = {"eager": ffpt.load_calculator(args.model)}
     if args.package:
         calcs["exported"] = ffpt.load_calculator(args.package)
+    if args.batch:
+        return measure_batch(args, calcs["exported"], Clock, clocks)
     rates = {}
     for name, smiles in SYSTEMS.items():
         atoms = from_smiles(smiles, seed=0).atoms
@@ -122,6 +126,65 @@ def measure(args) -> dict:
     return rates
 
 
+def measure_batch(args, calc, Clock, clocks) -> dict:
+    """One round of ``--batch R``: R replicas of the package per step (``run_replicas`` with the observers
+    ``ffpt md`` gives each seed) alternated with the bare evaluator on the R replicas' saved frames;
+    replica-steps/s by wall clock and CPU time."""
+    import ase.io
+    import numpy as np
+
+    from ffpt.dynamics.batched import ReplicaSpec, run_replicas
+    from ffpt.jobs.md import replica_observers
+    from ffpt.models.batched import batch_evaluator, evaluate_each
+    from ffpt.sampling.seeds import from_smiles
+    from ffpt.simulate.config import MDConfig
+    from ffpt.simulate.md import CONFIG_FILE, integrator
+
+    rates, r = {}, args.batch
+    evaluator = batch_evaluator(calc)
+    for name, smiles in SYSTEMS.items():
+        atoms = from_smiles(smiles, seed=0).atoms
+        steps = max(1, int(STEPS[name, "exported"] * args.scale / r))
+        md, bare, stable = [], [], True
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as out:
+                specs, clocks_of, relaxations = [], [], {}
+                for seed in range(r):
+                    config = MDConfig(steps=args.warmup + steps, timestep_fs=0.5, temperature_K=args.temperature,
+                                      ensemble=args.ensemble, seed=args.seed + seed, save_every=args.save_every,
+                                      check_every=args.check_every,
+                                      monitors={"max_bond_deviation": 0.5, "min_distance": 0.5, "bond_reference": "start"})
+                    folder = Path(out) / f"seed_{seed}"
+                    clocks_of.append(Clock(args.warmup))
+                    observers = [*replica_observers(config, atoms, calc, folder, relaxations), clocks_of[-1]]
+                    specs.append(ReplicaSpec(atoms.copy(), config.seed, folder, observers, config.model_dump(mode="json")))
+                results = run_replicas(specs, lambda systems: evaluate_each(evaluator, systems), integrator(config),
+                                       steps=config.steps, config_name=CONFIG_FILE, checkpoint_every=args.save_every,
+                                       progress=False)
+                stable &= all(res.stable for res in results)
+                t0 = np.min([c.t0 for c in clocks_of], axis=0)
+                t1 = np.max([c.t1 for c in clocks_of], axis=0)
+                md.append(r * steps / (t1 - t0))
+                frames = [[f.positions.copy() for f in ase.io.read(Path(out) / f"seed_{k}" / "trajectory.extxyz", ":")]
+                          for k in range(r)]
+            systems = [atoms.copy() for _ in range(r)]
+            evaluator.evaluate(systems)
+            start = clocks()
+            for k in range(steps):
+                for system, saved in zip(systems, frames):
+                    system.positions[:] = saved[k % len(saved)]
+                evaluator.evaluate(systems)
+            bare.append(r * steps / (clocks() - start))
+        entry = {"stable": stable, "md_steps": steps, "replicas": r}
+        for kind, values in (("md", md), ("bare", bare)):
+            entry[kind] = float(np.median([v[0] for v in values]))
+            entry[f"{kind}_cpu"] = float(np.median([v[1] for v in values]))
+        entry["overhead"] = float(np.median([1 - m[0] / b[0] for m, b in zip(md, bare)]))
+        entry["overhead_cpu"] = float(np.median([1 - m[1] / b[1] for m, b in zip(md, bare)]))
+        rates[f"{name}/exported, {r} replicas"] = entry
+    return rates
+
+
 def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
 
@@ -140,6 +203,7 @@ def main() -> None:
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--check-every", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, help="time this many replicas of --package per step instead")
     parser.add_argument("--measure", action="store_true", help="(internal) one round, JSON on stdout")
     parser.add_argument("--out", default="benchmarks/runs/speed_engine.json")
     args = parser.parse_args()
