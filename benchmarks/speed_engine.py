@@ -108,12 +108,7 @@ def measure(args) -> dict:
                     moving.positions[:] = frames[k % len(frames)]
                     moving.get_forces()
                 bare.append(steps / (clocks() - start))
-            entry = {"stable": stable, "md_steps": clock.steps}
-            for kind, values in (("md", md), ("bare", bare)):
-                entry[kind] = float(np.median([v[0] for v in values]))
-                entry[f"{kind}_cpu"] = float(np.median([v[1] for v in values]))
-            entry["overhead"] = float(np.median([1 - m[0] / b[0] for m, b in zip(md, bare)]))
-            entry["overhead_cpu"] = float(np.median([1 - m[1] / b[1] for m, b in zip(md, bare)]))
+            entry = {"stable": stable, "md_steps": clock.steps, **rates_and_overhead(md, bare)}
             if label == "exported":
                 graph = graph_from_atoms(atoms, calc.elements, calc.neighbors, dtype=calc.dtype)
                 inputs = flat_inputs(graph)
@@ -124,6 +119,20 @@ def measure(args) -> dict:
                 entry["package"], entry["package_cpu"] = (steps / (clocks() - start)).tolist()
             rates[f"{name}/{label}"] = entry
     return rates
+
+
+def rates_and_overhead(md: list, bare: list) -> dict:
+    """Medians of the paired (wall, CPU) rates of ``md`` and ``bare`` runs, and of the engine overhead
+    1 - md/bare per pair, by wall clock and by CPU time."""
+    import numpy as np
+
+    entry = {}
+    for kind, values in (("md", md), ("bare", bare)):
+        entry[kind] = float(np.median([v[0] for v in values]))
+        entry[f"{kind}_cpu"] = float(np.median([v[1] for v in values]))
+    entry["overhead"] = float(np.median([1 - m[0] / b[0] for m, b in zip(md, bare)]))
+    entry["overhead_cpu"] = float(np.median([1 - m[1] / b[1] for m, b in zip(md, bare)]))
+    return entry
 
 
 def measure_batch(args, calc, Clock, clocks) -> dict:
@@ -175,12 +184,7 @@ def measure_batch(args, calc, Clock, clocks) -> dict:
                     system.positions[:] = saved[k % len(saved)]
                 evaluator.evaluate(systems)
             bare.append(r * steps / (clocks() - start))
-        entry = {"stable": stable, "md_steps": steps, "replicas": r}
-        for kind, values in (("md", md), ("bare", bare)):
-            entry[kind] = float(np.median([v[0] for v in values]))
-            entry[f"{kind}_cpu"] = float(np.median([v[1] for v in values]))
-        entry["overhead"] = float(np.median([1 - m[0] / b[0] for m, b in zip(md, bare)]))
-        entry["overhead_cpu"] = float(np.median([1 - m[1] / b[1] for m, b in zip(md, bare)]))
+        entry = {"stable": stable, "md_steps": steps, "replicas": r, **rates_and_overhead(md, bare)}
         rates[f"{name}/exported, {r} replicas"] = entry
     return rates
 
