@@ -1,12 +1,12 @@
-"""Carry an experiment's finished training stages from one session to the next.
+"""Carry an experiment's finished stages from one session to the next.
 
 A four-arm run costs more CPU hours than one session has, and nothing outside the repository outlives a
 session. ``pack`` copies the finished stages of a run folder (a ``stage.json`` written) whose names do not
-start with ``export_`` or ``stability`` -- sampling, labels, pre-training, training -- into ``DEST``, without
+start with ``export_`` -- sampling, labels, pre-training, training, MD stability -- into ``DEST``, without
 their ``checkpoints/`` and ``logs/`` (a finished stage is never re-entered); ``unpack`` copies them back to
-the run folder's original path (stage outputs name their files absolutely). The exported packages and MD
-stages are left out: a package is tens of MB and its MD stage is keyed by its bytes, so both rerun (minutes
-per model) from the carried model files, whose stages are found up to date.
+the run folder's original path (stage outputs name their files absolutely). The exported packages (tens of
+MB each) are left out: an exported model's MD stage is keyed by its model file and float type, so it is
+found up to date without its package, which is made again only if some MD stage has to run.
 
     python benchmarks/carry_stages.py pack /work/runs/eth30 benchmarks/carry/ethanol_mace_n30
     python benchmarks/carry_stages.py unpack benchmarks/carry/ethanol_mace_n30 /work/runs/eth30
@@ -18,7 +18,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-LEFT_OUT_STAGES = ("export_", "stability")
+LEFT_OUT_STAGES = ("export_",)
 LEFT_OUT_FOLDERS = ("checkpoints", "logs")
 
 

@@ -1,5 +1,5 @@
-"""benchmarks/carry_stages.py: finished training stages carried out of a run folder and back are found
-up to date (not rerun), without their checkpoints; export and MD stages are left to rerun."""
+"""benchmarks/carry_stages.py: finished stages carried out of a run folder and back are found up to date
+(not rerun), without their checkpoints; the exported packages are left out and not made again."""
 
 import json
 import shutil
@@ -18,7 +18,8 @@ def carry(*args):
 
 
 def stages(run: Path, calls: list[str]):
-    """A toy chain: data -> training (a model file and a checkpoint) -> export -> MD stability."""
+    """A toy chain as an experiment's: data -> training (a model file and a checkpoint) -> MD stability
+    of its export, keyed by the model file and made only when the MD runs."""
     directory = RunDirectory(run, echo=lambda line: None)
 
     def write(folder: Path, name: str, text: str) -> str:
@@ -30,9 +31,13 @@ def stages(run: Path, calls: list[str]):
 
     data = directory.stage("abinitio", {"n": 3}, lambda d: {"frames": write(d, "pool.extxyz", "frames")})
     model = directory.stage("scratch_n3_s0", {"data": data["frames"]}, lambda d: {"model": write(d, "model.pt", "weights")})
-    package = directory.stage("export_scratch_n3_s0", {"model": model["model"]},
-                              lambda d: {"package": write(d, "model.pt2", "compiled")})
-    directory.stage("stability_scratch_n3_s0", {"model": package["package"]}, lambda d: {"runs": [write(d, "x", "md")]})
+
+    def package() -> str:
+        return directory.stage("export_scratch_n3_s0", {"model": model["model"]},
+                               lambda d: {"package": write(d, "model.pt2", "compiled")})["package"]
+
+    directory.stage("stability_scratch_n3_s0", {"model": {"exported": {"model": model["model"]}}},
+                    lambda d: {"runs": [write(d, "x", package())]})
     return directory.log
 
 
@@ -41,12 +46,13 @@ def test_carried_training_stages_are_up_to_date_after_the_trip(tmp_path):
     first: list[str] = []
     stages(run, first)
     carry("pack", run, carried)
-    assert sorted(p.name for p in carried.iterdir()) == ["abinitio", "scratch_n3_s0"]
+    assert first == ["abinitio", "scratch_n3_s0", "export_scratch_n3_s0", "stability_scratch_n3_s0"]
+    assert sorted(p.name for p in carried.iterdir()) == ["abinitio", "scratch_n3_s0", "stability_scratch_n3_s0"]
     assert not list(carried.rglob("checkpoints")) and (carried / "scratch_n3_s0" / "model.pt").read_text() == "weights"
     shutil.rmtree(run)  # a new session: the run folder is gone
     carry("unpack", carried, run)
     again: list[str] = []
     log = stages(run, again)
-    assert log.status("abinitio") == log.status("scratch_n3_s0") == "skipped"
-    assert again == ["export_scratch_n3_s0", "stability_scratch_n3_s0"]  # only what was left out reruns
+    assert log.status("abinitio") == log.status("scratch_n3_s0") == log.status("stability_scratch_n3_s0") == "skipped"
+    assert again == [] and not (run / "export_scratch_n3_s0").exists()  # the package is not needed
     assert json.loads((run / "scratch_n3_s0" / "stage.json").read_text())["outputs"]["model"] == str(run / "scratch_n3_s0" / "model.pt")

@@ -2,6 +2,9 @@
 were made with (so nothing finished reruns), and a second architecture adds stages without touching
 the first one's."""
 
+import json
+import shutil
+
 import pytest
 
 from ffpt.config import parse_config
@@ -147,3 +150,47 @@ def test_with_exported_md_every_arm_runs_its_package_mace_run_train_included(tmp
     assert ran == [(REFERENCE_ARM, str(tmp_path / "export_mace-cli_n4_s0_float32" / "model.pt2")),
                    ("ffpt-ft", str(tmp_path / "export_ffpt-ft_n4_s0_float32" / "model.pt2"))]
     assert (tmp_path / "stability_mace-cli_n4_s0_float32" / "stage.json").exists()
+
+
+def test_exported_md_is_keyed_by_the_model_and_float_type_not_the_package_bytes(tmp_path, monkeypatch):
+    """An exported model's MD stage is keyed by its model file and the package's float type: a stage
+    recorded by an earlier ffpt under the package's bytes stays cached (and is recorded again under the
+    new key), a run folder carried without its packages exports and runs nothing, and a changed model
+    file exports and runs again."""
+    from ffpt.workflows.stages import RunDirectory
+
+    exported, ran = [], []
+
+    def export(folder, path, dtype):
+        exported.append(path)
+        (folder / "model.pt2").write_text("compiled again")
+        return {"package": str(folder / "model.pt2")}
+
+    monkeypatch.setattr(experiment, "export_stage", export)
+    monkeypatch.setattr(experiment, "stability_stage",
+                        lambda config, d, arm, path, *a, **k: ran.append(path) or {"runs": ["md"]})
+    config = parse_config(ExperimentConfig, {**TOY, "stability": {**TOY["stability"], "exported": True,
+                                                                  "export_dtype": "float32"}}, source="toy.yaml")
+    model = tmp_path / "ffpt-ft_n4_s0" / "model.pt"
+    model.parent.mkdir()
+    model.write_text("weights")
+    package = tmp_path / "export_ffpt-ft_n4_s0_float32" / "model.pt2"
+    package.parent.mkdir()
+    package.write_text("compiled")
+    run = RunDirectory(tmp_path, echo=lambda line: None)
+    earlier = {"model": str(package), "stability": experiment.stability_settings(config), "md_seeds": [0, 1]}
+    run.stage("stability_ffpt-ft_n4_s0_float32", earlier, lambda d: {"runs": ["earlier md"]})  # an earlier ffpt
+    stage = tmp_path / "stability_ffpt-ft_n4_s0_float32" / "stage.json"
+    assert json.loads(stage.read_text())["key"] == digest(earlier)
+
+    def stability():
+        return experiment.model_stability(config, RunDirectory(tmp_path, echo=lambda line: None), "ffpt-ft", 4, 0,
+                                          str(model), DATA, {}, False, lambda: None)
+
+    assert stability() == {None: {"runs": ["earlier md"]}} and exported == ran == []
+    assert json.loads(stage.read_text())["key"] != digest(earlier)  # recorded again under the new key
+    shutil.rmtree(package.parent)  # carried to another machine without its package
+    assert stability() == {None: {"runs": ["earlier md"]}} and exported == ran == []
+    model.write_text("other weights")
+    assert stability() == {None: {"runs": ["md"]}}
+    assert exported == [str(model)] and ran == [str(package)]

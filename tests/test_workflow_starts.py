@@ -177,7 +177,8 @@ def test_experiment_runs_every_start_as_its_own_stage(combustion_root, tmp_path)
             assert len(list(folder.glob("seed_*/stability.json"))) == 2
     inputs = json.loads((out / "stability" / "ffpt-ft_n6_s0" / "TS_01" / "inputs.json").read_text())["inputs"]
     assert inputs["start"]["info"]["spin"] == 4
-    assert inputs["model"] == str(out / "export_ffpt-ft_n6_s0" / "model.pt2")  # MD ran with the package
+    assert inputs["model"] == {"exported": {"model": str(out / "ffpt-ft_n6_s0" / "model" / "model.pt")}}
+    assert (out / "export_ffpt-ft_n6_s0" / "model.pt2").is_file()  # MD ran with the package
     results = json.loads((out / "results.json").read_text())
     entry = results["stability"]["6"]
     assert entry["arms"]["ffpt-ft"]["n_runs"] == 6  # 3 starts x 2 runs

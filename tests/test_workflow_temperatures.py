@@ -2,6 +2,7 @@
 folder, in stages of their own beside the main temperature's, whose names and keys stay as before."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,10 +27,10 @@ class RecordingRun:
     def __init__(self):
         self.stages = []
 
-    def stage(self, name, inputs, work):
+    root = Path("/nonexistent")
+
+    def stage(self, name, inputs, work, earlier=None):
         self.stages.append((name, inputs))
-        if name.startswith("export_"):
-            return {"package": f"/nonexistent/{name}/model.pt2"}
         return {"runs": [], "seeds": [], "time_to_failure_fs": [], "fraction_stable_at_end": None}
 
 
@@ -57,20 +58,20 @@ def test_without_extra_temperatures_the_stage_names_and_keys_are_as_before():
         assert inputs == {"model": MODEL, "md": md, "n_runs": 2, "md_seeds": [0, 1],
                           "start": experiment.start_key("TS_01", START)}
     names = [name for name, _ in stages(toy(exported=True, export_dtype="float32"))]
-    assert names == ["export_ffpt-ft_n4_s0_float32", "stability_ffpt-ft_n4_s0_float32"]
+    assert names == ["stability_ffpt-ft_n4_s0_float32"]  # the package is made only when a stage runs
 
 
 def test_each_extra_temperature_gets_stages_of_its_own_keyed_with_it_and_the_export_is_shared():
     config = toy(exported=True, export_dtype="float32", extra_temperatures=[1000.0, 312.5])
     recorded = stages(config)
-    assert [name for name, _ in recorded] == ["export_ffpt-ft_n4_s0_float32", "stability_ffpt-ft_n4_s0_float32",
+    assert [name for name, _ in recorded] == ["stability_ffpt-ft_n4_s0_float32",
                                               "stability_ffpt-ft_n4_s0_float32_1000K",
                                               "stability_ffpt-ft_n4_s0_float32_312.5K"]
-    temperatures = [inputs["stability"]["md"]["temperature_K"] for _, inputs in recorded[1:]]
+    temperatures = [inputs["stability"]["md"]["temperature_K"] for _, inputs in recorded]
     assert temperatures == [500.0, 1000.0, 312.5]
-    package = "/nonexistent/export_ffpt-ft_n4_s0_float32/model.pt2"
-    assert all(inputs["model"] == package for _, inputs in recorded[1:])  # one package, every temperature
-    assert len({digest(inputs) for _, inputs in recorded}) == 4
+    package = {"exported": {"model": MODEL, "dtype": "float32"}}
+    assert all(inputs["model"] == package for _, inputs in recorded)  # one package, every temperature
+    assert len({digest(inputs) for _, inputs in recorded}) == 3
     per_start = stages(toy(extra_temperatures=[1000.0]), {"TS_01": START})
     assert [name for name, _ in per_start] == ["stability/ffpt-ft_n4_s0/TS_01", "stability/ffpt-ft_n4_s0_1000K/TS_01"]
     assert per_start[1][1]["md"]["temperature_K"] == 1000.0

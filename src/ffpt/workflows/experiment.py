@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import re
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -493,40 +493,74 @@ def reference_model(config: ExperimentConfig, run: RunDirectory, budget: int, se
                      lambda d: reference_stage(config, d, budget, seed, data))["model"]
 
 
+@dataclass(frozen=True)
+class MDModel:
+    """The model a stability stage runs. ``key`` keys its stages: the model file, or for an exported
+    model the model file and the package's float type, so that its MD stays cached when the package is
+    made again (compiled bytes may differ) or is not there at all (carried run folders). ``path()`` is
+    the file MD loads (the package is made on first use). ``package``: the path an earlier ffpt keyed an
+    exported model's stages by (the package's bytes), so stages recorded that way stay up to date."""
+
+    key: object
+    path: Callable[[], str]
+    package: str | None = None
+
+    def inputs(self, **rest) -> dict:
+        """A stability stage's inputs: this model and ``rest``."""
+        return {"model": self.key, **rest}
+
+    def earlier(self, **rest) -> Callable[[], dict] | None:
+        """The inputs an earlier ffpt keyed the same stage by, if they differ."""
+        return None if self.package is None else (lambda: {"model": self.package, **rest})
+
+
+def md_model(config: ExperimentConfig, run: RunDirectory, arm: str, budget: int, seed: int, path: str) -> MDModel:
+    """The model file ``path`` as stability stages run it: itself, or with ``stability.exported`` its
+    AOTInductor package (mace_run_train's model too: converted to ffpt's MACE, then exported)."""
+    if not config.stability.exported:
+        return MDModel(path, lambda: path)
+    export_name, _ = exported_stage_names(config, arm, budget, seed)
+    dtype = config.stability.export_dtype
+    export_inputs = {"model": path} | ({"dtype": dtype} if dtype else {})
+    return MDModel({"exported": export_inputs},
+                   lambda: run.stage(export_name, export_inputs, lambda d: export_stage(d, path, dtype))["package"],
+                   str(run.root / export_name / "model.pt2"))
+
+
 def model_stability(config: ExperimentConfig, run: RunDirectory, arm: str, budget: int, seed: int, path: str,
                     data: dict, starts: dict, progress: bool, pool: Callable[[], cf.Executor]) -> dict:
-    """The MD stability stages of one model (its export first with ``stability.exported``, one for
-    every temperature): at ``stability.md.temperature_K`` (key ``None``), then at each of
-    ``stability.extra_temperatures`` (key: the temperature, K) in stages of their own -> batches."""
-    export_name, _ = exported_stage_names(config, arm, budget, seed)
-    if config.stability.exported:  # mace_run_train's model too: converted to ffpt's MACE, then exported
-        dtype = config.stability.export_dtype
-        path = run.stage(export_name, {"model": path} | ({"dtype": dtype} if dtype else {}),
-                         lambda d: export_stage(d, path, dtype))["package"]
-    return {t: temperature_stability(config, run, arm, budget, seed, path, data, starts, progress, pool, t)
+    """The MD stability stages of one model file ``path`` (run as its export with ``stability.exported``,
+    made only when a stage runs), one for every temperature: at ``stability.md.temperature_K`` (key
+    ``None``), then at each of ``stability.extra_temperatures`` (key: the temperature, K) in stages of
+    their own -> batches."""
+    model = md_model(config, run, arm, budget, seed, path)
+    return {t: temperature_stability(config, run, arm, budget, seed, model, data, starts, progress, pool, t)
             for t in [None, *config.stability.extra_temperatures]}
 
 
-def temperature_stability(config: ExperimentConfig, run: RunDirectory, arm: str, budget: int, seed: int, path: str,
-                          data: dict, starts: dict, progress: bool, pool: Callable[[], cf.Executor],
-                          temperature_K: float | None) -> dict:
-    """The MD stability stages of one model (file or package ``path``) at ``temperature_K`` (K; ``None``:
-    ``stability.md.temperature_K``): from the stability structure, or one stage per combustion start
-    merged into one batch."""
+def temperature_stability(config: ExperimentConfig, run: RunDirectory, arm: str, budget: int, seed: int,
+                          model: MDModel, data: dict, starts: dict, progress: bool,
+                          pool: Callable[[], cf.Executor], temperature_K: float | None) -> dict:
+    """The MD stability stages of one model at ``temperature_K`` (K; ``None``: ``stability.md.temperature_K``):
+    from the stability structure, or one stage per combustion start merged into one batch."""
     if temperature_K is not None:
         config = config.at_temperature(temperature_K)  # keyed and run at it
     settings, n = stability_settings(config), config.stability.n_runs
     md_seeds = list(range(seed * n, (seed + 1) * n))  # each model of an arm its own MD seeds
     _, stability_name = exported_stage_names(config, arm, budget, seed, temperature_K)
     if not starts:
-        return run.stage(stability_name, {"model": path, "stability": settings, "md_seeds": md_seeds},
-                         lambda d: stability_stage(config, d, arm, path, data, progress, pool(), md_seeds))
+        rest = {"stability": settings, "md_seeds": md_seeds}
+        return run.stage(stability_name, model.inputs(**rest),
+                         lambda d: stability_stage(config, d, arm, model.path(), data, progress, pool(), md_seeds),
+                         model.earlier(**rest))
     batches = {}  # one stage per start: adding a channel reruns nothing else
     for name, atoms in starts.items():
+        rest = {"md": settings["md"], "n_runs": n, "md_seeds": md_seeds, "start": start_key(name, atoms)}
         batches[name] = run.stage(
-            f"stability/{arm}_n{budget}_s{seed}{temperature_suffix(temperature_K)}/{name}",
-            {"model": path, "md": settings["md"], "n_runs": n, "md_seeds": md_seeds, "start": start_key(name, atoms)},
-            lambda d, s=atoms: stability_stage(config, d, arm, path, data, progress, pool(), md_seeds, structure=s))
+            f"stability/{arm}_n{budget}_s{seed}{temperature_suffix(temperature_K)}/{name}", model.inputs(**rest),
+            lambda d, s=atoms: stability_stage(config, d, arm, model.path(), data, progress, pool(), md_seeds,
+                                               structure=s),
+            model.earlier(**rest))
     return merge_start_batches(batches)
 
 

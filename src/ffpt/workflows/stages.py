@@ -84,15 +84,28 @@ class RunDirectory:
         self.log = StageLog()
         self.echo = echo
 
-    def stage(self, name: str, inputs: dict, work: Callable[[Path], dict]) -> dict:
-        """Return ``work(folder)``'s outputs, running it only if the inputs changed or it never finished."""
+    def stage(self, name: str, inputs: dict, work: Callable[[Path], dict],
+              earlier: Callable[[], dict] | None = None) -> dict:
+        """Return ``work(folder)``'s outputs, running it only if the inputs changed or it never finished.
+        ``earlier``: the inputs an earlier ffpt keyed this stage by (computed only when the key does not
+        match): a stage recorded under them is up to date too, and is recorded again under ``inputs``."""
         folder = self.root / name
         key = digest(inputs)
         done, started = folder / "stage.json", folder / "inputs.json"
         begun = json.loads(started.read_text()) if started.exists() else None
+
+        def matches(recorded_key: str) -> bool:
+            recorded_inputs = begun and begun.get("inputs")
+            if recorded_key_matches(recorded_key, inputs, recorded_inputs, key):
+                return True
+            if earlier is None:
+                return False
+            old = earlier()
+            return recorded_key_matches(recorded_key, old, recorded_inputs, digest(old))
+
         if done.exists():
             record = json.loads(done.read_text())
-            if recorded_key_matches(record["key"], inputs, begun and begun.get("inputs"), key):
+            if matches(record["key"]):
                 if record["key"] != key:  # recorded under the old key: record the new one
                     atomic_write_json(started, {"key": key, "inputs": inputs})
                     atomic_write_json(done, {**record, "key": key})
@@ -100,8 +113,7 @@ class RunDirectory:
                 self.echo(f"[{name}] up to date, skipped")
                 return record["outputs"]
         status = "ran"
-        if begun is not None and recorded_key_matches(begun["key"], inputs, begun.get("inputs"), key) \
-                and not done.exists():
+        if begun is not None and not done.exists() and matches(begun["key"]):
             status = "resumed"
         elif folder.exists():
             shutil.rmtree(folder)
