@@ -36,7 +36,6 @@ from ffpt.fileio import atomic_write_json
 from ffpt.models.calculator import MLIPCalculator
 from ffpt.models.committee import CommitteeCalculator
 from ffpt.models.graph import graph_from_atoms
-from ffpt.models.stacked import StackedNewtonNet
 from ffpt.sampling import from_smiles
 
 ARMS = ("one model", "committee stacked", "committee loop")

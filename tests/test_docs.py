@@ -21,7 +21,6 @@ import time
 import typing
 from pathlib import Path
 
-import pytest
 from pydantic import BaseModel
 
 from ffpt.cli import build_parser

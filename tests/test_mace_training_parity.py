@@ -7,7 +7,6 @@ of the batches (both seeded, by different generators)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 
 import numpy as np

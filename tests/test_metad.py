@@ -278,7 +278,6 @@ def test_barriers_compare_fes_reference_and_model_on_the_stationary_points(tmp_p
     from ase.calculators.lj import LennardJones
     from ase.io import read
 
-    from ffpt.analysis.fes import FreeEnergySurface
     from ffpt.jobs.metad import MetadConfig, barriers, prepare
 
     (tmp_path / "reactions.json").write_text(json.dumps(REACTIONS))
