@@ -75,6 +75,10 @@ def test_each_extra_temperature_gets_stages_of_its_own_keyed_with_it_and_the_exp
     per_start = stages(toy(extra_temperatures=[1000.0]), {"TS_01": START})
     assert [name for name, _ in per_start] == ["stability/ffpt-ft_n4_s0/TS_01", "stability/ffpt-ft_n4_s0_1000K/TS_01"]
     assert per_start[1][1]["md"]["temperature_K"] == 1000.0
+    float32 = stages(toy(exported=True, export_dtype="float32", extra_temperatures=[1000.0]), {"TS_01": START})
+    assert [name for name, _ in float32] == ["stability/ffpt-ft_n4_s0_float32/TS_01",  # beside the model's own
+                                             "stability/ffpt-ft_n4_s0_float32_1000K/TS_01"]
+    assert float32[0][1]["model"] == {"exported": {"model": MODEL, "dtype": "float32"}}
 
 
 @pytest.mark.parametrize("temperatures, why", [([-10.0], "> 0"), ([900.0, 900.0], "once"),

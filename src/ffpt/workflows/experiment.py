@@ -553,11 +553,11 @@ def temperature_stability(config: ExperimentConfig, run: RunDirectory, arm: str,
         return run.stage(stability_name, model.inputs(**rest),
                          lambda d: stability_stage(config, d, arm, model.path(), data, progress, pool(), md_seeds),
                          model.earlier(**rest))
-    batches = {}  # one stage per start: adding a channel reruns nothing else
+    batches = {}  # one stage per start (its folder named as the model's stage): adding a channel reruns nothing else
     for name, atoms in starts.items():
         rest = {"md": settings["md"], "n_runs": n, "md_seeds": md_seeds, "start": start_key(name, atoms)}
         batches[name] = run.stage(
-            f"stability/{arm}_n{budget}_s{seed}{temperature_suffix(temperature_K)}/{name}", model.inputs(**rest),
+            f"stability/{stability_name.removeprefix('stability_')}/{name}", model.inputs(**rest),
             lambda d, s=atoms: stability_stage(config, d, arm, model.path(), data, progress, pool(), md_seeds,
                                                structure=s),
             model.earlier(**rest))
