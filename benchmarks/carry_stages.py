@@ -3,7 +3,8 @@
 A four-arm run costs more CPU hours than one session has, and nothing outside the repository outlives a
 session. ``pack`` copies the finished stages of a run folder (a ``stage.json`` written) whose names do not
 start with ``export_`` -- sampling, labels, pre-training, training, MD stability -- into ``DEST``, without
-their ``checkpoints/`` and ``logs/`` (a finished stage is never re-entered); ``unpack`` copies them back to
+their ``checkpoints/`` and ``logs/`` (a finished stage is never re-entered), and unfinished stages holding
+a label cache (labelling killed mid-way: the stage resumes with the labels done); ``unpack`` copies them back to
 the run folder's original path (stage outputs name their files absolutely). The exported packages (tens of
 MB each) are left out: an exported model's MD stage is keyed by its model file and float type, so it is
 found up to date without its package, which is made again only if some MD stage has to run.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 LEFT_OUT_STAGES = ("export_",)
 LEFT_OUT_FOLDERS = ("checkpoints", "logs")
+LABEL_CACHE = "label_cache"  # ffpt.teachers' per-frame label cache inside a labelling stage
 
 
 def finished_stages(run: Path) -> list[Path]:
@@ -29,12 +31,21 @@ def finished_stages(run: Path) -> list[Path]:
     return [stage for stage in found if not any(other in stage.parents for other in found)]
 
 
+def labelling_stages(run: Path) -> list[Path]:
+    """Unfinished stages of ``run`` (inputs recorded, no ``stage.json``) holding a label cache: the labels
+    done so far are the one part of a killed stage worth carrying (PySCF minutes each); the stage resumes
+    with them."""
+    return sorted(cache.parent for cache in run.rglob(LABEL_CACHE)
+                  if (cache.parent / "inputs.json").exists() and not (cache.parent / "stage.json").exists())
+
+
 def pack(run: Path, dest: Path) -> list[str]:
-    """Copy the carried stages of ``run`` into ``dest`` (replacing what ``dest`` held); their names."""
+    """Copy the carried stages of ``run`` (finished ones and labelling ones) into ``dest`` (replacing what
+    ``dest`` held); their names."""
     if dest.exists():
         shutil.rmtree(dest)
     names = []
-    for stage in finished_stages(run):
+    for stage in finished_stages(run) + labelling_stages(run):
         name = stage.relative_to(run)
         shutil.copytree(stage, dest / name, ignore=shutil.ignore_patterns(*LEFT_OUT_FOLDERS))
         names.append(str(name))
@@ -42,7 +53,8 @@ def pack(run: Path, dest: Path) -> list[str]:
 
 
 def unpack(carried: Path, run: Path) -> list[str]:
-    """Copy the carried stages back into ``run``; a stage already finished there is kept as it is."""
+    """Copy the carried stages back into ``run``; a stage already finished there is kept as it is, and so
+    is a labelling stage already begun there."""
     names = []
     for stage in finished_stages(carried):
         name = stage.relative_to(carried)
@@ -52,6 +64,11 @@ def unpack(carried: Path, run: Path) -> list[str]:
             shutil.rmtree(run / name)  # an unfinished copy: the carried one is done
         shutil.copytree(stage, run / name)
         names.append(str(name))
+    for stage in labelling_stages(carried):
+        name = stage.relative_to(carried)
+        if not (run / name).exists():
+            shutil.copytree(stage, run / name)
+            names.append(str(name))
     return names
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ffpt.workflows.stages import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,3 +58,35 @@ def test_carried_training_stages_are_up_to_date_after_the_trip(tmp_path):
     assert log.status("abinitio") == log.status("scratch_n3_s0") == log.status("stability_scratch_n3_s0") == "skipped"
     assert again == [] and not (run / "export_scratch_n3_s0").exists()  # the package is not needed
     assert json.loads((run / "scratch_n3_s0" / "stage.json").read_text())["outputs"]["model"] == str(run / "scratch_n3_s0" / "model.pt")
+
+
+def test_a_killed_labelling_stage_is_carried_with_its_label_cache_and_resumes(tmp_path):
+    """Labels done before a kill travel with the run (PySCF minutes each); the stage resumes with them and
+    labels only the rest."""
+    run, carried = tmp_path / "run", tmp_path / "carried"
+    frames = ["a", "b", "c"]
+
+    def label(folder: Path, labelled: list[str], kill_after: int | None = None) -> dict:
+        cache = folder / "label_cache"
+        cache.mkdir(exist_ok=True)
+        for k, frame in enumerate(frames):
+            if kill_after is not None and k == kill_after:
+                raise KeyboardInterrupt  # killed mid-way
+            if not (cache / frame).exists():
+                labelled.append(frame)
+                (cache / frame).write_text(f"label of {frame}")
+        return {"labels": sorted(p.read_text() for p in cache.iterdir())}
+
+    first: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        RunDirectory(run, echo=lambda line: None).stage("abinitio", {"n": 3}, lambda d: label(d, first, kill_after=2))
+    assert first == ["a", "b"]
+    carry("pack", run, carried)
+    assert sorted(p.name for p in (carried / "abinitio" / "label_cache").iterdir()) == ["a", "b"]
+    shutil.rmtree(run)
+    carry("unpack", carried, run)
+    again: list[str] = []
+    directory = RunDirectory(run, echo=lambda line: None)
+    outputs = directory.stage("abinitio", {"n": 3}, lambda d: label(d, again))
+    assert directory.log.status("abinitio") == "resumed" and again == ["c"]
+    assert outputs["labels"] == ["label of a", "label of b", "label of c"]
