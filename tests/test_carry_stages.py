@@ -1,5 +1,6 @@
 """benchmarks/carry_stages.py: finished stages carried out of a run folder and back are found up to date
-(not rerun), without their checkpoints; the exported packages are left out and not made again."""
+(not rerun), without their checkpoints; the exported packages are left out and not made again; killed stages
+travel with their progress (label cache, checkpoints) and resume from it."""
 
 import json
 import shutil
@@ -90,3 +91,40 @@ def test_a_killed_labelling_stage_is_carried_with_its_label_cache_and_resumes(tm
     outputs = directory.stage("abinitio", {"n": 3}, lambda d: label(d, again))
     assert directory.log.status("abinitio") == "resumed" and again == ["c"]
     assert outputs["labels"] == ["label of a", "label of b", "label of c"]
+
+
+def test_a_killed_training_stage_is_carried_with_its_checkpoints_and_resumes_from_them(tmp_path):
+    """A training run killed at the session's end (mace_run_train's checkpoints in a folder of its own inside
+    the stage) travels with its checkpoints and goes on from the last one, not from epoch 0."""
+    run, carried = tmp_path / "run", tmp_path / "carried"
+
+    def train(folder: Path, epochs_run: list[int], kill_at: int | None = None) -> dict:
+        checkpoints = folder / "mace_cli" / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (folder / "logs").mkdir(exist_ok=True)
+        (folder / "logs" / "train.log").write_text("log")
+        start = int((checkpoints / "latest.pt").read_text()) if (checkpoints / "latest.pt").exists() else 0
+        for epoch in range(start, 5):
+            if epoch == kill_at:
+                raise KeyboardInterrupt
+            epochs_run.append(epoch)
+            (checkpoints / "latest.pt").write_text(str(epoch + 1))
+        (folder / "model.pt").write_text("weights")
+        return {"model": str(folder / "model.pt")}
+
+    first: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        RunDirectory(run, echo=lambda line: None).stage("mace-cli_n3_s0", {"n": 3}, lambda d: train(d, first, kill_at=3))
+    RunDirectory(run, echo=lambda line: None).stage("abinitio", {"n": 3}, lambda d: {})
+    (run / "export_mace-cli_n3_s0" / "checkpoints").mkdir(parents=True)  # a killed export is not carried
+    (run / "export_mace-cli_n3_s0" / "inputs.json").write_text("{}")
+    carry("pack", run, carried)
+    assert sorted(p.name for p in carried.iterdir()) == ["abinitio", "mace-cli_n3_s0"]
+    assert (carried / "mace-cli_n3_s0" / "mace_cli" / "checkpoints" / "latest.pt").read_text() == "3"
+    assert not (carried / "mace-cli_n3_s0" / "logs").exists()
+    shutil.rmtree(run)
+    carry("unpack", carried, run)
+    again: list[int] = []
+    directory = RunDirectory(run, echo=lambda line: None)
+    directory.stage("mace-cli_n3_s0", {"n": 3}, lambda d: train(d, again))
+    assert directory.log.status("mace-cli_n3_s0") == "resumed" and first == [0, 1, 2] and again == [3, 4]
