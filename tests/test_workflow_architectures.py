@@ -85,6 +85,15 @@ def test_every_arm_trains_on_the_same_frames_and_is_reported(run):
     assert stops["mace-cli"] == {"0": "max_epochs"}  # 3 epochs, no patience stop in its log
     assert all(set(s.values()) <= {"max_epochs", "early_stopping", "max_time"} and s for s in stops.values()), stops
     assert saved["time_guard_fired"] == [] and "fired for no model" in report
+    accuracy = {tuple(c["arms"]): c for c in saved["accuracy"]["4"]}  # the same frames, arm by arm
+    most_accurate = min(scratch, key=lambda a: saved["arms"][a]["force_mae_mev_per_a"])
+    assert set(accuracy) == {("ffpt-ft", "scratch"), ("mace-ffpt-ft", "mace-scratch"),
+                             ("ffpt-ft", most_accurate), ("mace-ffpt-ft", most_accurate)}
+    for (arm, other), c in accuracy.items():
+        difference = saved["arms"][arm]["force_mae_mev_per_a"] - saved["arms"][other]["force_mae_mev_per_a"]
+        assert c["forces_mae_mev_per_a"]["mean"] == pytest.approx(difference, abs=1e-9)
+        assert c["forces_mae_mev_per_a"]["n"] == saved["n_test"]
+    assert "Accuracy: FFPT-FT against scratch on the same test frames" in report
 
 
 def test_mace_fine_tuning_starts_from_the_pretrained_weights(run):

@@ -41,3 +41,13 @@ def error_table(frames: Sequence[Atoms], energies: np.ndarray, forces: Sequence[
         energy_mae_kcal_per_mol=float(np.mean(np.abs(de)) / KCAL_PER_MOL),
         forces_mae_kcal_per_mol_per_a=float(np.mean(np.abs(df)) / KCAL_PER_MOL),
     )
+
+
+def frame_errors(frames: Sequence[Atoms], energies: np.ndarray, forces: Sequence[np.ndarray]) -> dict[str, list[float]]:
+    """Each frame's force MAE (meV/A, over its atoms' components) and absolute energy error per atom
+    (meV/atom): what paired comparisons of two models on the same frames need."""
+    return {
+        "forces_mae_mev_per_a": [float(1e3 * np.mean(np.abs(f - forces_of(a)))) for a, f in zip(frames, forces)],
+        "energy_abs_error_mev_per_atom": [float(1e3 * abs(e - energy_of(a)) / len(a))
+                                          for a, e in zip(frames, np.asarray(energies))],
+    }

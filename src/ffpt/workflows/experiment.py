@@ -235,15 +235,17 @@ def model_predictions(path: str, frames: list) -> tuple:
 
 
 def evaluate_stage(config, folder: Path, data: dict, models: dict) -> dict:
-    """Test errors of every model; parity plots of every arm (seed 0) at the smallest and largest budget."""
+    """Test errors of every model (and each test frame's, for paired comparisons between arms); parity
+    plots of every arm (seed 0) at the smallest and largest budget."""
     from ffpt.analysis.errors import parity_plot_arms
-    from ffpt.observables.errors import error_table
+    from ffpt.observables.errors import error_table, frame_errors
 
     test = read_frames(data["test"])
     rows, shown = [], {}
     for (arm, budget, seed), path in models.items():
         energies, forces = model_predictions(path, test)
-        rows.append({"arm": arm, "budget": budget, "seed": seed, **error_table(test, energies, forces).as_dict()})
+        rows.append({"arm": arm, "budget": budget, "seed": seed, **error_table(test, energies, forces).as_dict(),
+                     "per_frame": frame_errors(test, energies, forces)})
         if budget in (min(config.budgets), max(config.budgets)) and seed == 0:
             shown.setdefault(budget, {})[arm] = (energies, forces)
     for budget, arms in shown.items():
@@ -428,7 +430,7 @@ def _run_stages(config: ExperimentConfig, out: Path, progress: bool, pool: Calla
             if config.mace_reference is not None:
                 models[(REFERENCE_ARM, budget, seed)] = reference_model(config, run, budget, seed, data)
     model_list = [[arm, budget, seed, path] for (arm, budget, seed), path in models.items()]
-    errors = run.stage("evaluate", {"models": model_list, "data": data},
+    errors = run.stage("evaluate", {"models": model_list, "data": data, "per_frame": True},
                        lambda d: evaluate_stage(config, d, data, models))
     active = active_learning_stages(config, run, data, {seed: pretrained[(runs[0].architecture, seed)]
                                                         for seed in range(config.arm_seeds)}, progress, pool)

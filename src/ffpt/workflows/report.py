@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ffpt.fileio import atomic_write_json, atomic_write_text
+from ffpt.workflows.accuracy_report import accuracy_comparisons, accuracy_markdown
 from ffpt.workflows.config import temperature_name
 from ffpt.workflows.metad_summary import add_metad
 from ffpt.workflows.metad_summary import markdown as metad_markdown
@@ -354,6 +355,7 @@ def write_report(config, out: Path, ff: dict, data: dict, rows: list[dict], stab
         "arms": arms,
         "stability": by_budget_stability,
         "rows": rows,
+        "accuracy": accuracy_comparisons(rows, arm_list),
         "time_guard_fired": sorted([arm, budget, seed] for (arm, budget, seed), why in stops.items()
                                    if why == "max_time"),
     }
@@ -550,6 +552,7 @@ def _markdown(config, results: dict, figures: list[str], out: Path) -> str:
     lines += ["", "The time guard (training.max_time_minutes) fired for: "
               + ", ".join(f"{a} at {b} labels, seed {s}" for a, b, s in fired) + "; those models are not converged."
               if fired else "The time guard (training.max_time_minutes) fired for no model."]
+    lines += accuracy_markdown(results["accuracy"])
     lines += _stability_tables(config, results["stability"])
     for temperature in config.stability.extra_temperatures if config.stability is not None else []:
         by_budget = results.get("stability_extra", {}).get(temperature_name(temperature))
