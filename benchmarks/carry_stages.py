@@ -4,8 +4,8 @@ A four-arm run costs more CPU hours than one session has, and nothing outside th
 session. ``pack`` copies the finished stages of a run folder (a ``stage.json`` written) whose names do not
 start with ``export_`` -- sampling, labels, pre-training, training, MD stability -- into ``DEST``, without
 their ``checkpoints/`` and ``logs/`` (a finished stage is never re-entered), and the killed stages that hold
-progress: a label cache (PySCF minutes a label) or checkpoints (a training or ``mace_run_train`` run resumes
-from its latest one), with them; ``unpack`` copies them back to the run folder's original path (stage
+progress: a label cache (PySCF minutes a label), checkpoints (a training or ``mace_run_train`` run resumes
+from its latest one) or MD checkpoints (``checkpoint.json`` of each run: the MD goes on bit for bit), with them; ``unpack`` copies them back to the run folder's original path (stage
 outputs name their files absolutely). The exported packages (tens of MB each) are left out: an exported
 model's MD stage is keyed by its model file and float type, so it is found up to date without its
 package, which is made again only if some MD stage has to run.
@@ -23,6 +23,7 @@ from pathlib import Path
 LEFT_OUT_STAGES = ("export_",)
 LEFT_OUT_FOLDERS = ("checkpoints", "logs")
 LABEL_CACHE = "label_cache"  # ffpt.teachers' per-frame label cache inside a labelling stage
+PROGRESS = (LABEL_CACHE, "checkpoints", "checkpoint.json")  # what a killed stage resumes from (labels, training, MD)
 
 
 def finished_stages(run: Path) -> list[Path]:
@@ -34,8 +35,9 @@ def finished_stages(run: Path) -> list[Path]:
 
 def killed_stages(run: Path) -> list[Path]:
     """Unfinished stages of ``run`` (inputs recorded, no ``stage.json``; not ``export_``) holding progress
-    worth carrying: a label cache or checkpoints. The stage resumes from them (``RunDirectory.stage``)."""
-    progress = {found.parent for marker in (LABEL_CACHE, "checkpoints") for found in run.rglob(marker)}
+    worth carrying: a label cache, checkpoints or MD checkpoints (:data:`PROGRESS`). The stage resumes from
+    them (``RunDirectory.stage``)."""
+    progress = {found.parent for marker in PROGRESS for found in run.rglob(marker)}
     stages = {folder for found in progress for folder in (found, *found.parents)
               if folder != run and run in folder.parents and (folder / "inputs.json").exists()
               and not (folder / "stage.json").exists()

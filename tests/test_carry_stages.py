@@ -128,3 +128,33 @@ def test_a_killed_training_stage_is_carried_with_its_checkpoints_and_resumes_fro
     directory = RunDirectory(run, echo=lambda line: None)
     directory.stage("mace-cli_n3_s0", {"n": 3}, lambda d: train(d, again))
     assert directory.log.status("mace-cli_n3_s0") == "resumed" and first == [0, 1, 2] and again == [3, 4]
+
+
+def test_a_killed_md_stage_is_carried_with_its_runs_checkpoints(tmp_path):
+    """MD killed mid-way (each run's checkpoint.json, as ffpt md writes them) goes on from there."""
+    run, carried = tmp_path / "run", tmp_path / "carried"
+
+    def md(folder: Path, steps_run: list[tuple[int, int]], kill_at: int | None = None) -> dict:
+        for seed in (0, 1):
+            checkpoint = folder / f"seed_{seed}" / "checkpoint.json"
+            checkpoint.parent.mkdir(exist_ok=True)
+            start = json.loads(checkpoint.read_text())["step"] if checkpoint.exists() else 0
+            for step in range(start, 4):
+                if (seed, step) == (1, kill_at):
+                    raise KeyboardInterrupt
+                steps_run.append((seed, step))
+                checkpoint.write_text(json.dumps({"step": step + 1}))
+        return {"runs": 2}
+
+    first: list[tuple[int, int]] = []
+    with pytest.raises(KeyboardInterrupt):
+        RunDirectory(run, echo=lambda line: None).stage("stability_x_n3_s0_1000K", {"T": 1000},
+                                                        lambda d: md(d, first, kill_at=2))
+    carry("pack", run, carried)
+    assert json.loads((carried / "stability_x_n3_s0_1000K" / "seed_1" / "checkpoint.json").read_text()) == {"step": 2}
+    shutil.rmtree(run)
+    carry("unpack", carried, run)
+    again: list[tuple[int, int]] = []
+    directory = RunDirectory(run, echo=lambda line: None)
+    directory.stage("stability_x_n3_s0_1000K", {"T": 1000}, lambda d: md(d, again))
+    assert directory.log.status("stability_x_n3_s0_1000K") == "resumed" and again == [(1, 2), (1, 3)]
