@@ -5,8 +5,9 @@ session. ``pack`` copies the finished stages of a run folder (a ``stage.json`` w
 start with ``export_`` -- sampling, labels, pre-training, training, MD stability -- into ``DEST``, without
 their ``checkpoints/`` and ``logs/`` (a finished stage is never re-entered), and the killed stages that hold
 progress: a label cache (PySCF minutes a label), checkpoints (a training or ``mace_run_train`` run resumes
-from its latest one) or MD checkpoints (``checkpoint.json`` of each run: the MD goes on bit for bit), with them; ``unpack`` copies them back to the run folder's original path (stage
-outputs name their files absolutely). The exported packages (tens of MB each) are left out: an exported
+from its latest one) or MD checkpoints (``checkpoint.json`` of each run: the MD goes on bit for bit), with
+them; ``unpack`` copies them back to the run folder's original path (stage outputs name their files
+absolutely). The exported packages (tens of MB each) are left out: an exported
 model's MD stage is keyed by its model file and float type, so it is found up to date without its
 package, which is made again only if some MD stage has to run.
 

@@ -9,8 +9,7 @@ import numpy as np
 from ffpt.analysis.paired import paired_difference
 from ffpt.analysis.survival import format_p
 
-QUANTITIES = {"forces_mae_mev_per_a": ("force MAE", "meV/Å"),
-              "energy_abs_error_mev_per_atom": ("energy error", "meV/atom")}
+QUANTITIES = ("forces_mae_mev_per_a", "energy_abs_error_mev_per_atom")  # keys of the evaluate rows' per_frame
 
 
 def arm_frame_errors(rows: list[dict], arm: str, budget: int) -> dict[str, np.ndarray] | None:
@@ -36,12 +35,7 @@ def accuracy_comparisons(rows: list[dict], arms: list) -> dict[int, list[dict]]:
         for arm in arms:
             if arm.kind != "ffpt-ft" or errors[arm.name] is None:
                 continue
-            against: dict[str, list[str]] = {}
-            if errors.get(arm.own_scratch) is not None:
-                against.setdefault(arm.own_scratch, []).append("its own architecture's scratch arm")
-            if best is not None:
-                against.setdefault(best, []).append("the most accurate scratch arm")
-            for other, roles in against.items():
+            for other, roles in arm.compared_with(scratch, best, "the most accurate scratch arm").items():
                 entries.append({"arms": [arm.name, other], "against": roles,
                                 **{q: paired_difference(errors[arm.name][q], errors[other][q]).as_dict()
                                    for q in QUANTITIES}})

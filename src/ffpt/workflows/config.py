@@ -279,6 +279,16 @@ class Arm:
             return None
         return self.name[: -len("ffpt-ft")] + "scratch"
 
+    def compared_with(self, present, best: str | None, best_role: str) -> dict[str, list[str]]:
+        """The scratch arms an FFPT-FT arm is tested against, each with its roles: its own architecture's
+        scratch arm (when in ``present``) and ``best`` (the best scratch arm by ``best_role``'s measure)."""
+        against: dict[str, list[str]] = {}
+        if self.own_scratch in present:
+            against.setdefault(self.own_scratch, []).append("its own architecture's scratch arm")
+        if best is not None:
+            against.setdefault(best, []).append(best_role)
+        return against
+
 
 def _laid_over(base: dict, over: dict) -> dict:
     """``over``'s keys replace ``base``'s; mappings in both are merged key by key."""

@@ -143,11 +143,7 @@ def compare_arms(runs_by_arm: dict[str, list[dict]], arms: list | None = None,
     for arm in arms:
         if arm.kind != "ffpt-ft" or arm.name not in curves:
             continue
-        against = {}
-        if arm.own_scratch in curves:
-            against.setdefault(arm.own_scratch, []).append("its own architecture's scratch arm")
-        if best is not None:
-            against.setdefault(best["arm"], []).append("the best scratch arm")
+        against = arm.compared_with(curves, best and best["arm"], "the best scratch arm")
         for other, roles in against.items():
             comparisons.append({"arms": [arm.name, other], "against": roles,
                                 **logrank(curves[arm.name], curves[other]).as_dict()})
